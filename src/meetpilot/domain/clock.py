@@ -1,0 +1,56 @@
+"""Time is UTC and injectable: every use case takes a Clock instead of calling datetime.now()."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """Wall-clock time, always timezone-aware UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FixedClock:
+    """A clock for tests and simulations that only moves when told to."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("FixedClock needs a timezone-aware datetime")
+        self._now = start.astimezone(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        self._now += timedelta(seconds=seconds)
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        if when.tzinfo is None:
+            raise ValueError("FixedClock needs a timezone-aware datetime")
+        self._now = when.astimezone(UTC)
+
+
+def to_iso(when: datetime) -> str:
+    """ISO-8601 in UTC with a trailing Z, the form meetpilot stores and sends."""
+    if when.tzinfo is None:
+        raise ValueError("naive datetime; meetpilot keeps every timestamp timezone-aware")
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso(value: str) -> datetime:
+    """Parse an ISO-8601 timestamp (Z or offset); a value without a zone is rejected."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp {value!r} has no timezone; send UTC (Z) or an offset")
+    return parsed.astimezone(UTC)
