@@ -65,9 +65,7 @@ class ProviderConflict(ProviderRejected):
 class ProviderRetryable(ProviderError):
     """A transient failure: try again later, after ``retry_after`` seconds when known."""
 
-    def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
-    ) -> None:
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message, status=status)
         self.retry_after = retry_after
 

@@ -39,10 +39,13 @@ class FixedClock:
 
 
 def to_iso(when: datetime) -> str:
-    """ISO-8601 in UTC with a trailing Z, the form meetpilot stores and sends."""
+    """ISO-8601 in UTC with milliseconds and a trailing Z, the form meetpilot stores and sends.
+
+    The width is fixed so that stored timestamps sort correctly as strings (index sort keys).
+    """
     if when.tzinfo is None:
         raise ValueError("naive datetime; meetpilot keeps every timestamp timezone-aware")
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_iso(value: str) -> datetime:

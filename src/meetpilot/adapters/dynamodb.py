@@ -1,0 +1,417 @@
+"""The single-table DynamoDB repository for meetings and bot sessions.
+
+Item layout (``pk`` / ``sk``):
+- meeting  ``MEETING#<meeting key>`` / ``MEETING``
+- session  ``SESSION#<session id>`` / ``SESSION`` (``bot_id`` feeds the ``by-bot`` index;
+  ``attention_shard`` + ``attention_due`` feed the sparse ``attention`` index of the reconciler)
+Every session write is conditional on the version it read (optimistic concurrency).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from meetpilot.app.ports import ClaimUnavailable
+from meetpilot.domain.clock import parse_iso, to_iso
+from meetpilot.domain.meeting import DesiredState, DispatchState, Meeting
+from meetpilot.domain.session import Session, TranscriptMode, TranscriptState, attention_due
+from meetpilot.domain.status import BotStatus, Outcome, StopReason
+from meetpilot.errors import ConcurrentUpdate
+
+ATTENTION_SHARDS = 4  # spreads the reconciler's index over a few partitions
+SESSION_TTL_DAYS = 400
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+
+def _to_ddb(value: Any) -> Any:
+    """Python value -> DynamoDB-ready value (floats become Decimals, empty sets are dropped)."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _to_ddb(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_ddb(v) for v in value]
+    return value
+
+
+def _from_ddb(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_ddb(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_ddb(v) for v in value]
+    if isinstance(value, set):
+        return {_from_ddb(v) for v in value}
+    return value
+
+
+def _item(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(_to_ddb(v)) for k, v in attrs.items() if v is not None}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _from_ddb(_de.deserialize(v)) for k, v in item.items()}
+
+
+def _dt(value: Any) -> datetime | None:
+    return parse_iso(value) if isinstance(value, str) and value else None
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def meeting_pk(key: str) -> str:
+    return f"MEETING#{key}"
+
+
+def session_pk(session_id: str) -> str:
+    return f"SESSION#{session_id}"
+
+
+class DynamoRepository:
+    """Meetings and sessions in one table, through a low-level boto3 DynamoDB client."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._ddb = client
+        self._table = table_name
+
+    # --- meetings -----------------------------------------------------------------------------
+
+    def get_meeting(self, key: str) -> Meeting | None:
+        resp = self._ddb.get_item(
+            TableName=self._table, Key=_item({"pk": meeting_pk(key), "sk": "MEETING"}), ConsistentRead=True
+        )
+        return _meeting_from(_plain(resp["Item"])) if "Item" in resp else None
+
+    def add_meeting(self, meeting: Meeting, now: datetime) -> tuple[Meeting, bool]:
+        """Store a new meeting, or merge its users and calendar events into the existing one.
+
+        Returns the stored meeting and whether it was created by this call.
+        """
+        attrs = _meeting_attrs(meeting)
+        attrs["created_at"] = to_iso(now)
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=_item(attrs),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+            stored = self.get_meeting(meeting.meeting_key)
+            assert stored is not None
+            return stored, True
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+        additions: list[str] = []
+        values: dict[str, Any] = {}
+        if meeting.user_ids:
+            additions.append("user_ids :u")
+            values[":u"] = set(meeting.user_ids)
+        if meeting.calendar_event_ids:
+            additions.append("calendar_event_ids :c")
+            values[":c"] = set(meeting.calendar_event_ids)
+        if additions:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_item({"pk": meeting_pk(meeting.meeting_key), "sk": "MEETING"}),
+                UpdateExpression="ADD " + ", ".join(additions),
+                ExpressionAttributeValues=_item(values),
+            )
+        stored = self.get_meeting(meeting.meeting_key)
+        assert stored is not None
+        return stored, False
+
+    def claim_meeting(
+        self, key: str, *, now: datetime, lease_seconds: int, session_id: str, idempotency_key: str
+    ) -> Meeting:
+        """Take the dispatch lease on a meeting, keeping any session id and idempotency key it has.
+
+        Raises ClaimUnavailable when the meeting is not pending (or its lease has not expired).
+        """
+        expires = datetime.fromtimestamp(now.timestamp() + lease_seconds, tz=now.tzinfo)
+        try:
+            resp = self._ddb.update_item(
+                TableName=self._table,
+                Key=_item({"pk": meeting_pk(key), "sk": "MEETING"}),
+                UpdateExpression=(
+                    "SET dispatch_state = :claimed, claim_expires_at = :exp, "
+                    "session_id = if_not_exists(session_id, :sid), "
+                    "idempotency_key = if_not_exists(idempotency_key, :ik), "
+                    "dispatch_attempts = if_not_exists(dispatch_attempts, :zero) + :one"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(pk) AND desired = :record AND "
+                    "(dispatch_state = :pending OR (dispatch_state = :claimed AND claim_expires_at < :now))"
+                ),
+                ExpressionAttributeValues=_item(
+                    {
+                        ":claimed": DispatchState.CLAIMED.value,
+                        ":pending": DispatchState.PENDING.value,
+                        ":record": DesiredState.RECORD.value,
+                        ":exp": to_iso(expires),
+                        ":now": to_iso(now),
+                        ":sid": session_id,
+                        ":ik": idempotency_key,
+                        ":zero": 0,
+                        ":one": 1,
+                    }
+                ),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            old = exc.response.get("Item")
+            if not old:
+                raise ClaimUnavailable("missing") from None
+            current = _meeting_from(_plain(old))
+            retry_in = None
+            if current.dispatch_state is DispatchState.CLAIMED and current.claim_expires_at:
+                retry_in = max(1.0, (current.claim_expires_at - now).total_seconds())
+            state = current.dispatch_state.value
+            if current.desired is not DesiredState.RECORD:
+                state = current.desired.value
+            raise ClaimUnavailable(state, retry_in) from None
+        return _meeting_from(_plain(resp["Attributes"]))
+
+    def release_claim(self, key: str, session_id: str) -> None:
+        """Give the lease back so the next attempt can claim at once (same idempotency key)."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_item({"pk": meeting_pk(key), "sk": "MEETING"}),
+                UpdateExpression="SET dispatch_state = :pending REMOVE claim_expires_at",
+                ConditionExpression="dispatch_state = :claimed AND session_id = :sid",
+                ExpressionAttributeValues=_item(
+                    {
+                        ":pending": DispatchState.PENDING.value,
+                        ":claimed": DispatchState.CLAIMED.value,
+                        ":sid": session_id,
+                    }
+                ),
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+
+    def finish_dispatch(
+        self, key: str, *, state: DispatchState, bot_id: str | None = None, reason: str | None = None
+    ) -> None:
+        sets = ["dispatch_state = :state"]
+        values: dict[str, Any] = {":state": state.value}
+        if bot_id:
+            sets.append("bot_id = :bot")
+            values[":bot"] = bot_id
+        if reason:
+            sets.append("failure_reason = :reason")
+            values[":reason"] = reason[:500]
+        self._ddb.update_item(
+            TableName=self._table,
+            Key=_item({"pk": meeting_pk(key), "sk": "MEETING"}),
+            UpdateExpression="SET " + ", ".join(sets) + " REMOVE claim_expires_at",
+            ExpressionAttributeValues=_item(values),
+        )
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    def create_session(self, session: Session, now: datetime) -> bool:
+        """Store a new session unless one with that id exists. Returns True if created."""
+        session.created_at = session.created_at or now
+        session.updated_at = now
+        attrs = _session_attrs(session, now)
+        attrs["version"] = 0
+        try:
+            self._ddb.put_item(TableName=self._table, Item=_item(attrs), ConditionExpression="attribute_not_exists(pk)")
+            return True
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+
+    def get_session(self, session_id: str) -> Session | None:
+        resp = self._ddb.get_item(
+            TableName=self._table,
+            Key=_item({"pk": session_pk(session_id), "sk": "SESSION"}),
+            ConsistentRead=True,
+        )
+        return _session_from(_plain(resp["Item"])) if "Item" in resp else None
+
+    def find_session_by_bot(self, bot_id: str) -> Session | None:
+        resp = self._ddb.query(
+            TableName=self._table,
+            IndexName="by-bot",
+            KeyConditionExpression="bot_id = :b",
+            ExpressionAttributeValues=_item({":b": bot_id}),
+            ProjectionExpression="pk",
+        )
+        for item in resp.get("Items", []):
+            pk = _plain(item)["pk"]
+            if isinstance(pk, str) and pk.startswith("SESSION#"):
+                return self.get_session(pk.removeprefix("SESSION#"))
+        return None
+
+    def save_session(self, session: Session, now: datetime) -> Session:
+        """Write a session changed in memory, if nobody else wrote it since it was read.
+
+        Raises ConcurrentUpdate when the stored version moved on; the caller re-reads and retries.
+        """
+        expected = session.version
+        attrs = _session_attrs(session, now)
+        for fixed in ("pk", "sk", "type", "session_id", "meeting_key", "created_at"):
+            attrs.pop(fixed, None)
+        attrs["version"] = expected + 1
+        removals = [name for name in _SESSION_OPTIONAL if attrs.get(name) is None]
+        sets = {name: value for name, value in attrs.items() if value is not None}
+        names = {f"#a{i}": name for i, name in enumerate(sets)}
+        values = {f":v{i}": value for i, value in enumerate(sets.values())}
+        expression = "SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(sets)))
+        if removals:
+            offset = len(names)
+            for j, name in enumerate(removals):
+                names[f"#a{offset + j}"] = name
+            expression += " REMOVE " + ", ".join(f"#a{offset + j}" for j in range(len(removals)))
+        values[":expected"] = expected
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_item({"pk": session_pk(session.session_id), "sk": "SESSION"}),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pk) AND version = :expected",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_item(values),
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                raise ConcurrentUpdate(f"session {session.session_id} changed while being updated") from None
+            raise
+        session.version = expected + 1
+        return session
+
+
+_SESSION_OPTIONAL = (
+    "bot_id",
+    "stop_reason",
+    "outcome",
+    "outcome_reason",
+    "transcript_id",
+    "seen",
+    "attention_shard",
+    "attention_due",
+    "needs_review",
+    "transcript",
+)
+
+
+def _meeting_attrs(m: Meeting) -> dict[str, Any]:
+    return {
+        "pk": meeting_pk(m.meeting_key),
+        "sk": "MEETING",
+        "type": "meeting",
+        "meeting_key": m.meeting_key,
+        "meeting_url": m.meeting_url,
+        "start": to_iso(m.start),
+        "end": to_iso(m.end) if m.end else None,
+        "title": m.title,
+        "user_ids": set(m.user_ids) or None,
+        "calendar_event_ids": set(m.calendar_event_ids) or None,
+        "desired": m.desired.value,
+        "dispatch_state": m.dispatch_state.value,
+        "session_id": m.session_id,
+        "idempotency_key": m.idempotency_key,
+        "bot_id": None,  # the by-bot index is for sessions; the meeting keeps it as bot
+        "bot": m.bot_id,
+        "dispatch_attempts": m.dispatch_attempts,
+        "failure_reason": m.failure_reason,
+    }
+
+
+def _meeting_from(a: dict[str, Any]) -> Meeting:
+    return Meeting(
+        meeting_key=a["meeting_key"],
+        meeting_url=a["meeting_url"],
+        start=parse_iso(a["start"]),
+        end=_dt(a.get("end")),
+        title=a.get("title", ""),
+        user_ids=sorted(a.get("user_ids") or []),
+        calendar_event_ids=sorted(a.get("calendar_event_ids") or []),
+        desired=DesiredState(a.get("desired", DesiredState.RECORD.value)),
+        dispatch_state=DispatchState(a.get("dispatch_state", DispatchState.PENDING.value)),
+        session_id=a.get("session_id"),
+        idempotency_key=a.get("idempotency_key"),
+        bot_id=a.get("bot") or a.get("bot_id"),
+        claim_expires_at=_dt(a.get("claim_expires_at")),
+        dispatch_attempts=int(a.get("dispatch_attempts", 0)),
+        failure_reason=a.get("failure_reason"),
+        created_at=_dt(a.get("created_at")),
+    )
+
+
+def _shard(session_id: str) -> str:
+    return f"A#{int(hashlib.sha256(session_id.encode()).hexdigest(), 16) % ATTENTION_SHARDS}"
+
+
+def _session_attrs(s: Session, now: datetime) -> dict[str, Any]:
+    due = attention_due(s, now)
+    return {
+        "pk": session_pk(s.session_id),
+        "sk": "SESSION",
+        "type": "session",
+        "session_id": s.session_id,
+        "meeting_key": s.meeting_key,
+        "transcript_mode": s.transcript_mode.value,
+        "bot_id": s.bot_id,
+        "status": s.status.value,
+        "status_rank": s.status.rank,
+        "stop_reason": s.stop_reason.value if s.stop_reason else None,
+        "outcome": s.outcome.value if s.outcome else None,
+        "outcome_reason": s.outcome_reason,
+        "needs_review": True if s.needs_review else None,
+        "transcript_id": s.transcript_id,
+        "transcript_state": s.transcript_state.value,
+        "transcript_job_pending": s.transcript_job_pending,
+        "transcript": s.transcript or None,
+        "joining_count": s.joining_count,
+        "history": s.history,
+        "seen": set(s.seen) or None,
+        "unknown_events": s.unknown_events,
+        "attention_shard": _shard(s.session_id) if due else None,
+        "attention_due": to_iso(due) if due else None,
+        "created_at": to_iso(s.created_at) if s.created_at else to_iso(now),
+        "updated_at": to_iso(now),
+        "expires_at": int(now.timestamp()) + SESSION_TTL_DAYS * 86400,
+    }
+
+
+def _session_from(a: dict[str, Any]) -> Session:
+    return Session(
+        session_id=a["session_id"],
+        meeting_key=a["meeting_key"],
+        transcript_mode=TranscriptMode(a.get("transcript_mode", TranscriptMode.POST_CALL.value)),
+        bot_id=a.get("bot_id"),
+        status=BotStatus(a.get("status", BotStatus.PENDING.value)),
+        stop_reason=StopReason(a["stop_reason"]) if a.get("stop_reason") else None,
+        outcome=Outcome(a["outcome"]) if a.get("outcome") else None,
+        outcome_reason=a.get("outcome_reason"),
+        transcript_id=a.get("transcript_id"),
+        transcript_state=TranscriptState(a.get("transcript_state", TranscriptState.NONE.value)),
+        transcript_job_pending=bool(a.get("transcript_job_pending", False)),
+        transcript=dict(a.get("transcript") or {}),
+        joining_count=int(a.get("joining_count", 0)),
+        history=list(a.get("history") or []),
+        seen=set(a.get("seen") or ()),
+        unknown_events=int(a.get("unknown_events", 0)),
+        version=int(a.get("version", 0)),
+        created_at=_dt(a.get("created_at")),
+        updated_at=_dt(a.get("updated_at")),
+    )

@@ -1,0 +1,128 @@
+"""Apply one stored webhook delivery to its bot session: normalise, dedupe, move forward only,
+and enqueue exactly one transcript job when the transcript is ready.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from meetpilot.app.ports import MessageQueue, Repository
+from meetpilot.app.sessions import update_session
+from meetpilot.domain.clock import Clock, to_iso
+from meetpilot.domain.events import BotEvent, normalise_event
+from meetpilot.domain.session import EventVerdict, Session, apply_event
+from meetpilot.errors import InvalidEvent, InvalidInput
+
+
+class ApplyOutcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    WRONG_BOT = "wrong_bot"  # rejected: the event names another bot than the token's session
+    INVALID = "invalid"  # unreadable payload; dropped and counted
+    UNKNOWN_SESSION = "unknown_session"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    outcome: ApplyOutcome
+    session_id: str | None = None
+    event: BotEvent | None = None
+    status_changed: bool = False
+    transcript_job_sent: bool = False
+    session: Session | None = None
+
+
+def transcript_job(session: Session, now_iso: str) -> dict[str, Any]:
+    return {
+        "session_id": session.session_id,
+        "bot_id": session.bot_id,
+        "attempt": 0,
+        "first_attempt_at": now_iso,
+    }
+
+
+def apply_delivery(
+    message: Mapping[str, Any],
+    *,
+    repo: Repository,
+    transcript_queue: MessageQueue,
+    clock: Clock,
+) -> ApplyResult:
+    body = message.get("body")
+    if not isinstance(body, str):
+        raise InvalidInput("bot-event message has no 'body' string")
+    try:
+        payload = json.loads(body)
+        event = normalise_event(payload)
+    except (ValueError, InvalidEvent):
+        return ApplyResult(ApplyOutcome.INVALID)
+
+    session = _find_session(message, event, payload, repo)
+    if session is None:
+        return ApplyResult(ApplyOutcome.UNKNOWN_SESSION, event=event)
+
+    holder: dict[str, Any] = {}
+
+    def change(current: Session) -> Session | None:
+        decision = apply_event(current, event, clock.now())
+        holder["decision"] = decision
+        if decision.verdict is not EventVerdict.APPLIED:
+            holder["current"] = current
+            return None
+        return decision.session
+
+    written = update_session(repo, session.session_id, change, clock)
+    decision = holder["decision"]
+    if decision.verdict is EventVerdict.WRONG_BOT:
+        return ApplyResult(ApplyOutcome.WRONG_BOT, session.session_id, event)
+
+    latest = written if written is not None else holder["current"]
+    sent = False
+    # The job is marked pending in the same write that decided it; it is sent afterwards and the
+    # mark cleared. A crash in between leaves the mark, and the next delivery for the session
+    # (even a duplicate) sends it again: at least once, and transcript_fetch is idempotent.
+    if latest.transcript_job_pending:
+        transcript_queue.send(transcript_job(latest, to_iso(clock.now())))
+        sent = True
+        latest = _clear_pending(repo, latest.session_id, clock) or latest
+
+    if decision.verdict is EventVerdict.DUPLICATE:
+        return ApplyResult(ApplyOutcome.DUPLICATE, session.session_id, event, transcript_job_sent=sent, session=latest)
+    return ApplyResult(
+        ApplyOutcome.APPLIED,
+        session.session_id,
+        event,
+        status_changed=decision.status_changed,
+        transcript_job_sent=sent,
+        session=latest,
+    )
+
+
+def _clear_pending(repo: Repository, session_id: str, clock: Clock) -> Session | None:
+    def clear(current: Session) -> Session | None:
+        if not current.transcript_job_pending:
+            return None
+        current.transcript_job_pending = False
+        return current
+
+    return update_session(repo, session_id, clear, clock)
+
+
+def _find_session(message: Mapping[str, Any], event: BotEvent, payload: Any, repo: Repository) -> Session | None:
+    session_id = message.get("session_id")
+    if isinstance(session_id, str) and session_id:
+        # The capability token named this session; only it may be touched.
+        return repo.get_session(session_id)
+    # Signed workspace delivery: our custom_attributes carry the session id; else look up the bot.
+    attr_session = event.custom_attributes.get("session_id")
+    if isinstance(attr_session, str) and attr_session:
+        found = repo.get_session(attr_session)
+        if found is not None:
+            return found
+    if event.bot_id:
+        return repo.find_session_by_bot(event.bot_id)
+    return None

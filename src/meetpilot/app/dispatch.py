@@ -1,0 +1,247 @@
+"""Dispatch a bot for a meeting: claim it, persist the idempotency key, ask the provider once.
+
+Exactly one bot per meeting holds under duplicate messages, concurrent dispatchers and a crash
+between "the provider created the bot" and "we recorded it": the claim is a conditional write,
+and a retry reuses the stored Idempotency-Key, which MeetStream answers with the original bot.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from meetpilot.app.ports import BotProvider, BotRequest, ClaimUnavailable, Repository, Secrets
+from meetpilot.app.sessions import update_session
+from meetpilot.domain.clock import Clock, parse_iso
+from meetpilot.domain.meeting import DesiredState, DispatchState, Meeting
+from meetpilot.domain.retry import retry_delay
+from meetpilot.domain.session import Session, TranscriptMode
+from meetpilot.domain.status import BotStatus, Outcome
+from meetpilot.domain.webhook_auth import capability_token
+from meetpilot.errors import (
+    InvalidInput,
+    ProviderAuthError,
+    ProviderRejected,
+    ProviderRetryable,
+)
+
+# The original design's automatic_leave values: leave a waiting room after 5 minutes, an empty
+# meeting after 1, a silent one after 10.
+DEFAULT_AUTOMATIC_LEAVE: Mapping[str, int] = {
+    "waiting_room_timeout": 300,
+    "everyone_left_timeout": 60,
+    "voice_inactivity_timeout": 600,
+}
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    bot_name: str
+    public_base_url: str
+    transcript_provider: str | None
+    lease_seconds: int = 90
+    # Send join_at only when the meeting starts at least this far ahead; otherwise join now.
+    join_margin_seconds: int = 15
+    # Stop retrying once the meeting has been running this long without a bot.
+    give_up_after_start_seconds: int = 900
+    automatic_leave: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_AUTOMATIC_LEAVE))
+
+
+class DispatchOutcome(StrEnum):
+    CREATED = "created"
+    REPLAYED = "replayed"  # the provider returned the bot it created on an earlier attempt
+    ALREADY_DISPATCHED = "already_dispatched"
+    SKIPPED = "skipped"  # cancelled, failed earlier, or unknown meeting
+    RETRY = "retry"  # try again after retry_in seconds
+    FAILED = "failed"  # the provider refused the bot; the meeting is marked failed
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    outcome: DispatchOutcome
+    meeting_key: str
+    bot_id: str | None = None
+    session_id: str | None = None
+    retry_in: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class MeetingRequest:
+    """An ad-hoc "record this meeting" request."""
+
+    meeting_url: str
+    start: datetime
+    end: datetime | None = None
+    title: str = ""
+    user_id: str | None = None
+
+    @classmethod
+    def from_message(cls, data: Mapping[str, object]) -> MeetingRequest:
+        url = data.get("meeting_url")
+        start = data.get("start")
+        if not isinstance(url, str) or not url.strip():
+            raise InvalidInput("meeting_url is required and must be a string")
+        if not isinstance(start, str):
+            raise InvalidInput("start is required: an ISO-8601 time with a zone, e.g. 2026-12-01T15:00:00Z")
+        try:
+            start_at = parse_iso(start)
+            end_raw = data.get("end")
+            end_at = parse_iso(end_raw) if isinstance(end_raw, str) and end_raw else None
+        except ValueError as exc:
+            raise InvalidInput(f"bad meeting time: {exc}") from None
+        title = data.get("title")
+        user = data.get("user_id")
+        return cls(
+            meeting_url=url,
+            start=start_at,
+            end=end_at,
+            title=title if isinstance(title, str) else "",
+            user_id=user if isinstance(user, str) and user else None,
+        )
+
+
+def submit_meeting(request: MeetingRequest, *, repo: Repository, clock: Clock) -> Meeting:
+    """Record an ad-hoc meeting (or add this user to the same meeting submitted before)."""
+    now = clock.now()
+    end = request.end or request.start + timedelta(hours=1)
+    if end <= now:
+        raise InvalidInput("the meeting has already ended; nothing to record")
+    meeting = Meeting.new(
+        request.meeting_url, request.start, end=request.end, title=request.title, user_id=request.user_id
+    )
+    stored, _ = repo.add_meeting(meeting, now)
+    return stored
+
+
+def callback_url(base_url: str, session_id: str, secret: str) -> str:
+    return f"{base_url.rstrip('/')}/webhooks/meetstream/{session_id}/{capability_token(secret, session_id)}"
+
+
+def dispatch_meeting(
+    meeting_key: str,
+    *,
+    attempt: int,
+    repo: Repository,
+    provider: BotProvider,
+    secrets: Secrets,
+    config: DispatchConfig,
+    clock: Clock,
+) -> DispatchResult:
+    now = clock.now()
+    meeting = repo.get_meeting(meeting_key)
+    if meeting is None:
+        return DispatchResult(DispatchOutcome.SKIPPED, meeting_key, reason="no such meeting")
+    if meeting.desired is not DesiredState.RECORD:
+        return DispatchResult(DispatchOutcome.SKIPPED, meeting_key, reason="meeting was cancelled")
+    if meeting.dispatch_state is DispatchState.DISPATCHED:
+        return DispatchResult(
+            DispatchOutcome.ALREADY_DISPATCHED,
+            meeting_key,
+            bot_id=meeting.bot_id,
+            session_id=meeting.session_id,
+        )
+    if meeting.dispatch_state is DispatchState.FAILED:
+        return DispatchResult(DispatchOutcome.SKIPPED, meeting_key, reason=meeting.failure_reason)
+
+    try:
+        claimed = repo.claim_meeting(
+            meeting_key,
+            now=now,
+            lease_seconds=config.lease_seconds,
+            session_id=uuid.uuid4().hex,
+            idempotency_key=str(uuid.uuid4()),
+        )
+    except ClaimUnavailable as busy:
+        if busy.retry_in_seconds is not None:
+            # Another dispatcher holds the lease; come back when it expires, in case it crashed.
+            return DispatchResult(DispatchOutcome.RETRY, meeting_key, retry_in=busy.retry_in_seconds)
+        return DispatchResult(DispatchOutcome.SKIPPED, meeting_key, reason=f"meeting is {busy.state}")
+
+    session_id = claimed.session_id
+    idempotency_key = claimed.idempotency_key
+    assert session_id is not None and idempotency_key is not None
+    repo.create_session(
+        Session(
+            session_id=session_id,
+            meeting_key=meeting_key,
+            transcript_mode=TranscriptMode.for_provider(config.transcript_provider),
+        ),
+        now,
+    )
+
+    join_at = claimed.start if claimed.start > now + timedelta(seconds=config.join_margin_seconds) else None
+    request = BotRequest(
+        meeting_url=claimed.meeting_url,
+        bot_name=config.bot_name,
+        callback_url=callback_url(config.public_base_url, session_id, secrets.webhook_secrets()[0]),
+        deduplication_key=meeting_key,
+        join_at=join_at,
+        custom_attributes={"meeting_key": meeting_key, "session_id": session_id},
+        transcript_provider=config.transcript_provider,
+        automatic_leave=config.automatic_leave,
+    )
+    try:
+        created = provider.create_bot(request, idempotency_key=idempotency_key)
+    except ProviderAuthError:
+        repo.release_claim(meeting_key, session_id)
+        raise  # a configuration problem: let the message fail, reach the DLQ, and be redriven
+    except ProviderRetryable as exc:
+        repo.release_claim(meeting_key, session_id)
+        if now > claimed.start + timedelta(seconds=config.give_up_after_start_seconds):
+            reason = f"provider still unavailable {config.give_up_after_start_seconds // 60} min after start: {exc}"
+            _fail(repo, meeting_key, session_id, reason, clock)
+            return DispatchResult(DispatchOutcome.FAILED, meeting_key, session_id=session_id, reason=reason)
+        return DispatchResult(
+            DispatchOutcome.RETRY,
+            meeting_key,
+            session_id=session_id,
+            retry_in=retry_delay(attempt, exc.retry_after),
+            reason=str(exc),
+        )
+    except ProviderRejected as exc:
+        reason = f"MeetStream refused the bot: {exc}"
+        _fail(repo, meeting_key, session_id, reason, clock)
+        return DispatchResult(DispatchOutcome.FAILED, meeting_key, session_id=session_id, reason=reason)
+
+    status = BotStatus.SCHEDULED if join_at is not None else BotStatus.JOINING
+
+    def record(session: Session) -> Session | None:
+        unchanged = session.bot_id == created.bot_id and session.transcript_id == created.transcript_id
+        if unchanged and session.status.rank >= status.rank:
+            return None
+        if session.bot_id not in (None, created.bot_id):
+            # Should be impossible with idempotency keys; keep the first bot and shout about it.
+            raise InvalidInput(
+                f"session {session.session_id} already has bot {session.bot_id}, provider returned {created.bot_id}"
+            )
+        session.bot_id = created.bot_id
+        session.transcript_id = created.transcript_id or session.transcript_id
+        if session.status.rank < status.rank:
+            session.status = status
+        return session
+
+    update_session(repo, session_id, record, clock)
+    repo.finish_dispatch(meeting_key, state=DispatchState.DISPATCHED, bot_id=created.bot_id)
+    return DispatchResult(
+        DispatchOutcome.REPLAYED if created.replayed else DispatchOutcome.CREATED,
+        meeting_key,
+        bot_id=created.bot_id,
+        session_id=session_id,
+    )
+
+
+def _fail(repo: Repository, meeting_key: str, session_id: str, reason: str, clock: Clock) -> None:
+    def mark(session: Session) -> Session | None:
+        if session.outcome is not None:
+            return None
+        session.status = BotStatus.DISPATCH_FAILED
+        session.outcome = Outcome.DISPATCH_FAILED
+        session.outcome_reason = reason[:500]
+        return session
+
+    update_session(repo, session_id, mark, clock)
+    repo.finish_dispatch(meeting_key, state=DispatchState.FAILED, reason=reason)

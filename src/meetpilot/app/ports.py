@@ -1,0 +1,120 @@
+"""Ports: the small interfaces the use cases need from the outside world.
+
+Adapters implement them over AWS and MeetStream; tests may implement them with in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, BinaryIO, Protocol
+
+from meetpilot.domain.meeting import DispatchState, Meeting
+from meetpilot.domain.session import Session
+
+
+@dataclass(frozen=True)
+class BotRequest:
+    """What meetpilot asks the provider for; the adapter turns it into the provider's body."""
+
+    meeting_url: str
+    bot_name: str
+    callback_url: str
+    deduplication_key: str
+    join_at: datetime | None = None
+    custom_attributes: Mapping[str, str] = field(default_factory=dict)
+    # MeetStream provider key: "deepgram", "assemblyai", "meetstream", "meeting_captions",
+    # "deepgram_streaming", ... or None for no transcription.
+    transcript_provider: str | None = None
+    automatic_leave: Mapping[str, int] = field(default_factory=dict)
+    live_transcription_url: str | None = None
+
+
+@dataclass(frozen=True)
+class CreatedBot:
+    bot_id: str
+    transcript_id: str | None
+    status: str | None
+    replayed: bool = False  # the provider answered an idempotent replay (507) or a dedup hit
+
+
+class BotProvider(Protocol):
+    """The meeting-bot provider (MeetStream). Methods raise meetpilot.errors.Provider* errors."""
+
+    def create_bot(self, request: BotRequest, *, idempotency_key: str) -> CreatedBot: ...
+
+    def bot_status(self, bot_id: str) -> str | None: ...
+
+    def bot_detail(self, bot_id: str) -> Mapping[str, Any]: ...
+
+    def find_transcript_id(self, bot_id: str) -> str | None: ...
+
+    def remove_bot(self, bot_id: str) -> None: ...
+
+    def reschedule_bot(self, bot_id: str, join_at: datetime) -> None: ...
+
+    def cancel_scheduled_bot(self, bot_id: str) -> None: ...
+
+    def download_transcript(self, transcript_id: str, sink: BinaryIO) -> int:
+        """Stream the processed transcript body into ``sink``; return the byte count.
+
+        Raises TranscriptNotReady on 202.
+        """
+        ...
+
+
+class Secrets(Protocol):
+    """Secrets from SSM, cached per warm instance. Values must never be logged."""
+
+    def api_key(self) -> str: ...
+
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """Accepted webhook secrets, current first (two during a rotation)."""
+        ...
+
+
+class MessageQueue(Protocol):
+    def send(self, body: Mapping[str, Any], *, delay_seconds: int = 0) -> str:
+        """Send one JSON message; return its message id. Raises on failure."""
+        ...
+
+
+class TranscriptStore(Protocol):
+    def put_file(self, key: str, path: str, *, content_type: str, content_encoding: str | None = None) -> None:
+        """Upload a local file (streamed, never read whole into memory) under ``key``."""
+        ...
+
+
+@dataclass(frozen=True)
+class ClaimUnavailable(Exception):
+    """The meeting cannot be claimed now: another dispatcher holds it, or it is not pending."""
+
+    state: str
+    retry_in_seconds: float | None = None
+
+
+class Repository(Protocol):
+    """Meetings and sessions (DynamoDB in production)."""
+
+    def get_meeting(self, key: str) -> Meeting | None: ...
+
+    def add_meeting(self, meeting: Meeting, now: datetime) -> tuple[Meeting, bool]: ...
+
+    def claim_meeting(
+        self, key: str, *, now: datetime, lease_seconds: int, session_id: str, idempotency_key: str
+    ) -> Meeting: ...
+
+    def release_claim(self, key: str, session_id: str) -> None: ...
+
+    def finish_dispatch(
+        self, key: str, *, state: DispatchState, bot_id: str | None = None, reason: str | None = None
+    ) -> None: ...
+
+    def create_session(self, session: Session, now: datetime) -> bool: ...
+
+    def get_session(self, session_id: str) -> Session | None: ...
+
+    def find_session_by_bot(self, bot_id: str) -> Session | None: ...
+
+    def save_session(self, session: Session, now: datetime) -> Session: ...

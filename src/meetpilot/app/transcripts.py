@@ -1,0 +1,240 @@
+"""Fetch a finished transcript and store it in S3: raw (gzip) plus normalised JSON, text and VTT.
+
+The body is streamed to a spool file on disk and parsed incrementally from there, so memory stays
+bounded whatever the transcript size: no step holds the whole transcript in memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from meetpilot.app.ports import BotProvider, Repository, TranscriptStore
+from meetpilot.app.sessions import update_session
+from meetpilot.domain.clock import Clock, parse_iso, to_iso
+from meetpilot.domain.retry import retry_delay
+from meetpilot.domain.session import Session, TranscriptState
+from meetpilot.domain.status import Outcome
+from meetpilot.domain.transcript import TranscriptSummary, TranscriptWriter, iter_segments, normalise_segment
+from meetpilot.errors import (
+    InvalidInput,
+    ProviderNotFound,
+    ProviderRejected,
+    ProviderRetryable,
+    TranscriptFormatError,
+    TranscriptNotReady,
+)
+
+NOT_READY_BUDGET = timedelta(minutes=30)
+_COPY_CHUNK = 1 << 20
+
+
+class FetchOutcome(StrEnum):
+    STORED = "stored"
+    EMPTY = "empty"
+    ALREADY_STORED = "already_stored"
+    RETRY = "retry"
+    GAVE_UP = "gave_up"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    outcome: FetchOutcome
+    session_id: str
+    retry_in: float | None = None
+    next_job: dict[str, Any] | None = None
+    keys: dict[str, str] | None = None
+    summary: TranscriptSummary | None = None
+    reason: str | None = None
+
+
+def transcript_prefix(session: Session, meeting_start: datetime | None, now: datetime) -> str:
+    """``transcripts/YYYY/MM/DD/<bot id>/``, dated by the meeting start (or now if unknown)."""
+    day = (meeting_start or now).strftime("%Y/%m/%d")
+    return f"transcripts/{day}/{session.bot_id or session.session_id}/"
+
+
+def fetch_transcript(
+    job: Mapping[str, Any],
+    *,
+    repo: Repository,
+    provider: BotProvider,
+    store: TranscriptStore,
+    clock: Clock,
+    spool_dir: str | None = None,
+) -> FetchResult:
+    session_id = job.get("session_id")
+    if not isinstance(session_id, str) or not session_id:
+        raise InvalidInput("transcript job has no session_id")
+    attempt = int(job.get("attempt", 0) or 0)
+    first_raw = job.get("first_attempt_at")
+    now = clock.now()
+    first_attempt = parse_iso(first_raw) if isinstance(first_raw, str) and first_raw else now
+
+    session = repo.get_session(session_id)
+    if session is None:
+        raise InvalidInput(f"transcript job for unknown session {session_id}")
+    if session.transcript_state is TranscriptState.STORED:
+        return FetchResult(FetchOutcome.ALREADY_STORED, session_id)
+
+    def retry(reason: str, retry_after: float | None = None) -> FetchResult:
+        if now - first_attempt >= NOT_READY_BUDGET:
+            why = f"{reason} after {int(NOT_READY_BUDGET.total_seconds() // 60)} minutes of retries"
+            _settle(repo, session_id, Outcome.GAVE_UP, why, clock)
+            return FetchResult(FetchOutcome.GAVE_UP, session_id, reason=why)
+        delay = retry_delay(attempt, retry_after, cap=600.0) if retry_after else min(900.0, 15.0 * 2**attempt)
+        next_job = dict(job)
+        next_job.update(attempt=attempt + 1, first_attempt_at=to_iso(first_attempt))
+        return FetchResult(FetchOutcome.RETRY, session_id, retry_in=delay, next_job=next_job, reason=reason)
+
+    try:
+        transcript_id = session.transcript_id
+        if not transcript_id and session.bot_id:
+            transcript_id = provider.find_transcript_id(session.bot_id)
+            if transcript_id:
+                _remember_transcript_id(repo, session_id, transcript_id, clock)
+        if not transcript_id:
+            return retry("the provider has no transcript id for this bot yet")
+        with tempfile.TemporaryDirectory(prefix="meetpilot-", dir=spool_dir) as tmp:
+            raw_path = os.path.join(tmp, "raw.json")
+            with open(raw_path, "wb") as sink:
+                provider.download_transcript(transcript_id, sink)
+            return _store(session, raw_path, tmp, repo=repo, store=store, clock=clock, now=now)
+    except TranscriptNotReady:
+        return retry("transcript not ready")
+    except ProviderRetryable as exc:
+        return retry(f"provider unavailable: {exc}", exc.retry_after)
+    except ProviderNotFound as exc:
+        why = f"the provider has no such transcript: {exc}"
+        _settle(repo, session_id, Outcome.TRANSCRIPTION_FAILED, why, clock)
+        return FetchResult(FetchOutcome.FAILED, session_id, reason=why)
+    except ProviderRejected:
+        raise  # auth or request problem: fail the message so it reaches the DLQ for a redrive
+
+
+def _store(
+    session: Session,
+    raw_path: str,
+    tmp: str,
+    *,
+    repo: Repository,
+    store: TranscriptStore,
+    clock: Clock,
+    now: datetime,
+) -> FetchResult:
+    meeting = repo.get_meeting(session.meeting_key)
+    prefix = transcript_prefix(session, meeting.start if meeting else None, now)
+    keys = {
+        "raw": prefix + "raw.json.gz",
+        "json": prefix + "transcript.json",
+        "txt": prefix + "transcript.txt",
+        "vtt": prefix + "transcript.vtt",
+    }
+    # The raw body goes up first: whatever happens to parsing, the provider's answer is kept.
+    gz_path = os.path.join(tmp, "raw.json.gz")
+    with open(raw_path, "rb") as src, gzip.open(gz_path, "wb", compresslevel=6) as gz:
+        shutil.copyfileobj(src, gz, _COPY_CHUNK)
+    store.put_file(keys["raw"], gz_path, content_type="application/json", content_encoding="gzip")
+    os.remove(gz_path)
+
+    paths = {fmt: os.path.join(tmp, f"transcript.{fmt}") for fmt in ("json", "txt", "vtt")}
+    metadata = {
+        "bot_id": session.bot_id,
+        "session_id": session.session_id,
+        "meeting_key": session.meeting_key,
+        "title": meeting.title if meeting else "",
+        "meeting_start": to_iso(meeting.start) if meeting else None,
+    }
+    try:
+        with (
+            open(raw_path, "rb") as raw,
+            open(paths["json"], "wb") as jout,
+            open(paths["txt"], "wb") as tout,
+            open(paths["vtt"], "wb") as vout,
+        ):
+            writer = TranscriptWriter(jout, tout, vout, metadata)
+            for segment in iter_segments(raw):
+                writer.add(normalise_segment(segment))
+            summary = writer.close()
+    except TranscriptFormatError as exc:
+        why = f"transcript stored raw but unreadable: {exc}"
+        _settle(
+            repo,
+            session.session_id,
+            Outcome.TRANSCRIPTION_FAILED,
+            why,
+            clock,
+            transcript={"raw_key": keys["raw"]},
+        )
+        return FetchResult(FetchOutcome.FAILED, session.session_id, reason=why, keys={"raw": keys["raw"]})
+
+    types = {"json": "application/json", "txt": "text/plain; charset=utf-8", "vtt": "text/vtt; charset=utf-8"}
+    for fmt, path in paths.items():
+        store.put_file(keys[fmt], path, content_type=types[fmt])
+
+    outcome = Outcome.EMPTY if summary.is_empty else Outcome.TRANSCRIPT_STORED
+    figures = {
+        "keys": keys,
+        "turns": summary.turns,
+        "words": summary.words,
+        "speakers": summary.speakers[:50],
+        "speaker_count": len(summary.speakers),
+        "duration_seconds": round(summary.duration_seconds, 3),
+        "stored_at": to_iso(clock.now()),
+    }
+    reason = "the transcript has no speech" if summary.is_empty else None
+    _settle(repo, session.session_id, outcome, reason, clock, transcript=figures, stored=True)
+    return FetchResult(
+        FetchOutcome.EMPTY if summary.is_empty else FetchOutcome.STORED,
+        session.session_id,
+        keys=keys,
+        summary=summary,
+    )
+
+
+def _remember_transcript_id(repo: Repository, session_id: str, transcript_id: str, clock: Clock) -> None:
+    def keep(current: Session) -> Session | None:
+        if current.transcript_id:
+            return None
+        current.transcript_id = transcript_id
+        return current
+
+    update_session(repo, session_id, keep, clock)
+
+
+def _settle(
+    repo: Repository,
+    session_id: str,
+    outcome: Outcome,
+    reason: str | None,
+    clock: Clock,
+    *,
+    transcript: dict[str, Any] | None = None,
+    stored: bool = False,
+) -> None:
+    def settle(current: Session) -> Session | None:
+        if current.transcript_state is TranscriptState.STORED:
+            return None
+        # A stored transcript outranks an earlier verdict (e.g. a failed bot with partial media).
+        if current.outcome is not None and not stored:
+            if transcript:
+                current.transcript = {**current.transcript, **transcript}
+                return current
+            return None
+        current.outcome = outcome
+        current.outcome_reason = reason[:500] if reason else None
+        current.transcript_state = TranscriptState.STORED if stored else TranscriptState.FAILED
+        current.transcript_job_pending = False
+        if transcript:
+            current.transcript = {**current.transcript, **transcript}
+        return current
+
+    update_session(repo, session_id, settle, clock)

@@ -1,0 +1,118 @@
+"""The composition root: builds clients and adapters from settings, lazily, once per warm instance.
+
+Handlers ask ``container()`` for what they need; tests and the local stack install their own
+container with ``use_container``. Nothing is built until first used, so a handler pays at cold
+start only for the clients its own path touches.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import Any
+
+from meetpilot.domain.clock import Clock, SystemClock
+from meetpilot.settings import Settings
+
+_BOTO_CONFIG_KW: dict[str, Any] = {
+    "retries": {"mode": "standard", "max_attempts": 5},
+    "connect_timeout": 3,
+    "read_timeout": 15,
+}
+
+
+class Container:
+    def __init__(self, settings: Settings | None = None, *, clock: Clock | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.clock: Clock = clock or SystemClock()
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str) -> Any:
+        """A boto3 client, created on first use and reused (botocore retries in standard mode)."""
+        with self._lock:
+            if service not in self._clients:
+                import boto3
+                from botocore.config import Config
+
+                self._clients[service] = boto3.session.Session().client(service, config=Config(**_BOTO_CONFIG_KW))
+            return self._clients[service]
+
+    @cached_property
+    def repository(self) -> Any:
+        from meetpilot.adapters.dynamodb import DynamoRepository
+
+        return DynamoRepository(self.client("dynamodb"), self.settings.require("table_name"))
+
+    @cached_property
+    def secrets(self) -> Any:
+        from meetpilot.adapters.ssm import SsmSecrets
+
+        return SsmSecrets(
+            self.client("ssm"),
+            api_key_param=self.settings.api_key_param,
+            webhook_secret_param=self.settings.webhook_secret_param,
+        )
+
+    @cached_property
+    def provider(self) -> Any:
+        from meetpilot.adapters.meetstream import MeetStreamProvider
+
+        return MeetStreamProvider(
+            self.secrets.api_key,
+            base_url=self.settings.meetstream_base_url,
+            timeout=self.settings.provider_timeout_seconds,
+        )
+
+    @cached_property
+    def transcript_store(self) -> Any:
+        from meetpilot.adapters.s3 import S3TranscriptStore
+
+        return S3TranscriptStore(self.client("s3"), self.settings.require("transcript_bucket"))
+
+    def _queue(self, setting: str) -> Any:
+        from meetpilot.adapters.sqs import SqsQueue
+
+        return SqsQueue(self.client("sqs"), self.settings.require(setting))
+
+    @cached_property
+    def dispatch_queue(self) -> Any:
+        return self._queue("dispatch_queue_url")
+
+    @cached_property
+    def bot_events_queue(self) -> Any:
+        return self._queue("bot_events_queue_url")
+
+    @cached_property
+    def transcript_queue(self) -> Any:
+        return self._queue("transcript_queue_url")
+
+    @cached_property
+    def dispatch_config(self) -> Any:
+        from meetpilot.app.dispatch import DispatchConfig
+
+        return DispatchConfig(
+            bot_name=self.settings.bot_name,
+            public_base_url=self.settings.require("public_base_url"),
+            transcript_provider=self.settings.transcript_provider,
+        )
+
+
+_current: Container | None = None
+_current_lock = threading.Lock()
+
+
+def container() -> Container:
+    """The process-wide container, built from the environment on first use."""
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = Container()
+        return _current
+
+
+def use_container(new: Container | None) -> None:
+    """Install a container (tests, local stack); None resets to building from the environment."""
+    global _current
+    with _current_lock:
+        _current = new

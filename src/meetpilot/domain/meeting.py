@@ -1,0 +1,102 @@
+"""Meetings and their dedup key: the same meeting on five calendars is one meeting, one bot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from meetpilot.errors import InvalidInput
+
+_TRACKING_PARAMS = ("utm_", "fbclid", "gclid", "mc_", "_ga")
+_TRAILING_JUNK = ".,;:!?)]}>'\""
+
+
+class DesiredState(StrEnum):
+    RECORD = "record"
+    CANCELLED = "cancelled"
+
+
+class DispatchState(StrEnum):
+    PENDING = "pending"  # waiting for its dispatch time
+    CLAIMED = "claimed"  # a dispatcher holds the lease and is talking to the provider
+    DISPATCHED = "dispatched"  # the provider created the bot and we recorded it
+    FAILED = "failed"  # the provider refused the bot; see failure_reason
+
+
+def normalise_meeting_url(url: str) -> str:
+    """A canonical form of a meeting URL for deduplication.
+
+    Lower-cases scheme and host, drops fragments, tracking parameters and trailing punctuation,
+    keeps meaningful query parameters (a Zoom ``pwd``) in sorted order.
+    """
+    text = url.strip().rstrip(_TRAILING_JUNK)
+    if not text:
+        raise InvalidInput("meeting URL is empty")
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"meeting URL must be an http(s) link with a host, got {url[:200]!r}")
+    host = parts.hostname.lower()
+    if parts.port and parts.port not in (80, 443):
+        host = f"{host}:{parts.port}"
+    query = sorted(
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith(_TRACKING_PARAMS)
+    )
+    path = parts.path.rstrip("/")
+    return urlunsplit(("https", host, path, urlencode(query), ""))
+
+
+def start_minute(start: datetime) -> str:
+    if start.tzinfo is None:
+        raise InvalidInput("meeting start has no timezone; send UTC (Z) or an offset")
+    return start.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def meeting_key(url: str, start: datetime) -> str:
+    """The dedup key: normalised URL + start minute in UTC."""
+    return f"{normalise_meeting_url(url)}|{start_minute(start)}"
+
+
+@dataclass
+class Meeting:
+    meeting_key: str
+    meeting_url: str
+    start: datetime
+    end: datetime | None = None
+    title: str = ""
+    user_ids: list[str] = field(default_factory=list)
+    calendar_event_ids: list[str] = field(default_factory=list)
+    desired: DesiredState = DesiredState.RECORD
+    dispatch_state: DispatchState = DispatchState.PENDING
+    session_id: str | None = None
+    idempotency_key: str | None = None
+    bot_id: str | None = None
+    claim_expires_at: datetime | None = None
+    dispatch_attempts: int = 0
+    failure_reason: str | None = None
+    created_at: datetime | None = None
+
+    @classmethod
+    def new(
+        cls,
+        url: str,
+        start: datetime,
+        *,
+        end: datetime | None = None,
+        title: str = "",
+        user_id: str | None = None,
+        calendar_event_id: str | None = None,
+    ) -> Meeting:
+        key = meeting_key(url, start)
+        if end is not None and end <= start:
+            raise InvalidInput("meeting end must be after its start")
+        return cls(
+            meeting_key=key,
+            meeting_url=url.strip(),
+            start=start.astimezone(UTC),
+            end=end.astimezone(UTC) if end else None,
+            title=title[:300],
+            user_ids=[user_id] if user_id else [],
+            calendar_event_ids=[calendar_event_id] if calendar_event_id else [],
+        )

@@ -1,0 +1,199 @@
+"""The bot session state machine: forward-only status, deduplicated events, one outcome per session.
+
+A session is meetpilot's record of one bot in one meeting. Webhook events are applied here; the
+result says what changed and which side effect (a transcript job) the caller must perform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from meetpilot.domain.clock import to_iso
+from meetpilot.domain.events import BotEvent
+from meetpilot.domain.status import BotStatus, EventKind, Outcome, StopReason, TranscriptSignal
+
+HISTORY_CAP = 100  # entries kept on the item; DynamoDB items are capped at 400 KB
+SEEN_CAP = 300  # dedupe hashes kept; a bot sends a few dozen events in its life
+MAX_JOINING_EVENTS = 3  # MeetStream retries a join up to three times
+
+
+class TranscriptMode(StrEnum):
+    """What kind of transcript the bot was created with."""
+
+    POST_CALL = "post_call"  # a transcript_id exists and can be fetched after the call
+    STREAMING = "streaming"  # live only; get_transcript answers 202 forever
+    NONE = "none"  # no transcription requested (or native captions)
+
+    @classmethod
+    def for_provider(cls, provider: str | None) -> TranscriptMode:
+        if not provider or provider in ("none", "meeting_captions"):
+            return cls.NONE
+        if provider.endswith("_streaming"):
+            return cls.STREAMING
+        return cls.POST_CALL
+
+
+class TranscriptState(StrEnum):
+    NONE = "none"
+    QUEUED = "queued"  # one transcript job was enqueued
+    STORED = "stored"
+    FAILED = "failed"
+
+
+@dataclass
+class Session:
+    session_id: str
+    meeting_key: str
+    transcript_mode: TranscriptMode
+    bot_id: str | None = None
+    status: BotStatus = BotStatus.PENDING
+    stop_reason: StopReason | None = None
+    outcome: Outcome | None = None
+    outcome_reason: str | None = None
+    transcript_id: str | None = None
+    transcript_state: TranscriptState = TranscriptState.NONE
+    transcript_job_pending: bool = False  # set with QUEUED, cleared once the job is in the queue
+    transcript: dict[str, Any] = field(default_factory=dict)  # S3 keys and summary figures once stored
+    joining_count: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    unknown_events: int = 0
+    version: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def needs_review(self) -> bool:
+        return self.outcome is not None and self.outcome.needs_review
+
+
+class EventVerdict(StrEnum):
+    APPLIED = "applied"  # new event, recorded (status may or may not have moved)
+    DUPLICATE = "duplicate"  # seen before; nothing changed
+    WRONG_BOT = "wrong_bot"  # names a different bot than the session's; rejected
+
+
+@dataclass(frozen=True)
+class EventDecision:
+    verdict: EventVerdict
+    session: Session
+    status_changed: bool = False
+    enqueue_transcript: bool = False
+    outcome_decided: bool = False
+
+
+def _decide_outcome(session: Session, event: BotEvent) -> tuple[Outcome, str] | None:
+    """The outcome an event settles, if any, before any transcript is fetched."""
+    if event.kind is EventKind.TERMINAL:
+        reason = event.stop_reason
+        if reason is StopReason.NOT_ALLOWED:
+            return Outcome.NOT_ADMITTED, "the bot was never admitted from the waiting room"
+        if reason is StopReason.DENIED:
+            return Outcome.DENIED, "a host refused to let the bot in"
+        if session.transcript_mode is TranscriptMode.STREAMING:
+            return Outcome.STREAMING_ONLY, "the transcript provider streams only; no post-call transcript"
+        if session.transcript_mode is TranscriptMode.NONE:
+            if reason is StopReason.FAILED:
+                return Outcome.BOT_FAILED, "the bot crashed in the meeting"
+            return Outcome.NO_TRANSCRIPT, "no transcription was requested for this bot"
+        return None
+    if event.transcript_signal is TranscriptSignal.FAILED:
+        return Outcome.TRANSCRIPTION_FAILED, event.message or "the provider could not transcribe the call"
+    if event.transcript_signal is TranscriptSignal.SKIPPED and session.transcript_mode is TranscriptMode.POST_CALL:
+        return Outcome.TRANSCRIPTION_FAILED, event.message or "the provider skipped transcription"
+    return None
+
+
+def _wants_transcript_job(session: Session, event: BotEvent) -> bool:
+    if session.transcript_mode is not TranscriptMode.POST_CALL:
+        return False
+    if session.transcript_state is not TranscriptState.NONE or session.outcome is not None:
+        return False
+    if event.transcript_signal is TranscriptSignal.PROCESSED:
+        return True
+    # bot.done is the provider's last event: if the transcription event was lost, fetch anyway;
+    # a 202 answer will tell us it is not there yet.
+    return event.kind is EventKind.DONE and session.stop_reason not in (
+        StopReason.NOT_ALLOWED,
+        StopReason.DENIED,
+    )
+
+
+def apply_event(session: Session, event: BotEvent, now: datetime) -> EventDecision:
+    """Apply one normalised webhook event to a session, forward-only and at most once."""
+    if event.bot_id is not None and session.bot_id is not None and event.bot_id != session.bot_id:
+        return EventDecision(EventVerdict.WRONG_BOT, session)
+    if event.dedupe_key in session.seen:
+        return EventDecision(EventVerdict.DUPLICATE, session)
+
+    new = replace(session, history=list(session.history), seen=set(session.seen))
+    if new.bot_id is None and event.bot_id is not None:
+        new.bot_id = event.bot_id  # the first authenticated event may arrive before dispatch records it
+    new.seen.add(event.dedupe_key)
+    if len(new.seen) > SEEN_CAP:
+        # Forget arbitrary old hashes; the forward-only status still protects against stale replays.
+        for stale in list(new.seen)[: len(new.seen) - SEEN_CAP]:
+            if stale != event.dedupe_key:
+                new.seen.discard(stale)
+    entry = event.history_entry()
+    entry["received_at"] = to_iso(now)
+    new.history.append(entry)
+    if len(new.history) > HISTORY_CAP:
+        # Keep the first entries (how it started) and the most recent ones.
+        new.history = new.history[:10] + new.history[-(HISTORY_CAP - 10) :]
+
+    if event.kind is EventKind.UNKNOWN:
+        new.unknown_events += 1
+    if event.name == "bot.joining":
+        new.joining_count += 1
+
+    status_changed = False
+    if event.status is not None and event.status.rank > new.status.rank:
+        new.status = event.status
+        status_changed = True
+    if event.kind is EventKind.TERMINAL and new.stop_reason is None:
+        new.stop_reason = event.stop_reason
+        # A terminal event also proves the bot reached STOPPED even if it arrives after bot.done.
+        if BotStatus.STOPPED.rank > new.status.rank:
+            new.status = BotStatus.STOPPED
+            status_changed = True
+
+    enqueue = _wants_transcript_job(new, event)
+    if enqueue:
+        new.transcript_state = TranscriptState.QUEUED
+        new.transcript_job_pending = True
+
+    outcome_decided = False
+    if new.outcome is None and new.transcript_state is not TranscriptState.STORED:
+        decided = _decide_outcome(new, event)
+        if decided is not None:
+            new.outcome, new.outcome_reason = decided
+            outcome_decided = True
+            if decided[0] is Outcome.TRANSCRIPTION_FAILED:
+                new.transcript_state = TranscriptState.FAILED
+    new.updated_at = now
+    return EventDecision(
+        EventVerdict.APPLIED,
+        new,
+        status_changed=status_changed,
+        enqueue_transcript=enqueue,
+        outcome_decided=outcome_decided,
+    )
+
+
+def attention_due(session: Session, now: datetime) -> datetime | None:
+    """When the reconciler should look at this session again; None once it has an outcome."""
+    if session.outcome is not None:
+        return None
+    deadlines = {
+        BotStatus.PENDING: timedelta(minutes=10),
+        BotStatus.SCHEDULED: timedelta(minutes=30),
+        BotStatus.JOINING: timedelta(minutes=15),
+        BotStatus.IN_WAITING_ROOM: timedelta(minutes=30),
+        BotStatus.STOPPED: timedelta(minutes=30),
+        BotStatus.DONE: timedelta(minutes=30),
+    }
+    return now + deadlines.get(session.status, timedelta(hours=5))

@@ -1,0 +1,57 @@
+"""SQS entry point that dispatches bots. Messages: ``{"meeting_key": ...}`` from a schedule, or
+``{"submit": {meeting_url, start, end?, title?, user_id?}}`` for an ad-hoc meeting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from meetpilot.app.dispatch import DispatchOutcome, MeetingRequest, dispatch_meeting, submit_meeting
+from meetpilot.composition import container
+from meetpilot.errors import InvalidInput
+from meetpilot.handlers.observability import logger
+from meetpilot.handlers.sqs_batch import message_body, run_batch
+
+
+def handle_record(record: SQSRecord) -> str:
+    c = container()
+    body = message_body(record)
+    attempt = int(body.get("attempt") or 0)
+    key = body.get("meeting_key")
+    submit = body.get("submit")
+    if isinstance(submit, dict):
+        meeting = submit_meeting(MeetingRequest.from_message(submit), repo=c.repository, clock=c.clock)
+        key = meeting.meeting_key
+    if not isinstance(key, str) or not key:
+        raise InvalidInput("dispatch message needs 'meeting_key' or 'submit'")
+    result = dispatch_meeting(
+        key,
+        attempt=attempt,
+        repo=c.repository,
+        provider=c.provider,
+        secrets=c.secrets,
+        config=c.dispatch_config,
+        clock=c.clock,
+    )
+    fields = {
+        "meeting_key": key,
+        "outcome": result.outcome.value,
+        "bot_id": result.bot_id,
+        "attempt": attempt,
+    }
+    if result.outcome is DispatchOutcome.RETRY:
+        # Re-enqueue with a delay rather than failing the record, so throttling does not eat
+        # into maxReceiveCount (which is kept for real crashes).
+        delay = int(result.retry_in or 1)
+        c.dispatch_queue.send({"meeting_key": key, "attempt": attempt + 1}, delay_seconds=delay)
+        logger.info("dispatch retry scheduled", extra={**fields, "retry_in": delay, "reason": result.reason})
+    elif result.outcome is DispatchOutcome.FAILED:
+        logger.error("dispatch failed", extra={**fields, "reason": result.reason})
+    else:
+        logger.info("dispatch", extra=fields)
+    return result.outcome.value
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return run_batch(event, context, handle_record)

@@ -1,0 +1,32 @@
+"""Partial batch responses for the SQS-triggered functions.
+
+A record whose handler raises is reported in ``batchItemFailures`` and comes back after the
+visibility timeout (and reaches the DLQ after maxReceiveCount); the others are deleted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from meetpilot.errors import InvalidInput
+
+
+def message_body(record: SQSRecord) -> dict[str, Any]:
+    try:
+        body = json.loads(record.body)
+    except ValueError:
+        raise InvalidInput(f"message {record.message_id} is not JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInput(f"message {record.message_id} is not a JSON object")
+    return body
+
+
+def run_batch(event: dict[str, Any], context: Any, record_handler: Callable[[SQSRecord], Any]) -> dict[str, Any]:
+    # A fresh processor per invocation: the processor keeps per-batch state.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,87 @@
+"""Settings, read from environment variables once. The only module that reads os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from meetpilot.errors import ConfigurationError
+
+DEFAULT_MEETSTREAM_BASE_URL = "https://api.meetstream.ai/api/v1"
+
+# attribute name -> environment variable
+_ENV = {
+    "table_name": "TABLE_NAME",
+    "transcript_bucket": "TRANSCRIPT_BUCKET",
+    "dispatch_queue_url": "DISPATCH_QUEUE_URL",
+    "bot_events_queue_url": "BOT_EVENTS_QUEUE_URL",
+    "transcript_queue_url": "TRANSCRIPT_QUEUE_URL",
+    "api_key_param": "MEETSTREAM_API_KEY_PARAM",
+    "webhook_secret_param": "WEBHOOK_SECRET_PARAM",
+    "meetstream_base_url": "MEETSTREAM_BASE_URL",
+    "public_base_url": "PUBLIC_BASE_URL",
+    "lead_time_seconds": "LEAD_TIME_SECONDS",
+    "transcript_provider": "TRANSCRIPT_PROVIDER",
+    "bot_name": "BOT_NAME",
+    "schedule_group": "SCHEDULE_GROUP",
+    "provider_timeout_seconds": "MEETSTREAM_TIMEOUT_SECONDS",
+    "spool_dir": "TRANSCRIPT_SPOOL_DIR",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str = ""
+    transcript_bucket: str = ""
+    dispatch_queue_url: str = ""
+    bot_events_queue_url: str = ""
+    transcript_queue_url: str = ""
+    api_key_param: str = "/meetpilot/meetstream-api-key"
+    webhook_secret_param: str = "/meetpilot/webhook-secret"
+    meetstream_base_url: str = DEFAULT_MEETSTREAM_BASE_URL
+    public_base_url: str = ""
+    lead_time_seconds: int = 300
+    transcript_provider: str | None = "deepgram"
+    bot_name: str = "meetpilot notetaker"
+    schedule_group: str = ""
+    provider_timeout_seconds: float = 10.0
+    spool_dir: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        source = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = source.get(_ENV[f.name])
+            if raw is None or raw == "":
+                continue
+            if f.name == "lead_time_seconds":
+                values[f.name] = _int(raw, _ENV[f.name], minimum=0)
+            elif f.name == "provider_timeout_seconds":
+                values[f.name] = float(_int(raw, _ENV[f.name], minimum=1))
+            elif f.name == "transcript_provider":
+                values[f.name] = None if raw.strip().lower() == "none" else raw.strip()
+            else:
+                values[f.name] = raw.strip()
+        return cls(**values)  # type: ignore[arg-type]
+
+    def require(self, name: str) -> str:
+        """The value of a setting a use case cannot run without, or a ConfigurationError."""
+        value = getattr(self, name)
+        if not value:
+            raise ConfigurationError(
+                f"{_ENV[name]} is not set; the deployed template sets it, locally run through "
+                "'meetpilot dev' or export it"
+            )
+        return str(value)
+
+
+def _int(raw: str, var: str, *, minimum: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{var} must be a whole number, got {raw[:40]!r}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{var} must be at least {minimum}, got {value}")
+    return value
