@@ -1,0 +1,49 @@
+# meetpilot: `make demo` runs the whole pipeline locally, `make test` lints and tests.
+# Both set up .venv first. `build-<Function>` targets are called by `sam build` (BuildMethod: makefile).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help install lint typecheck test demo clean
+
+help:
+	@echo "make demo   - set up .venv and run the local end-to-end demo"
+	@echo "make test   - set up .venv, lint, type-check and run the test suite"
+	@echo "make clean  - remove .venv and caches"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: install
+	$(BIN)/mypy src/meetpilot/domain src/meetpilot/app
+
+test: lint typecheck
+	$(BIN)/pytest
+
+demo: install
+	$(BIN)/meetpilot demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .aws-sam
+
+# --- sam build (BuildMethod: makefile) ------------------------------------------------------
+# Dependencies are fetched as arm64 wheels for Python 3.13, whatever Python runs the build.
+LAMBDA_PIP = $(PYTHON) -m pip install --quiet --platform manylinux2014_aarch64 --implementation cp \
+	--python-version 3.13 --only-binary=:all: --target "$(ARTIFACTS_DIR)" -r requirements-lambda.txt
+
+build-DispatchFunction build-IngestFunction build-BotEventsFunction build-TranscriptFetchFunction:
+	$(LAMBDA_PIP)
+	mkdir -p "$(ARTIFACTS_DIR)/meetpilot"
+	cp -R src/meetpilot/. "$(ARTIFACTS_DIR)/meetpilot/"
+	rm -rf "$(ARTIFACTS_DIR)/meetpilot/simulator" "$(ARTIFACTS_DIR)/meetpilot/local"
