@@ -22,9 +22,19 @@ _BOTO_CONFIG_KW: dict[str, Any] = {
 
 
 class Container:
-    def __init__(self, settings: Settings | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: Clock | None = None,
+        boto_session: Any = None,
+        endpoint_url: str | None = None,
+    ) -> None:
         self.settings = settings or Settings.from_env()
         self.clock: Clock = clock or SystemClock()
+        # The local stack passes its own session and emulator endpoint; Lambda uses the defaults.
+        self._boto_session = boto_session
+        self._endpoint_url = endpoint_url
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -35,7 +45,10 @@ class Container:
                 import boto3
                 from botocore.config import Config
 
-                self._clients[service] = boto3.session.Session().client(service, config=Config(**_BOTO_CONFIG_KW))
+                session = self._boto_session or boto3.session.Session()
+                self._clients[service] = session.client(
+                    service, config=Config(**_BOTO_CONFIG_KW), endpoint_url=self._endpoint_url
+                )
             return self._clients[service]
 
     @cached_property

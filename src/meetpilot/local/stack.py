@@ -1,0 +1,220 @@
+"""The embedded local stack: AWS emulator, the template's resources, gateway, queue feeders and the
+MeetStream simulator, all on 127.0.0.1 in one process, running the same handler code as Lambda.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets as token_source
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from meetpilot.composition import Container, use_container
+from meetpilot.domain.clock import Clock, SystemClock, to_iso
+from meetpilot.domain.meeting import meeting_key
+from meetpilot.local.gateway import Gateway, GatewayRoute
+from meetpilot.local.invoke import load_handler
+from meetpilot.local.sqs_runner import PollerThread, QueueFeeder
+from meetpilot.local.template import http_routes, load_template, sqs_event_sources
+from meetpilot.settings import Settings
+
+REGION = "us-east-1"
+SIM_API_KEY_LENGTH = 24
+
+
+@dataclass
+class StackOptions:
+    transcript_provider: str | None = "deepgram"
+    speed: float = 600.0  # simulator speed: a 30-minute meeting lasts 3 s
+    background_pollers: bool = True
+    prefix: str = "meetpilot-local"
+    simulator_overrides: dict[str, Any] = field(default_factory=dict)
+    quiet_logs: bool = True
+
+
+class LocalStack:
+    """Start with ``start()``, stop with ``stop()`` (or use as a context manager)."""
+
+    def __init__(self, options: StackOptions | None = None, *, clock: Clock | None = None) -> None:
+        self.options = options or StackOptions()
+        self.clock = clock or SystemClock()
+        self.template = load_template()
+        self.api_key = "ms_local_" + token_source.token_hex(SIM_API_KEY_LENGTH // 2)
+        self.webhook_secret = token_source.token_urlsafe(32)
+        self._moto: Any = None
+        self.aws_endpoint = ""
+        self.gateway: Gateway | None = None
+        self.simulator: Any = None
+        self.container: Container | None = None
+        self.resources: Any = None
+        self.feeders: dict[str, QueueFeeder] = {}
+        self._pollers: list[PollerThread] = []
+        self.handler_errors: list[BaseException] = []
+        self._errors_lock = threading.Lock()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        import boto3
+        from moto.server import ThreadedMotoServer
+
+        from meetpilot.local.resources import create_stack_resources
+        from meetpilot.simulator import Simulator, SimulatorConfig
+
+        if self.options.quiet_logs:
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            logging.getLogger("meetpilot").setLevel(logging.WARNING)
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self.aws_endpoint = f"http://{host}:{port}"
+        session = boto3.session.Session(
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - the emulator's fixed dummy credentials
+            region_name=REGION,
+        )
+        self.boto_session = session
+        self.resources = create_stack_resources(
+            {
+                name: session.client(name, endpoint_url=self.aws_endpoint)
+                for name in ("dynamodb", "sqs", "s3", "scheduler")
+            },
+            prefix=self.options.prefix,
+            template=self.template,
+        )
+        ssm = session.client("ssm", endpoint_url=self.aws_endpoint)
+        settings_env = Settings()
+        ssm.put_parameter(Name=settings_env.api_key_param, Value=self.api_key, Type="SecureString", Overwrite=True)
+        ssm.put_parameter(
+            Name=settings_env.webhook_secret_param, Value=self.webhook_secret, Type="SecureString", Overwrite=True
+        )
+
+        sim_config = SimulatorConfig(
+            api_keys=(self.api_key,), speed=self.options.speed, **self.options.simulator_overrides
+        )
+        self.simulator = Simulator(sim_config, clock=self.clock)
+        sim_url = self.simulator.start()
+
+        self.gateway = Gateway(
+            [
+                GatewayRoute(r.method.upper(), r.path, r.handler, r.function_logical_id)
+                for r in http_routes(self.template)
+            ]
+        )
+        gateway_url = self.gateway.start()
+
+        env = self.resources.environment()
+        settings = Settings(
+            table_name=env["TABLE_NAME"],
+            transcript_bucket=env["TRANSCRIPT_BUCKET"],
+            dispatch_queue_url=env["DISPATCH_QUEUE_URL"],
+            bot_events_queue_url=env["BOT_EVENTS_QUEUE_URL"],
+            transcript_queue_url=env["TRANSCRIPT_QUEUE_URL"],
+            schedule_group=env.get("SCHEDULE_GROUP", ""),
+            meetstream_base_url=sim_url,
+            public_base_url=gateway_url,
+            transcript_provider=self.options.transcript_provider,
+            provider_timeout_seconds=5.0,
+        )
+        self.container = Container(settings, clock=self.clock, boto_session=session, endpoint_url=self.aws_endpoint)
+        use_container(self.container)
+
+        sqs = self.container.client("sqs")
+        queue_urls = self.resources.queue_urls
+        for source in sqs_event_sources(self.template):
+            feeder = QueueFeeder(
+                sqs,
+                queue_urls[source.queue_logical_id],
+                load_handler(source.handler),
+                function_name=source.function_logical_id,
+                batch_size=source.batch_size,
+                on_error=self._record_error,
+            )
+            self.feeders[source.function_logical_id] = feeder
+            if self.options.background_pollers:
+                poller = PollerThread(feeder)
+                poller.start()
+                self._pollers.append(poller)
+        return self
+
+    def stop(self) -> None:
+        for poller in self._pollers:
+            poller.stop()
+        for poller in self._pollers:
+            poller.join(timeout=5)
+        self._pollers.clear()
+        if self.gateway is not None:
+            self.gateway.stop()
+        if self.simulator is not None:
+            self.simulator.stop()
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        use_container(None)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _record_error(self, exc: BaseException) -> None:
+        with self._errors_lock:
+            self.handler_errors.append(exc)
+
+    # --- using it -------------------------------------------------------------------------------
+
+    def submit_meeting(
+        self, url: str, start: datetime, *, end: datetime | None = None, title: str = "", user_id: str | None = None
+    ) -> str:
+        """Queue an ad-hoc meeting for dispatch, as the HTTP API or CLI does; return its meeting key."""
+        assert self.container is not None
+        submit: dict[str, Any] = {"meeting_url": url, "start": to_iso(start), "title": title}
+        if end is not None:
+            submit["end"] = to_iso(end)
+        if user_id:
+            submit["user_id"] = user_id
+        self.container.dispatch_queue.send({"submit": submit})
+        return meeting_key(url, start)
+
+    def session_for(self, key: str) -> Any:
+        assert self.container is not None
+        repo = self.container.repository
+        meeting = repo.get_meeting(key)
+        if meeting is None or meeting.session_id is None:
+            return None
+        return repo.get_session(meeting.session_id)
+
+    def drain(self, rounds: int = 50) -> int:
+        """Process every queue until all are empty (for tests without background pollers)."""
+        total = 0
+        for _ in range(rounds):
+            got = sum(feeder.drain() for feeder in self.feeders.values())
+            total += got
+            if not got:
+                break
+        return total
+
+    def environment(self) -> dict[str, str]:
+        """The variables that point the AWS CLI or boto3 at the emulator."""
+        assert self.resources is not None
+        env = {
+            "AWS_ENDPOINT_URL": self.aws_endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+        }
+        env.update(self.resources.environment())
+        return env
+
+    def describe(self) -> str:
+        return json.dumps(
+            {
+                "gateway": self.gateway.url if self.gateway else None,
+                "simulator": self.simulator.base_url if self.simulator else None,
+                "aws": self.aws_endpoint,
+            }
+        )
