@@ -1,0 +1,55 @@
+"""Offline CloudFormation tooling for the template tests: SAM translation and cfn-lint."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meetpilot.local.template import DEFAULT_TEMPLATE_PATH
+
+TEMPLATE_PATH = DEFAULT_TEMPLATE_PATH
+# What `sam package` puts in place of `CodeUri: .`; the translator only accepts S3 locations.
+PACKAGED_CODE_URI = "s3://meetpilot-artifacts-example/meetpilot.zip"
+LINT_REGIONS = ["us-east-1", "eu-west-1", "eu-central-1", "ap-southeast-2"]
+
+
+class _NoManagedPolicyLookups:
+    """The translator asks IAM for managed-policy ARNs only for policies named by name; we use none."""
+
+    def load(self) -> dict[str, str]:
+        raise AssertionError("the SAM translator tried to look up managed policies in IAM")
+
+
+def translate(template: dict[str, Any]) -> dict[str, Any]:
+    """The plain CloudFormation that SAM turns ``template`` into, as `sam deploy` would send it."""
+    transform = pytest.importorskip(
+        "samtranslator.translator.transform",
+        reason="aws-sam-translator is not installed (it belongs in the dev extras)",
+    ).transform
+    packaged = copy.deepcopy(template)
+    for resource in packaged["Resources"].values():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = PACKAGED_CODE_URI
+    return transform(packaged, {}, _NoManagedPolicyLookups())
+
+
+def lint_findings(source: Path | str) -> list[Any]:
+    """cfn-lint's findings (errors, warnings and informational) for a template file or text."""
+    from cfnlint.api import lint, lint_file
+    from cfnlint.config import ManualArgs
+
+    config = ManualArgs(regions=LINT_REGIONS, include_checks=["I"])
+    if isinstance(source, Path):
+        return lint_file(source, config=config)
+    return lint(source, config=config)
+
+
+def describe(findings: list[Any]) -> str:
+    return "\n".join(f"{m.rule.id} {m.message} (line {m.linenumber})" for m in findings)
+
+
+def template_text(path: Path = TEMPLATE_PATH) -> str:
+    return path.read_text(encoding="utf-8")
