@@ -1,0 +1,192 @@
+"""transcript_fetch against the simulator: 202 is retried, big transcripts stream, every end is named."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import time
+import tracemalloc
+from datetime import UTC, datetime
+
+import pytest
+
+from meetpilot.app.ports import BotRequest
+from meetpilot.app.transcripts import FetchOutcome, fetch_transcript
+from meetpilot.domain.clock import FixedClock
+from meetpilot.domain.session import Session, TranscriptMode, TranscriptState
+from meetpilot.domain.status import Outcome
+from meetpilot.simulator import Scenario
+
+
+class DiskStore:
+    """A TranscriptStore on local disk, so a memory measurement sees only meetpilot's own copies."""
+
+    def __init__(self, root):
+        self.root = root
+        self.objects: dict[str, dict] = {}
+
+    def put_file(self, key, path, *, content_type, content_encoding=None):
+        target = os.path.join(self.root, key)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(path, target)
+        self.objects[key] = {"content_type": content_type, "content_encoding": content_encoding}
+
+
+def start_bot(stack, scenario=Scenario.NORMAL, link="https://meet.google.com/aaa-bbbb-ccc"):
+    stack.simulator.set_scenario(link, scenario)
+    created = stack.container.provider.create_bot(
+        BotRequest(
+            meeting_url=link,
+            bot_name="t",
+            callback_url=stack.gateway.url + "/nowhere",
+            deduplication_key=link + scenario,
+            transcript_provider="deepgram",
+        ),
+        idempotency_key=f"idem-{scenario}",
+    )
+    session = Session(
+        session_id=f"s-{created.bot_id[:8]}",
+        meeting_key="k|2026-12-01T15:00Z",
+        transcript_mode=TranscriptMode.POST_CALL,
+        bot_id=created.bot_id,
+        transcript_id=created.transcript_id,
+    )
+    stack.container.repository.create_session(session, datetime.now(UTC))
+    return session
+
+
+def fetch(stack, session, *, clock=None, store=None, job=None, spool=None):
+    return fetch_transcript(
+        job or {"session_id": session.session_id, "attempt": 0},
+        repo=stack.container.repository,
+        provider=stack.container.provider,
+        store=store or stack.container.transcript_store,
+        clock=clock or stack.container.clock,
+        spool_dir=spool,
+    )
+
+
+def fetch_until_done(stack, session, timeout=30.0, **kw):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = fetch(stack, session, **kw)
+        if result.outcome is not FetchOutcome.RETRY or time.monotonic() > deadline:
+            return result
+        time.sleep(0.1)
+
+
+def stored_session(stack, session):
+    return stack.container.repository.get_session(session.session_id)
+
+
+def test_not_ready_is_retried_with_a_growing_delay_then_given_up(stack):
+    session = start_bot(stack, Scenario.TRANSCRIPTION_FAILED)
+    clock = FixedClock(datetime.now(UTC))
+    first = fetch(stack, session, clock=clock)
+    assert first.outcome is FetchOutcome.RETRY
+    second = fetch(stack, session, clock=clock, job=first.next_job)
+    assert second.next_job["attempt"] == 2 and second.retry_in > first.retry_in
+    assert second.next_job["first_attempt_at"] == first.next_job["first_attempt_at"]
+    assert stored_session(stack, session).outcome is None  # not failed: just not ready
+
+    clock.advance(31 * 60)
+    last = fetch(stack, session, clock=clock, job=second.next_job)
+    assert last.outcome is FetchOutcome.GAVE_UP
+    s = stored_session(stack, session)
+    assert s.outcome is Outcome.GAVE_UP and s.needs_review and "30 minutes" in s.outcome_reason
+
+
+def test_transcript_stored_in_s3_in_four_forms_and_a_second_job_is_a_noop(stack):
+    session = start_bot(stack)
+    result = fetch_until_done(stack, session)
+    assert result.outcome is FetchOutcome.STORED
+    s3 = stack.container.client("s3")
+    bucket = stack.container.settings.transcript_bucket
+    listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    assert sorted(o["Key"].rsplit("/", 1)[1] for o in listed) == [
+        "raw.json.gz",
+        "transcript.json",
+        "transcript.txt",
+        "transcript.vtt",
+    ]
+    raw = s3.get_object(Bucket=bucket, Key=result.keys["raw"])
+    assert raw["ServerSideEncryption"] == "AES256" and raw["ContentEncoding"] == "gzip"
+    segments = json.loads(gzip.decompress(raw["Body"].read()))
+    s = stored_session(stack, session)
+    assert s.outcome is Outcome.TRANSCRIPT_STORED and s.transcript_state is TranscriptState.STORED
+    assert s.transcript["turns"] == len(segments)
+    assert s.transcript["words"] == sum(len(seg["transcript"].split()) for seg in segments)
+    assert set(s.transcript["speakers"]) == {seg["speaker"] for seg in segments}
+
+    again = fetch(stack, session)
+    assert again.outcome is FetchOutcome.ALREADY_STORED
+    assert len(s3.list_objects_v2(Bucket=bucket)["Contents"]) == 4
+
+
+def test_empty_transcript_is_its_own_outcome(stack):
+    session = start_bot(stack, Scenario.EMPTY_TRANSCRIPT)
+    assert fetch_until_done(stack, session).outcome is FetchOutcome.EMPTY
+    s = stored_session(stack, session)
+    assert s.outcome is Outcome.EMPTY and s.outcome_reason == "the transcript has no speech"
+
+
+def test_missing_transcript_id_is_looked_up_from_bot_detail(stack):
+    session = start_bot(stack)
+    session.transcript_id = None
+    stack.container.repository.save_session(session, datetime.now(UTC))
+    assert fetch_until_done(stack, session).outcome is FetchOutcome.STORED
+    assert stored_session(stack, session).transcript_id
+
+
+class GarbageProvider:
+    def __init__(self, inner):
+        self.inner = inner
+
+    def download_transcript(self, transcript_id, sink):
+        sink.write(b'{"unexpected": true}')
+        return 20
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_unreadable_transcript_keeps_the_raw_body_and_says_why(stack):
+    session = start_bot(stack)
+    result = fetch_transcript(
+        {"session_id": session.session_id},
+        repo=stack.container.repository,
+        provider=GarbageProvider(stack.container.provider),
+        store=stack.container.transcript_store,
+        clock=stack.container.clock,
+    )
+    assert result.outcome is FetchOutcome.FAILED and list(result.keys) == ["raw"]
+    s = stored_session(stack, session)
+    assert s.outcome is Outcome.TRANSCRIPTION_FAILED and "unreadable" in s.outcome_reason
+    assert s.transcript["raw_key"] == result.keys["raw"]
+
+
+@pytest.mark.slow
+def test_100_mb_transcript_is_stored_without_a_whole_copy_in_memory(stack_factory, tmp_path):
+    stack = stack_factory(simulator_overrides={"long_transcript_segments": 52_000})
+    session = start_bot(stack, Scenario.LONG_TRANSCRIPT)
+    store = DiskStore(str(tmp_path / "store"))
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    # wait until the transcript is ready, without downloading it
+    deadline = time.monotonic() + 30
+    while stack.simulator.bots()[0]["status"] not in ("Done", "Stopped") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    tracemalloc.start()
+    try:
+        result = fetch_until_done(stack, session, store=store, spool=str(spool))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.outcome is FetchOutcome.STORED
+    raw_size = len(gzip.decompress((tmp_path / "store" / result.keys["raw"]).read_bytes()))
+    assert raw_size >= 100 * 1024 * 1024, raw_size
+    assert peak < 32 * 1024 * 1024, f"peak traced memory {peak / 1e6:.1f} MB for a {raw_size / 1e6:.0f} MB body"
+    assert result.summary.turns == 52_000
