@@ -41,7 +41,7 @@ _SERVICES = ("dynamodb", "sqs", "s3", "scheduler")
 
 # Lower-case letters, digits and hyphens, so that "<prefix>-transcripts" is a valid bucket name and
 # "<prefix>-<queue>" a valid queue name; short enough for SQS's 80 and S3's 63 characters.
-_PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])?$")
+_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")
 
 
 @dataclass(frozen=True)

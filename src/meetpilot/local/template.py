@@ -36,7 +36,7 @@ _DEFAULT_SQS_BATCH_SIZE = 10
 # --- loading ----------------------------------------------------------------------------------
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
+class _CloudFormationLoader(yaml.SafeLoader):  # type: ignore[misc]  # no stubs for yaml
     """A safe YAML loader that also reads CloudFormation's short-form tags (``!Ref`` ...)."""
 
 
