@@ -7,7 +7,8 @@ protection and the schedule group all come from the template, so local and deplo
     stack = create_stack_resources(boto3.Session(region_name="us-east-1"), prefix="meetpilot-dev")
     env = stack.environment(PUBLIC_BASE_URL="http://127.0.0.1:8080")
 
-Calling it again with the same prefix against the same endpoint reuses what is already there.
+Calling it again with the same prefix against the same endpoint reuses what is already there,
+data included: whoever owns an emulator that outlives one run resets it for a clean slate.
 Deployment-only protections are left out on purpose: point-in-time recovery and table SSE (not
 offered by every emulator, meaningless for throwaway data) and the TLS-only bucket policy (local
 endpoints speak plain HTTP).
