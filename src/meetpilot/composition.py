@@ -101,6 +101,18 @@ class Container:
         return self._queue("transcript_queue_url")
 
     @cached_property
+    def dispatch_scheduler(self) -> Any:
+        from meetpilot.adapters.scheduler import EventBridgeDispatchScheduler
+
+        return EventBridgeDispatchScheduler(
+            self.client("scheduler"),
+            group=self.settings.require("schedule_group"),
+            target_arn=self.settings.require("dispatch_queue_arn"),
+            role_arn=self.settings.require("scheduler_role_arn"),
+            dead_letter_arn=self.settings.dispatch_dlq_arn or None,
+        )
+
+    @cached_property
     def dispatch_config(self) -> Any:
         from meetpilot.app.dispatch import DispatchConfig
 
@@ -108,6 +120,7 @@ class Container:
             bot_name=self.settings.bot_name,
             public_base_url=self.settings.require("public_base_url"),
             transcript_provider=self.settings.transcript_provider,
+            lead_time_seconds=self.settings.lead_time_seconds,
         )
 
 

@@ -25,6 +25,9 @@ _ENV = {
     "transcript_provider": "TRANSCRIPT_PROVIDER",
     "bot_name": "BOT_NAME",
     "schedule_group": "SCHEDULE_GROUP",
+    "dispatch_queue_arn": "DISPATCH_QUEUE_ARN",
+    "dispatch_dlq_arn": "DISPATCH_DLQ_ARN",
+    "scheduler_role_arn": "SCHEDULER_ROLE_ARN",
     "provider_timeout_seconds": "MEETSTREAM_TIMEOUT_SECONDS",
     "spool_dir": "TRANSCRIPT_SPOOL_DIR",
 }
@@ -45,6 +48,9 @@ class Settings:
     transcript_provider: str | None = "deepgram"
     bot_name: str = "meetpilot notetaker"
     schedule_group: str = ""
+    dispatch_queue_arn: str = ""
+    dispatch_dlq_arn: str = ""
+    scheduler_role_arn: str = ""
     provider_timeout_seconds: float = 10.0
     spool_dir: str | None = None
 

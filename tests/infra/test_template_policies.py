@@ -53,6 +53,11 @@ EXPECTED_GRANTS = {
         ("sqs:SendMessage", {"DispatchQueue.Arn"}),
         ("ssm:GetParameter", {API_KEY, WEBHOOK_SECRET}),
         (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), {"Table.Arn"}),
+        (
+            ("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"),
+            {"arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"},
+        ),
+        ("iam:PassRole", {"SchedulerRole.Arn"}),
     ),
     "IngestFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"IngestFunctionLogGroup.Arn"}),
@@ -227,13 +232,13 @@ def test_translated_event_sources_consume_the_queues_the_roles_may_poll(translat
             assert granted[action] == {queue}
 
 
-def test_scheduler_role_only_sends_to_the_dispatch_queue(template: dict[str, Any]) -> None:
+def test_scheduler_role_only_sends_to_the_dispatch_queue_and_its_dlq(template: dict[str, Any]) -> None:
     role = template["Resources"]["SchedulerRole"]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert trust["Action"] == "sts:AssumeRole"
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
-    assert _granted(template, "SchedulerRole") == {"sqs:SendMessage": {"DispatchQueue.Arn"}}
+    assert _granted(template, "SchedulerRole") == {"sqs:SendMessage": {"DispatchQueue.Arn", "DispatchDLQ.Arn"}}
 
 
 def test_function_roles_trust_only_lambda(template: dict[str, Any]) -> None:
@@ -390,7 +395,8 @@ def test_webhook_routes_reach_ingest_and_are_throttled(template: dict[str, Any])
 @pytest.mark.parametrize("function_id", sorted(FUNCTIONS))
 def test_every_function_sees_the_shared_environment(template: dict[str, Any], function_id: str) -> None:
     env = function_environment(template, function_id)
-    expected = GLOBAL_ENVIRONMENT | ({"PUBLIC_BASE_URL"} if function_id == "DispatchFunction" else set())
+    dispatch_only = {"PUBLIC_BASE_URL", "DISPATCH_QUEUE_ARN", "DISPATCH_DLQ_ARN", "SCHEDULER_ROLE_ARN"}
+    expected = GLOBAL_ENVIRONMENT | (dispatch_only if function_id == "DispatchFunction" else set())
     assert set(env) == expected
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -174,7 +175,7 @@ def test_wrong_api_key_fails_the_message_and_keeps_the_meeting_pending(stack):
 
 def test_dispatch_handler_reenqueues_throttled_messages_with_a_delay(stack):
     stack.simulator.set_faults(Faults(rate_limit=1.0, retry_after_seconds=3, paths=("create_bot",)))
-    key = stack.submit_meeting(URL, datetime.now(UTC) + timedelta(minutes=10))
+    key = stack.submit_meeting(URL, datetime.now(UTC) + timedelta(minutes=2))  # inside the lead time
     stack.feeders["DispatchFunction"].drain()
     sqs = stack.container.client("sqs")
     attrs = sqs.get_queue_attributes(
@@ -182,4 +183,27 @@ def test_dispatch_handler_reenqueues_throttled_messages_with_a_delay(stack):
     )["Attributes"]
     assert int(attrs["ApproximateNumberOfMessagesDelayed"]) == 1
     assert stack.container.repository.get_meeting(key).dispatch_state is DispatchState.PENDING
+    assert stack.simulator.create_calls == 0
+
+
+def test_meeting_beyond_the_lead_time_gets_one_schedule_at_start_minus_lead(stack):
+    start = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    key = stack.submit_meeting(URL, start, user_id="alice")
+    stack.submit_meeting(URL, start, user_id="bob")  # same meeting from another calendar
+    stack.feeders["DispatchFunction"].drain()
+    scheduler = stack.container.client("scheduler")
+    group = stack.container.settings.schedule_group
+    names = [s["Name"] for s in scheduler.list_schedules(GroupName=group)["Schedules"]]
+    assert len(names) == 1
+    schedule = scheduler.get_schedule(Name=names[0], GroupName=group)
+    lead = stack.container.dispatch_config.lead_time_seconds
+    assert schedule["ScheduleExpression"] == f"at({start - timedelta(seconds=lead):%Y-%m-%dT%H:%M:%S})"
+    assert schedule["ScheduleExpressionTimezone"] == "UTC"
+    assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    assert schedule["ActionAfterCompletion"] == "DELETE"
+    assert schedule["Target"]["Arn"] == stack.container.settings.dispatch_queue_arn
+    assert json.loads(schedule["Target"]["Input"]) == {"meeting_key": key}
+    meeting = stack.container.repository.get_meeting(key)
+    assert meeting.dispatch_state is DispatchState.PENDING and meeting.schedule_name == names[0]
+    assert set(meeting.user_ids) == {"alice", "bob"}
     assert stack.simulator.create_calls == 0

@@ -205,6 +205,15 @@ class DynamoRepository:
             if not _is_condition_failure(exc):
                 raise
 
+    def set_dispatch_schedule(self, key: str, schedule_name: str, dispatch_at: datetime) -> None:
+        self._ddb.update_item(
+            TableName=self._table,
+            Key=_item({"pk": meeting_pk(key), "sk": "MEETING"}),
+            UpdateExpression="SET schedule_name = :n, dispatch_at = :at",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues=_item({":n": schedule_name, ":at": to_iso(dispatch_at)}),
+        )
+
     def finish_dispatch(
         self, key: str, *, state: DispatchState, bot_id: str | None = None, reason: str | None = None
     ) -> None:
@@ -333,6 +342,8 @@ def _meeting_attrs(m: Meeting) -> dict[str, Any]:
         "bot": m.bot_id,
         "dispatch_attempts": m.dispatch_attempts,
         "failure_reason": m.failure_reason,
+        "schedule_name": m.schedule_name,
+        "dispatch_at": to_iso(m.dispatch_at) if m.dispatch_at else None,
     }
 
 
@@ -354,6 +365,8 @@ def _meeting_from(a: dict[str, Any]) -> Meeting:
         dispatch_attempts=int(a.get("dispatch_attempts", 0)),
         failure_reason=a.get("failure_reason"),
         created_at=_dt(a.get("created_at")),
+        schedule_name=a.get("schedule_name"),
+        dispatch_at=_dt(a.get("dispatch_at")),
     )
 
 

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from meetpilot.app.ports import BotProvider, BotRequest, ClaimUnavailable, Repository, Secrets
+from meetpilot.app.ports import (
+    BotProvider,
+    BotRequest,
+    ClaimUnavailable,
+    DispatchScheduler,
+    Repository,
+    Secrets,
+)
 from meetpilot.app.sessions import update_session
 from meetpilot.domain.clock import Clock, parse_iso
 from meetpilot.domain.meeting import DesiredState, DispatchState, Meeting
@@ -43,6 +50,8 @@ class DispatchConfig:
     public_base_url: str
     transcript_provider: str | None
     lease_seconds: int = 90
+    # Dispatch this long before the start (the scheduled bot then waits for join_at).
+    lead_time_seconds: int = 300
     # Send join_at only when the meeting starts at least this far ahead; otherwise join now.
     join_margin_seconds: int = 15
     # Stop retrying once the meeting has been running this long without a bot.
@@ -115,6 +124,34 @@ def submit_meeting(request: MeetingRequest, *, repo: Repository, clock: Clock) -
     )
     stored, _ = repo.add_meeting(meeting, now)
     return stored
+
+
+@dataclass(frozen=True)
+class Plan:
+    """When a meeting's bot will be dispatched: now, or by a schedule at ``dispatch_at``."""
+
+    meeting: Meeting
+    dispatch_now: bool
+    dispatch_at: datetime | None = None
+    schedule_name: str | None = None
+
+
+def plan_dispatch(
+    meeting: Meeting, *, scheduler: DispatchScheduler, repo: Repository, config: DispatchConfig, clock: Clock
+) -> Plan:
+    """Schedule the meeting's dispatch at start minus lead time, or say it is due now.
+
+    Scheduling the same meeting again moves its one schedule; it never makes a second.
+    """
+    if meeting.dispatch_state is not DispatchState.PENDING or meeting.desired is not DesiredState.RECORD:
+        return Plan(meeting, dispatch_now=False)
+    at = meeting.start - timedelta(seconds=config.lead_time_seconds)
+    # Scheduler fires with one-minute precision; anything due within a minute goes now.
+    if at <= clock.now() + timedelta(seconds=60):
+        return Plan(meeting, dispatch_now=True)
+    name = scheduler.schedule(meeting.meeting_key, at)
+    repo.set_dispatch_schedule(meeting.meeting_key, name, at)
+    return Plan(meeting, dispatch_now=False, dispatch_at=at, schedule_name=name)
 
 
 def callback_url(base_url: str, session_id: str, secret: str) -> str:

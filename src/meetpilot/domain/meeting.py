@@ -76,6 +76,8 @@ class Meeting:
     dispatch_attempts: int = 0
     failure_reason: str | None = None
     created_at: datetime | None = None
+    schedule_name: str | None = None
+    dispatch_at: datetime | None = None
 
     @classmethod
     def new(

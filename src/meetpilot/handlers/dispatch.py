@@ -7,8 +7,15 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from meetpilot.app.dispatch import DispatchOutcome, MeetingRequest, dispatch_meeting, submit_meeting
+from meetpilot.app.dispatch import (
+    DispatchOutcome,
+    MeetingRequest,
+    dispatch_meeting,
+    plan_dispatch,
+    submit_meeting,
+)
 from meetpilot.composition import container
+from meetpilot.domain.clock import to_iso
 from meetpilot.errors import InvalidInput
 from meetpilot.handlers.observability import logger
 from meetpilot.handlers.sqs_batch import message_body, run_batch
@@ -23,6 +30,19 @@ def handle_record(record: SQSRecord) -> str:
     if isinstance(submit, dict):
         meeting = submit_meeting(MeetingRequest.from_message(submit), repo=c.repository, clock=c.clock)
         key = meeting.meeting_key
+        plan = plan_dispatch(
+            meeting, scheduler=c.dispatch_scheduler, repo=c.repository, config=c.dispatch_config, clock=c.clock
+        )
+        if not plan.dispatch_now:
+            logger.info(
+                "meeting scheduled" if plan.dispatch_at else "meeting already in hand",
+                extra={
+                    "meeting_key": key,
+                    "dispatch_at": to_iso(plan.dispatch_at) if plan.dispatch_at else None,
+                    "dispatch_state": meeting.dispatch_state.value,
+                },
+            )
+            return "scheduled" if plan.dispatch_at else meeting.dispatch_state.value
     if not isinstance(key, str) or not key:
         raise InvalidInput("dispatch message needs 'meeting_key' or 'submit'")
     result = dispatch_meeting(

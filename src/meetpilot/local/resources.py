@@ -130,6 +130,11 @@ def create_stack_resources(
     _create_schedule_group(clients["scheduler"], schedule_group)
 
     values = {table_id: table_name, bucket_id: bucket, group_id: schedule_group, **queue_urls, **dlq_urls}
+    # What !GetAtt <X>.Arn gives: queue ARNs, and a stand-in ARN for IAM roles (the emulator
+    # neither needs nor checks them).
+    arns = dict(queue_arns)
+    for role_id in resources_of_type(tpl, "AWS::IAM::Role"):
+        arns[role_id] = f"arn:aws:iam::123456789012:role/{prefix}-{_kebab(role_id)}"
     return StackResources(
         table_name=table_name,
         bucket=bucket,
@@ -138,7 +143,7 @@ def create_stack_resources(
         schedule_group=schedule_group,
         queue_arns=queue_arns,
         dead_letter_queues=dead_letter_queues,
-        resource_environment=_resource_environment(tpl, values),
+        resource_environment=_resource_environment(tpl, values, arns),
     )
 
 
@@ -163,7 +168,9 @@ def _single(tpl: Mapping[str, Any], resource_type: str) -> str:
     return found[0]
 
 
-def _resource_environment(tpl: Mapping[str, Any], ref_values: Mapping[str, str]) -> dict[str, str]:
+def _resource_environment(
+    tpl: Mapping[str, Any], ref_values: Mapping[str, str], arn_values: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Every function environment variable that is ``!Ref <resource we made>``, with its value.
 
     ``ref_values`` holds what ``Ref`` returns for each made resource: a table's or bucket's or
@@ -174,6 +181,11 @@ def _resource_environment(tpl: Mapping[str, Any], ref_values: Mapping[str, str])
         for var, value in function_environment(tpl, function_id).items():
             if isinstance(value, Mapping) and "Ref" in value and value["Ref"] in ref_values:
                 env[var] = ref_values[value["Ref"]]
+            elif isinstance(value, Mapping) and "Fn::GetAtt" in value and arn_values:
+                target = value["Fn::GetAtt"]
+                parts = target.split(".", 1) if isinstance(target, str) else list(target)
+                if len(parts) == 2 and parts[1] == "Arn" and parts[0] in arn_values:
+                    env[var] = arn_values[parts[0]]
     return env
 
 

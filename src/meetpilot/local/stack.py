@@ -28,6 +28,7 @@ SIM_API_KEY_LENGTH = 24
 @dataclass
 class StackOptions:
     transcript_provider: str | None = "deepgram"
+    lead_time_seconds: int = 300
     speed: float = 600.0  # simulator speed: a 30-minute meeting lasts 3 s
     background_pollers: bool = True
     prefix: str = "meetpilot-local"
@@ -111,19 +112,15 @@ class LocalStack:
         )
         gateway_url = self.gateway.start()
 
-        env = self.resources.environment()
-        settings = Settings(
-            table_name=env["TABLE_NAME"],
-            transcript_bucket=env["TRANSCRIPT_BUCKET"],
-            dispatch_queue_url=env["DISPATCH_QUEUE_URL"],
-            bot_events_queue_url=env["BOT_EVENTS_QUEUE_URL"],
-            transcript_queue_url=env["TRANSCRIPT_QUEUE_URL"],
-            schedule_group=env.get("SCHEDULE_GROUP", ""),
-            meetstream_base_url=sim_url,
-            public_base_url=gateway_url,
-            transcript_provider=self.options.transcript_provider,
-            provider_timeout_seconds=5.0,
+        # The same variables Lambda gets from the template, resolved to the local resources.
+        env = self.resources.environment(
+            MEETSTREAM_BASE_URL=sim_url,
+            PUBLIC_BASE_URL=gateway_url,
+            TRANSCRIPT_PROVIDER=self.options.transcript_provider or "none",
+            LEAD_TIME_SECONDS=self.options.lead_time_seconds,
+            MEETSTREAM_TIMEOUT_SECONDS=5,
         )
+        settings = Settings.from_env(env)
         self.container = Container(settings, clock=self.clock, boto_session=session, endpoint_url=self.aws_endpoint)
         use_container(self.container)
 
