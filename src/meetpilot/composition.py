@@ -121,6 +121,7 @@ class Container:
             public_base_url=self.settings.require("public_base_url"),
             transcript_provider=self.settings.transcript_provider,
             lead_time_seconds=self.settings.lead_time_seconds,
+            schedule_margin_seconds=self.settings.schedule_margin_seconds,
         )
 
 

@@ -22,6 +22,7 @@ _ENV = {
     "meetstream_base_url": "MEETSTREAM_BASE_URL",
     "public_base_url": "PUBLIC_BASE_URL",
     "lead_time_seconds": "LEAD_TIME_SECONDS",
+    "schedule_margin_seconds": "SCHEDULE_MARGIN_SECONDS",
     "transcript_provider": "TRANSCRIPT_PROVIDER",
     "bot_name": "BOT_NAME",
     "schedule_group": "SCHEDULE_GROUP",
@@ -45,6 +46,7 @@ class Settings:
     meetstream_base_url: str = DEFAULT_MEETSTREAM_BASE_URL
     public_base_url: str = ""
     lead_time_seconds: int = 300
+    schedule_margin_seconds: int = 60
     transcript_provider: str | None = "deepgram"
     bot_name: str = "meetpilot notetaker"
     schedule_group: str = ""
@@ -62,7 +64,7 @@ class Settings:
             raw = source.get(_ENV[f.name])
             if raw is None or raw == "":
                 continue
-            if f.name == "lead_time_seconds":
+            if f.name in ("lead_time_seconds", "schedule_margin_seconds"):
                 values[f.name] = _int(raw, _ENV[f.name], minimum=0)
             elif f.name == "provider_timeout_seconds":
                 values[f.name] = float(_int(raw, _ENV[f.name], minimum=1))

@@ -52,6 +52,8 @@ class DispatchConfig:
     lease_seconds: int = 90
     # Dispatch this long before the start (the scheduled bot then waits for join_at).
     lead_time_seconds: int = 300
+    # EventBridge Scheduler fires within the minute; a dispatch due sooner than this goes now.
+    schedule_margin_seconds: int = 60
     # Send join_at only when the meeting starts at least this far ahead; otherwise join now.
     join_margin_seconds: int = 15
     # Stop retrying once the meeting has been running this long without a bot.
@@ -146,8 +148,7 @@ def plan_dispatch(
     if meeting.dispatch_state is not DispatchState.PENDING or meeting.desired is not DesiredState.RECORD:
         return Plan(meeting, dispatch_now=False)
     at = meeting.start - timedelta(seconds=config.lead_time_seconds)
-    # Scheduler fires with one-minute precision; anything due within a minute goes now.
-    if at <= clock.now() + timedelta(seconds=60):
+    if at <= clock.now() + timedelta(seconds=config.schedule_margin_seconds):
         return Plan(meeting, dispatch_now=True)
     name = scheduler.schedule(meeting.meeting_key, at)
     repo.set_dispatch_schedule(meeting.meeting_key, name, at)

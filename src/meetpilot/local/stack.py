@@ -17,6 +17,7 @@ from meetpilot.domain.clock import Clock, SystemClock, to_iso
 from meetpilot.domain.meeting import meeting_key
 from meetpilot.local.gateway import Gateway, GatewayRoute
 from meetpilot.local.invoke import load_handler
+from meetpilot.local.scheduler_runner import SchedulerRunner, SchedulerThread, rate_schedules_from_template
 from meetpilot.local.sqs_runner import PollerThread, QueueFeeder
 from meetpilot.local.template import http_routes, load_template, sqs_event_sources
 from meetpilot.settings import Settings
@@ -29,6 +30,8 @@ SIM_API_KEY_LENGTH = 24
 class StackOptions:
     transcript_provider: str | None = "deepgram"
     lead_time_seconds: int = 300
+    schedule_margin_seconds: int = 60
+    scheduler_interval_seconds: float = 0.5
     speed: float = 600.0  # simulator speed: a 30-minute meeting lasts 3 s
     background_pollers: bool = True
     prefix: str = "meetpilot-local"
@@ -52,7 +55,8 @@ class LocalStack:
         self.container: Container | None = None
         self.resources: Any = None
         self.feeders: dict[str, QueueFeeder] = {}
-        self._pollers: list[PollerThread] = []
+        self._pollers: list[PollerThread | SchedulerThread] = []
+        self.scheduler_runner: SchedulerRunner | None = None
         self.handler_errors: list[BaseException] = []
         self._errors_lock = threading.Lock()
 
@@ -67,7 +71,9 @@ class LocalStack:
 
         if self.options.quiet_logs:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
-            logging.getLogger("meetpilot").setLevel(logging.WARNING)
+            from meetpilot.handlers.observability import logger
+
+            logger.setLevel(logging.WARNING)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         host, port = self._moto.get_host_and_port()
@@ -118,6 +124,7 @@ class LocalStack:
             PUBLIC_BASE_URL=gateway_url,
             TRANSCRIPT_PROVIDER=self.options.transcript_provider or "none",
             LEAD_TIME_SECONDS=self.options.lead_time_seconds,
+            SCHEDULE_MARGIN_SECONDS=self.options.schedule_margin_seconds,
             MEETSTREAM_TIMEOUT_SECONDS=5,
         )
         settings = Settings.from_env(env)
@@ -125,6 +132,17 @@ class LocalStack:
         use_container(self.container)
 
         sqs = self.container.client("sqs")
+        self.scheduler_runner = SchedulerRunner(
+            self.container.client("scheduler"),
+            sqs,
+            group=settings.require("schedule_group"),
+            clock=self.clock,
+            rate_schedules=rate_schedules_from_template(self.template, load_handler),
+        )
+        if self.options.background_pollers:
+            thread = SchedulerThread(self.scheduler_runner, interval_seconds=self.options.scheduler_interval_seconds)
+            thread.start()
+            self._pollers.append(thread)
         queue_urls = self.resources.queue_urls
         for source in sqs_event_sources(self.template):
             feeder = QueueFeeder(
@@ -194,7 +212,8 @@ class LocalStack:
         """Process every queue until all are empty (for tests without background pollers)."""
         total = 0
         for _ in range(rounds):
-            got = sum(feeder.drain() for feeder in self.feeders.values())
+            fired = self.scheduler_runner.fire_due() if self.scheduler_runner else 0
+            got = fired + sum(feeder.drain() for feeder in self.feeders.values())
             total += got
             if not got:
                 break

@@ -1,0 +1,127 @@
+"""The ``meetpilot`` command."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+try:
+    import typer
+    from rich.console import Console
+except ImportError:  # pragma: no cover - only without the extra
+    sys.stderr.write("meetpilot's command line needs the 'local' extra: pip install 'meetpilot[local]'\n")
+    raise SystemExit(2) from None
+
+app = typer.Typer(
+    help="meetpilot: calendar-driven meeting bots on AWS serverless. Try 'meetpilot demo'.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+meetings_app = typer.Typer(help="Meetings to record.", no_args_is_help=True)
+app.add_typer(meetings_app, name="meetings")
+console = Console()
+
+
+@app.command()
+def demo(
+    meetings: Annotated[int, typer.Option(help="how many meetings to run", min=1, max=200)] = 12,
+    timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 100.0,
+    out: Annotated[Path, typer.Option(help="folder for the transcripts (.txt, .vtt, .json)")] = Path(".demo"),
+    live: Annotated[bool, typer.Option(help="show a live table while it runs")] = True,
+) -> None:
+    """Run a mixed set of meetings through the whole pipeline on the local stack.
+
+    Example: meetpilot demo --meetings 12
+    """
+    from meetpilot.local.demo import run_demo
+
+    report = run_demo(meetings, timeout=timeout, out_dir=out, console=console, live=live)
+    for problem in report.mismatches:
+        console.print(f"[red]x[/red] {problem}")
+    print(report.summary_line())  # plain print: one line, whatever the terminal width
+    print(f"transcripts: {(out / 'transcripts').resolve()} ({report.seconds:.0f} s)")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def dev(
+    speed: Annotated[float, typer.Option(help="simulator speed: simulated seconds per real second")] = 60.0,
+) -> None:
+    """Run the local stack until Ctrl-C: gateway, AWS emulator, queue pollers, scheduler, simulator.
+
+    Example: meetpilot dev --speed 60
+    """
+    from meetpilot.local.dev import run_dev
+    from meetpilot.local.stack import StackOptions
+
+    stop = threading.Event()
+
+    def _stop(*_: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    run_dev(stop, options=StackOptions(speed=speed, quiet_logs=True), say=console.print)
+
+
+@meetings_app.command("add")
+def meetings_add(
+    url: Annotated[str, typer.Argument(help="the meeting link (Zoom, Meet, Teams, Webex)")],
+    start: Annotated[str | None, typer.Option(help="start time, ISO-8601 with a zone")] = None,
+    in_seconds: Annotated[int | None, typer.Option("--in", help="start this many seconds from now")] = None,
+    title: Annotated[str, typer.Option(help="meeting title")] = "",
+    user: Annotated[str | None, typer.Option(help="who asked for the recording")] = None,
+) -> None:
+    """Ask the running local stack to record a meeting.
+
+    Example: meetpilot meetings add https://meet.google.com/abc-defg-hij --in 60
+    """
+    import boto3
+
+    from meetpilot.domain.clock import parse_iso, to_iso
+    from meetpilot.domain.meeting import meeting_key
+    from meetpilot.errors import InvalidInput
+    from meetpilot.local.dev import read_state
+
+    try:
+        when = parse_iso(start) if start else datetime.now(UTC) + timedelta(seconds=in_seconds or 60)
+        key = meeting_key(url, when)
+        state = read_state()
+    except (ValueError, InvalidInput, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    env = state["environment"]
+    sqs = boto3.session.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    ).client("sqs", endpoint_url=env["AWS_ENDPOINT_URL"])
+    submit = {"meeting_url": url, "start": to_iso(when), "title": title}
+    if user:
+        submit["user_id"] = user
+    sqs.send_message(QueueUrl=env["DISPATCH_QUEUE_URL"], MessageBody=json.dumps({"submit": submit}))
+    console.print(f"queued {key}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def simulator(ctx: typer.Context) -> None:
+    """Run the MeetStream simulator alone on 127.0.0.1 (options: --port, --speed, --api-key, ...).
+
+    Example: meetpilot simulator --port 8765 --speed 60
+    """
+    from meetpilot.simulator.cli import main as simulator_main
+
+    raise typer.Exit(simulator_main(list(ctx.args)))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""``meetpilot dev``: the embedded stack, long-running, for developing against meetpilot."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from meetpilot.local.stack import LocalStack, StackOptions
+
+STATE_FILE = Path(".meetpilot") / "dev.json"
+
+
+def describe(stack: LocalStack) -> list[str]:
+    assert stack.gateway is not None and stack.simulator is not None
+    lines = [
+        "meetpilot dev is running (Ctrl-C stops it)",
+        f"  webhook gateway : {stack.gateway.url}/webhooks/meetstream",
+        f"  simulator       : {stack.simulator.base_url}  (API key in {STATE_FILE})",
+        f"  AWS emulator    : {stack.aws_endpoint}",
+        "",
+        "Point the AWS CLI or boto3 at the local stack:",
+    ]
+    lines += [f"  export {name}={value}" for name, value in sorted(stack.environment().items())]
+    lines += [
+        "",
+        "Add a meeting from another terminal:",
+        "  meetpilot meetings add https://meet.google.com/abc-defg-hij --in 60",
+    ]
+    return lines
+
+
+def write_state(stack: LocalStack, path: Path = STATE_FILE) -> None:
+    assert stack.gateway is not None and stack.simulator is not None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "pid": os.getpid(),
+        "gateway": stack.gateway.url,
+        "simulator": stack.simulator.base_url,
+        "simulator_api_key": stack.api_key,
+        "environment": stack.environment(),
+    }
+    path.write_text(json.dumps(state, indent=2))
+    path.chmod(0o600)  # it holds the local simulator's API key
+
+
+def read_state(path: Path = STATE_FILE) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no running 'meetpilot dev' found ({path} is missing); start one first") from None
+    return data
+
+
+def run_dev(
+    stop: threading.Event,
+    *,
+    options: StackOptions | None = None,
+    say: Callable[[str], None] = print,
+    state_path: Path = STATE_FILE,
+) -> None:
+    """Run the stack until ``stop`` is set, then stop every thread and server."""
+    stack = LocalStack(options or StackOptions(speed=60.0))
+    try:
+        stack.start()
+        write_state(stack, state_path)
+        for line in describe(stack):
+            say(line)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        stack.stop()
+        state_path.unlink(missing_ok=True)
+        say("meetpilot dev stopped")
