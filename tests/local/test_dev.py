@@ -1,0 +1,56 @@
+"""`meetpilot dev` starts everything on loopback and Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from urllib.parse import urlsplit
+
+from meetpilot.local.dev import run_dev
+from meetpilot.local.stack import StackOptions
+
+
+def _listening(url: str) -> bool:
+    parts = urlsplit(url)
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((parts.hostname, parts.port)) == 0
+
+
+def test_dev_starts_on_loopback_and_stops_leaving_no_socket_or_thread(tmp_path):
+    before = {t.ident for t in threading.enumerate()}
+    stop = threading.Event()
+    lines: list[str] = []
+    state_path = tmp_path / "dev.json"
+    runner = threading.Thread(
+        target=run_dev, args=(stop,), kwargs={"options": StackOptions(), "say": lines.append, "state_path": state_path}
+    )
+    runner.start()
+    deadline = time.monotonic() + 30
+    while not state_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    state = json.loads(state_path.read_text())
+    urls = [state["gateway"], state["simulator"], state["environment"]["AWS_ENDPOINT_URL"]]
+    for url in urls:
+        assert urlsplit(url).hostname == "127.0.0.1"
+        assert _listening(url)
+    text = "\n".join(lines)
+    assert f"export AWS_ENDPOINT_URL={state['environment']['AWS_ENDPOINT_URL']}" in text
+    assert "export DISPATCH_QUEUE_URL=" in text
+
+    stop.set()
+    runner.join(timeout=30)
+    assert not runner.is_alive()
+    assert lines[-1] == "meetpilot dev stopped"
+    assert not state_path.exists()
+    for url in urls:
+        assert not _listening(url), url
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        leftover = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+        if not leftover:
+            break
+        time.sleep(0.1)
+    assert leftover == [], [t.name for t in leftover]
