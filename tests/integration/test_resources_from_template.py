@@ -190,7 +190,11 @@ def test_names_are_valid_for_real_aws_and_dynamodb_local(stack: StackResources) 
 
 def test_environment_names_every_resource_the_handlers_read(stack: StackResources) -> None:
     env = stack.environment()
-    assert set(env) == RESOURCE_ENV
+    # plus the ARNs the dispatch function hands to its schedules (!GetAtt ... .Arn in the template)
+    assert set(env) == RESOURCE_ENV | {"DISPATCH_QUEUE_ARN", "DISPATCH_DLQ_ARN", "SCHEDULER_ROLE_ARN"}
+    assert env["DISPATCH_QUEUE_ARN"] == stack.queue_arns["DispatchQueue"]
+    assert env["DISPATCH_DLQ_ARN"].endswith(":mp-test-dispatch-dlq")
+    assert env["SCHEDULER_ROLE_ARN"].startswith("arn:aws:iam::")
     assert env["TABLE_NAME"] == stack.table_name
     assert env["TRANSCRIPT_BUCKET"] == stack.bucket
     assert env["DISPATCH_QUEUE_URL"] == stack.queue_urls["DispatchQueue"]
