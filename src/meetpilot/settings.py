@@ -45,7 +45,7 @@ class Settings:
     webhook_secret_param: str = "/meetpilot/webhook-secret"
     meetstream_base_url: str = DEFAULT_MEETSTREAM_BASE_URL
     public_base_url: str = ""
-    lead_time_seconds: int = 300
+    lead_time_seconds: int = 600
     schedule_margin_seconds: int = 60
     transcript_provider: str | None = "deepgram"
     bot_name: str = "meetpilot notetaker"

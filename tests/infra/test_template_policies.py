@@ -413,7 +413,7 @@ def test_parameters_have_the_documented_defaults(template: dict[str, Any]) -> No
     assert params["MeetStreamApiKeyParam"]["Default"] == "/meetpilot/meetstream-api-key"
     assert params["WebhookSecretParam"]["Default"] == "/meetpilot/webhook-secret"
     assert params["PublicBaseUrl"]["Default"] == ""
-    assert (params["LeadTimeSeconds"]["Type"], params["LeadTimeSeconds"]["Default"]) == ("Number", 300)
+    assert (params["LeadTimeSeconds"]["Type"], params["LeadTimeSeconds"]["Default"]) == ("Number", 600)
     assert (params["LeadTimeSeconds"]["MinValue"], params["LeadTimeSeconds"]["MaxValue"]) == (60, 3600)
     assert params["TranscriptProvider"]["Default"] == "deepgram"
     assert set(params["TranscriptProvider"]["AllowedValues"]) == {

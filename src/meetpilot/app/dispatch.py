@@ -51,7 +51,7 @@ class DispatchConfig:
     transcript_provider: str | None
     lease_seconds: int = 90
     # Dispatch this long before the start (the scheduled bot then waits for join_at).
-    lead_time_seconds: int = 300
+    lead_time_seconds: int = 600
     # EventBridge Scheduler fires within the minute; a dispatch due sooner than this goes now.
     schedule_margin_seconds: int = 60
     # Send join_at only when the meeting starts at least this far ahead; otherwise join now.

@@ -29,7 +29,7 @@ SIM_API_KEY_LENGTH = 24
 @dataclass
 class StackOptions:
     transcript_provider: str | None = "deepgram"
-    lead_time_seconds: int = 300
+    lead_time_seconds: int = 600
     schedule_margin_seconds: int = 60
     scheduler_interval_seconds: float = 0.5
     speed: float = 600.0  # simulator speed: a 30-minute meeting lasts 3 s
