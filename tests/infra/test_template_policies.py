@@ -24,6 +24,7 @@ FUNCTIONS = {
     "IngestFunction": "meetpilot.handlers.ingest.handler",
     "BotEventsFunction": "meetpilot.handlers.bot_events.handler",
     "TranscriptFetchFunction": "meetpilot.handlers.transcript_fetch.handler",
+    "ReconcileFunction": "meetpilot.handlers.reconcile.handler",
 }
 
 
@@ -80,6 +81,13 @@ EXPECTED_GRANTS = {
         ("ssm:GetParameter", {API_KEY}),
         (("dynamodb:GetItem", "dynamodb:UpdateItem"), {"Table.Arn"}),
         (("s3:PutObject", "s3:AbortMultipartUpload"), {"${TranscriptBucket.Arn}/transcripts/*"}),
+    ),
+    "ReconcileFunction": _grants(
+        (("logs:CreateLogStream", "logs:PutLogEvents"), {"ReconcileFunctionLogGroup.Arn"}),
+        ("ssm:GetParameter", {API_KEY}),
+        (("dynamodb:GetItem", "dynamodb:UpdateItem"), {"Table.Arn"}),
+        ("dynamodb:Query", {"${Table.Arn}/index/attention"}),
+        ("sqs:SendMessage", {"DispatchQueue.Arn", "TranscriptQueue.Arn"}),
     ),
 }
 

@@ -10,7 +10,7 @@ Every session write is conditional on the version it read (optimistic concurrenc
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -209,9 +209,18 @@ class DynamoRepository:
         self._ddb.update_item(
             TableName=self._table,
             Key=_item({"pk": meeting_pk(key), "sk": "MEETING"}),
-            UpdateExpression="SET schedule_name = :n, dispatch_at = :at",
+            UpdateExpression=(
+                "SET schedule_name = :n, dispatch_at = :at, attention_shard = :shard, attention_due = :due"
+            ),
             ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues=_item({":n": schedule_name, ":at": to_iso(dispatch_at)}),
+            ExpressionAttributeValues=_item(
+                {
+                    ":n": schedule_name,
+                    ":at": to_iso(dispatch_at),
+                    ":shard": _shard(key),
+                    ":due": to_iso(dispatch_at + MEETING_GRACE),
+                }
+            ),
         )
 
     def finish_dispatch(
@@ -228,9 +237,49 @@ class DynamoRepository:
         self._ddb.update_item(
             TableName=self._table,
             Key=_item({"pk": meeting_pk(key), "sk": "MEETING"}),
-            UpdateExpression="SET " + ", ".join(sets) + " REMOVE claim_expires_at",
+            UpdateExpression="SET " + ", ".join(sets) + " REMOVE claim_expires_at, attention_shard, attention_due",
             ExpressionAttributeValues=_item(values),
         )
+
+    def postpone_meeting_attention(self, key: str, until: datetime) -> None:
+        """Look at this meeting again at ``until`` (it stays in the reconciler's index)."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_item({"pk": meeting_pk(key), "sk": "MEETING"}),
+                UpdateExpression="SET attention_due = :due",
+                ConditionExpression="attribute_exists(attention_shard)",
+                ExpressionAttributeValues=_item({":due": to_iso(until)}),
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+
+    def due_for_attention(self, now: datetime, *, limit: int = 500) -> list[tuple[str, str]]:
+        """(kind, id) of meetings and sessions whose attention time has passed, oldest first.
+
+        One Query per shard of the sparse ``attention`` index; never a Scan.
+        """
+        found: list[tuple[str, str, str]] = []
+        for shard in range(ATTENTION_SHARDS):
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": "attention",
+                "KeyConditionExpression": "attention_shard = :s AND attention_due <= :now",
+                "ExpressionAttributeValues": _item({":s": f"A#{shard}", ":now": to_iso(now)}),
+                "ProjectionExpression": "pk, attention_due",
+            }
+            while len(found) < limit * ATTENTION_SHARDS:
+                page = self._ddb.query(**kwargs)
+                for item in page.get("Items", []):
+                    plain = _plain(item)
+                    found.append((plain["attention_due"], *plain["pk"].split("#", 1)))
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        found.sort()
+        kinds = {"MEETING": "meeting", "SESSION": "session"}
+        return [(kinds[kind], ident) for _, kind, ident in found[:limit] if kind in kinds]
 
     # --- sessions -----------------------------------------------------------------------------
 
@@ -322,8 +371,22 @@ _SESSION_OPTIONAL = (
 )
 
 
+MEETING_GRACE = timedelta(minutes=5)
+
+
+def meeting_attention_due(m: Meeting) -> datetime | None:
+    """When the reconciler should check that a meeting got its bot; None once that is settled."""
+    if m.desired is not DesiredState.RECORD or m.dispatch_state not in (DispatchState.PENDING, DispatchState.CLAIMED):
+        return None
+    planned = m.dispatch_at or (m.start - timedelta(minutes=10))
+    return planned + MEETING_GRACE
+
+
 def _meeting_attrs(m: Meeting) -> dict[str, Any]:
+    due = meeting_attention_due(m)
     return {
+        "attention_shard": _shard(m.meeting_key) if due else None,
+        "attention_due": to_iso(due) if due else None,
         "pk": meeting_pk(m.meeting_key),
         "sk": "MEETING",
         "type": "meeting",
@@ -398,6 +461,7 @@ def _session_attrs(s: Session, now: datetime) -> dict[str, Any]:
         "history": s.history,
         "seen": set(s.seen) or None,
         "unknown_events": s.unknown_events,
+        "reconcile_attempts": s.reconcile_attempts,
         "attention_shard": _shard(s.session_id) if due else None,
         "attention_due": to_iso(due) if due else None,
         "created_at": to_iso(s.created_at) if s.created_at else to_iso(now),
@@ -424,6 +488,7 @@ def _session_from(a: dict[str, Any]) -> Session:
         history=list(a.get("history") or []),
         seen=set(a.get("seen") or ()),
         unknown_events=int(a.get("unknown_events", 0)),
+        reconcile_attempts=int(a.get("reconcile_attempts", 0)),
         version=int(a.get("version", 0)),
         created_at=_dt(a.get("created_at")),
         updated_at=_dt(a.get("updated_at")),

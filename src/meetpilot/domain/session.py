@@ -6,6 +6,7 @@ result says what changed and which side effect (a transcript job) the caller mus
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -61,6 +62,7 @@ class Session:
     history: list[dict[str, Any]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     unknown_events: int = 0
+    reconcile_attempts: int = 0  # reconciler checks without the session reaching an outcome
     version: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -122,8 +124,11 @@ def _wants_transcript_job(session: Session, event: BotEvent) -> bool:
     )
 
 
-def apply_event(session: Session, event: BotEvent, now: datetime) -> EventDecision:
-    """Apply one normalised webhook event to a session, forward-only and at most once."""
+def apply_event(session: Session, event: BotEvent, now: datetime, *, source: str = "webhook") -> EventDecision:
+    """Apply one normalised event to a session, forward-only and at most once.
+
+    ``source`` says where it came from: a webhook, or the reconciler reading the provider's record.
+    """
     if event.bot_id is not None and session.bot_id is not None and event.bot_id != session.bot_id:
         return EventDecision(EventVerdict.WRONG_BOT, session)
     if event.dedupe_key in session.seen:
@@ -140,6 +145,8 @@ def apply_event(session: Session, event: BotEvent, now: datetime) -> EventDecisi
                 new.seen.discard(stale)
     entry = event.history_entry()
     entry["received_at"] = to_iso(now)
+    if source != "webhook":
+        entry["source"] = source
     new.history.append(entry)
     if len(new.history) > HISTORY_CAP:
         # Keep the first entries (how it started) and the most recent ones.
@@ -197,3 +204,57 @@ def attention_due(session: Session, now: datetime) -> datetime | None:
         BotStatus.DONE: timedelta(minutes=30),
     }
     return now + deadlines.get(session.status, timedelta(hours=5))
+
+
+# The provider's StatusTimeline keys (GET /bots/{id}/detail), as the webhook each one stands for:
+# (event, bot_event). Order matters: it is the order the events happen in.
+TIMELINE_EVENTS: tuple[tuple[str, str, str], ...] = (
+    ("Scheduled", "bot.scheduled", "bot.scheduled"),
+    ("Joining", "bot.joining", "bot.joining"),
+    ("WaitingRoom", "bot.in_waiting_room", "bot.in_waiting_room"),
+    ("InMeeting", "bot.inmeeting", "bot.inmeeting"),
+    ("Recording", "bot.recording", "bot.recording"),
+    ("Leaving", "bot.leaving", "bot.leaving"),
+    ("Stopped", "bot.stopped", "bot.stopped"),
+    ("BotNotAllowed", "bot.stopped", "bot.notallowed"),
+    ("BotRejected", "bot.stopped", "bot.denied"),
+    ("Error", "bot.stopped", "bot.failed"),
+    ("TranscriptionReady", "transcription.processed", "transcription.processed"),
+    ("Done", "bot.done", "bot.done"),
+)
+
+
+def timeline_payloads(bot_id: str, detail: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Webhook-shaped payloads for every step the provider's StatusTimeline records as reached.
+
+    The reconciler feeds them through the same normalise/apply path as real webhooks, so a lost
+    webhook's transition is recovered exactly as if it had arrived.
+    """
+    details = detail.get("bot_details", detail)
+    timeline = details.get("StatusTimeline") if isinstance(details, Mapping) else None
+    if not isinstance(timeline, Mapping):
+        return []
+    payloads: list[dict[str, Any]] = []
+    terminal_seen = False
+    for key, event, bot_event in TIMELINE_EVENTS:
+        step = timeline.get(key)
+        if not isinstance(step, Mapping) or not step.get("status"):
+            continue
+        if event == "bot.stopped":
+            if terminal_seen:
+                continue  # one terminal per bot; the first recorded reason wins
+            terminal_seen = True
+        payload: dict[str, Any] = {"event": event, "bot_event": bot_event, "bot_id": bot_id}
+        if isinstance(step.get("timestamp"), str):
+            payload["timestamp"] = step["timestamp"]
+        payload["message"] = step.get("message") if isinstance(step.get("message"), str) else f"{key} (from detail)"
+        payloads.append(payload)
+    # A failure reason outranks a plain Stopped entry that some records also carry.
+    reasons = [p for p in payloads if p["event"] == "bot.stopped"]
+    if reasons and reasons[0]["bot_event"] == "bot.stopped":
+        for key, _, bot_event in TIMELINE_EVENTS[7:10]:
+            step = timeline.get(key)
+            if isinstance(step, Mapping) and step.get("status"):
+                reasons[0]["bot_event"] = bot_event
+                break
+    return payloads

@@ -1,0 +1,189 @@
+"""Converge what the webhooks should have told us: the reconciler.
+
+MeetStream does not retry webhooks and sometimes never sends the one we wait for. Every few
+minutes the reconciler takes the meetings and sessions whose attention time has passed (from the
+sparse ``attention`` index) and converges each: a meeting past its dispatch time without a bot is
+dispatched again; a session is read back from the provider (``/bots/{id}/detail``) and the missing
+transitions are applied through the same code path as webhooks; a stopped session without a
+transcript gets a transcript job; after ``max_attempts`` checks without an outcome it is flagged.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from meetpilot.app.bot_events import transcript_job
+from meetpilot.app.ports import BotProvider, MessageQueue, Repository
+from meetpilot.app.sessions import update_session
+from meetpilot.domain.clock import Clock, to_iso
+from meetpilot.domain.events import normalise_event
+from meetpilot.domain.meeting import DesiredState, DispatchState
+from meetpilot.domain.session import (
+    EventVerdict,
+    Session,
+    TranscriptMode,
+    TranscriptState,
+    apply_event,
+    timeline_payloads,
+)
+from meetpilot.domain.status import Outcome
+from meetpilot.errors import InvalidEvent, ProviderNotFound, ProviderRetryable
+
+
+@dataclass(frozen=True)
+class ReconcileConfig:
+    max_attempts: int = 6
+    meeting_recheck: timedelta = timedelta(minutes=10)
+    batch_limit: int = 500
+
+
+@dataclass
+class ReconcileReport:
+    checked: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"checked": self.checked, **dict(self.actions)}
+
+
+def reconcile(
+    *,
+    repo: Repository,
+    provider: BotProvider,
+    dispatch_queue: MessageQueue,
+    transcript_queue: MessageQueue,
+    clock: Clock,
+    config: ReconcileConfig | None = None,
+) -> ReconcileReport:
+    cfg = config or ReconcileConfig()
+    report = ReconcileReport()
+    for kind, ident in repo.due_for_attention(clock.now(), limit=cfg.batch_limit):
+        report.checked += 1
+        if kind == "meeting":
+            report.actions[_meeting(ident, repo, dispatch_queue, clock, cfg)] += 1
+        else:
+            action = reconcile_session(
+                ident, repo=repo, provider=provider, transcript_queue=transcript_queue, clock=clock, config=cfg
+            )
+            report.actions[action] += 1
+    return report
+
+
+def _meeting(key: str, repo: Repository, dispatch_queue: MessageQueue, clock: Clock, cfg: ReconcileConfig) -> str:
+    meeting = repo.get_meeting(key)
+    if meeting is None:
+        return "missing"
+    if meeting.desired is not DesiredState.RECORD or meeting.dispatch_state not in (
+        DispatchState.PENDING,
+        DispatchState.CLAIMED,
+    ):
+        return "settled"
+    # Its schedule or its dispatch message was lost (or is stuck in a DLQ): dispatch again. The
+    # claim and the stored idempotency key make this safe even if the first attempt got through.
+    dispatch_queue.send({"meeting_key": key, "attempt": 0, "source": "reconcile"})
+    repo.postpone_meeting_attention(key, clock.now() + cfg.meeting_recheck)
+    return "meeting_redispatched"
+
+
+def reconcile_session(
+    session_id: str,
+    *,
+    repo: Repository,
+    provider: BotProvider,
+    transcript_queue: MessageQueue,
+    clock: Clock,
+    config: ReconcileConfig | None = None,
+) -> str:
+    """Converge one session with the provider's record of its bot; returns what was done."""
+    cfg = config or ReconcileConfig()
+    session = repo.get_session(session_id)
+    if session is None:
+        return "missing"
+    if session.outcome is not None:
+        update_session(repo, session_id, lambda s: s, clock)  # rewrite drops it from the index
+        return "settled"
+    if session.reconcile_attempts >= cfg.max_attempts:
+        reason = f"no outcome after {session.reconcile_attempts} reconciler checks (last status {session.status.value})"
+        _flag(repo, session_id, reason, clock)
+        return "flagged"
+    if session.bot_id is None:
+        _count_attempt(repo, session_id, clock)
+        return "waiting_for_dispatch"
+    try:
+        detail = provider.bot_detail(session.bot_id)
+    except ProviderNotFound:
+        _flag(repo, session_id, f"the provider does not know bot {session.bot_id}", clock)
+        return "flagged"
+    except ProviderRetryable:
+        return "provider_unavailable"  # the attention time stays; next round tries again
+
+    applied = sum(
+        _apply_payload(repo, session_id, payload, clock) for payload in timeline_payloads(session.bot_id, detail)
+    )
+
+    latest = repo.get_session(session_id)
+    assert latest is not None
+    if (
+        latest.outcome is None
+        and latest.status.is_terminal
+        and latest.transcript_mode is TranscriptMode.POST_CALL
+        and latest.transcript_state is TranscriptState.NONE
+    ):
+        # Stopped without a transcript job: ask for the transcript (202 just means "not yet").
+        def queue_job(current: Session) -> Session | None:
+            if current.transcript_state is not TranscriptState.NONE or current.outcome is not None:
+                return None
+            current.transcript_state = TranscriptState.QUEUED
+            current.transcript_job_pending = True
+            return current
+
+        latest = update_session(repo, session_id, queue_job, clock) or latest
+    if latest.transcript_job_pending:
+        transcript_queue.send(transcript_job(latest, to_iso(clock.now())))
+
+        def sent(current: Session) -> Session | None:
+            current.transcript_job_pending = False
+            return current
+
+        update_session(repo, session_id, sent, clock)
+        _count_attempt(repo, session_id, clock)
+        return "transcript_requested"
+    _count_attempt(repo, session_id, clock)
+    return "transitions_applied" if applied else "no_change"
+
+
+def _apply_payload(repo: Repository, session_id: str, payload: dict[str, object], clock: Clock) -> bool:
+    """One recovered transition, through the same state machine as a webhook. True if it changed."""
+    try:
+        event = normalise_event(payload)
+    except InvalidEvent:
+        return False
+
+    def change(current: Session) -> Session | None:
+        decision = apply_event(current, event, clock.now(), source="reconcile")
+        return decision.session if decision.verdict is EventVerdict.APPLIED else None
+
+    return update_session(repo, session_id, change, clock) is not None
+
+
+def _count_attempt(repo: Repository, session_id: str, clock: Clock) -> None:
+    def bump(current: Session) -> Session | None:
+        if current.outcome is not None:
+            return None
+        current.reconcile_attempts += 1
+        return current
+
+    update_session(repo, session_id, bump, clock)
+
+
+def _flag(repo: Repository, session_id: str, reason: str, clock: Clock) -> None:
+    def flag(current: Session) -> Session | None:
+        if current.outcome is not None:
+            return None
+        current.outcome = Outcome.GAVE_UP
+        current.outcome_reason = reason[:500]
+        return current
+
+    update_session(repo, session_id, flag, clock)
