@@ -36,7 +36,7 @@ class SimulatorHTTPServer(ThreadingHTTPServer):
 
     def start(self) -> None:
         self._serving = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="meetstream-simulator-http", daemon=True
+            target=self.serve_forever, kwargs={"poll_interval": 0.01}, name="meetstream-simulator-http", daemon=True
         )
         self._serving.start()
 
