@@ -5,12 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from meetpilot.domain.links import canonical_meeting_url
 from meetpilot.errors import InvalidInput
-
-_TRACKING_PARAMS = ("utm_", "fbclid", "gclid", "mc_", "_ga")
-_TRAILING_JUNK = ".,;:!?)]}>'\""
 
 
 class DesiredState(StrEnum):
@@ -26,25 +23,19 @@ class DispatchState(StrEnum):
 
 
 def normalise_meeting_url(url: str) -> str:
-    """A canonical form of a meeting URL for deduplication.
+    """A canonical form of a meeting URL for deduplication: links that join the same meeting are equal.
 
-    Lower-cases scheme and host, drops fragments, tracking parameters and trailing punctuation,
-    keeps meaningful query parameters (a Zoom ``pwd``) in sorted order.
+    Host case, default ports, redirect wrappers (Outlook safelinks), tracking parameters, fragments
+    and trailing punctuation do not count; per-platform rules (Zoom meeting number and ``pwd``, Meet
+    code, Teams thread id) are in ``meetpilot.domain.links.canonical_meeting_url``.
     """
-    text = url.strip().rstrip(_TRAILING_JUNK)
+    text = url.strip()
     if not text:
         raise InvalidInput("meeting URL is empty")
-    parts = urlsplit(text)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    canonical = canonical_meeting_url(text)
+    if canonical is None:
         raise InvalidInput(f"meeting URL must be an http(s) link with a host, got {url[:200]!r}")
-    host = parts.hostname.lower()
-    if parts.port and parts.port not in (80, 443):
-        host = f"{host}:{parts.port}"
-    query = sorted(
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith(_TRACKING_PARAMS)
-    )
-    path = parts.path.rstrip("/")
-    return urlunsplit(("https", host, path, urlencode(query), ""))
+    return canonical
 
 
 def start_minute(start: datetime) -> str:
