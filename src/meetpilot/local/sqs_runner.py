@@ -58,6 +58,10 @@ class QueueFeeder:
         self.invocations = 0
         self.failed_records = 0
 
+    def wrap_handler(self, wrap: Callable[[Handler], Handler]) -> None:
+        """Put a wrapper (fault injection, measurement) around the handler this feeder invokes."""
+        self._handler = wrap(self._handler)
+
     def poll_once(self, wait_seconds: int = 0) -> int:
         """Receive and process one batch; return how many messages were received."""
         resp = self._sqs.receive_message(

@@ -32,6 +32,8 @@ class StackOptions:
     lead_time_seconds: int = 600
     schedule_margin_seconds: int = 60
     scheduler_interval_seconds: float = 0.5
+    # Shorter visibility timeouts than the template's, so failed records return in seconds.
+    queue_visibility_seconds: int | None = None
     speed: float = 600.0  # simulator speed: a 30-minute meeting lasts 3 s
     background_pollers: bool = True
     prefix: str = "meetpilot-local"
@@ -97,6 +99,12 @@ class LocalStack:
             prefix=self.options.prefix,
             template=self.template,
         )
+        if self.options.queue_visibility_seconds is not None:
+            sqs_admin = session.client("sqs", endpoint_url=self.aws_endpoint)
+            for url in self.resources.queue_urls.values():
+                sqs_admin.set_queue_attributes(
+                    QueueUrl=url, Attributes={"VisibilityTimeout": str(self.options.queue_visibility_seconds)}
+                )
         ssm = session.client("ssm", endpoint_url=self.aws_endpoint)
         settings_env = Settings()
         ssm.put_parameter(Name=settings_env.api_key_param, Value=self.api_key, Type="SecureString", Overwrite=True)
