@@ -158,6 +158,21 @@ def test_floating_time_follows_x_wr_timezone_when_declared():
     assert floating.meeting_url == "https://meet.google.com/hij-klmn-opq"  # from X-GOOGLE-CONFERENCE
 
 
+def test_floating_series_and_its_exdate_share_the_calendar_zone():
+    body = (
+        "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//EN\nX-WR-TIMEZONE:Europe/Berlin\n"
+        "BEGIN:VEVENT\nUID:floating-series\nDTSTAMP:20260420T120000Z\nDTSTART:20260504T100000\n"
+        "DTEND:20260504T103000\nRRULE:FREQ=DAILY;COUNT=3\nEXDATE:20260505T100000\nSUMMARY:x\n"
+        "LOCATION:https://meet.google.com/abc-defg-hij\nEND:VEVENT\nEND:VCALENDAR\n"
+    ).replace("\n", "\r\n")
+    events = parse_feed(body.encode(), calendar_id="c", window_start=at(2026, 5, 1), window_end=at(2026, 5, 10))
+    assert [(e.event_id, e.start, e.cancelled) for e in events] == [
+        ("floating-series/20260504T080000Z", at(2026, 5, 4, 8), False),
+        ("floating-series/20260505T080000Z", at(2026, 5, 5, 8), True),
+        ("floating-series/20260506T080000Z", at(2026, 5, 6, 8), False),
+    ]
+
+
 def test_google_export_series_with_a_cancelled_instance_and_wrapped_meet_link():
     events = parse("google_export.ics", at(2026, 5, 1), at(2026, 5, 10))
     series = "5k3v8n2q1p0r9s7t6u4w@google.com"
@@ -270,6 +285,24 @@ def test_a_malformed_feed_raises_a_source_error(body):
     with pytest.raises(CalendarSourceError) as caught:
         parse_feed(body, calendar_id="c", window_start=at(2026, 5, 1), window_end=at(2026, 5, 30))
     assert "\n" not in str(caught.value)
+
+
+def test_a_repeated_uid_keeps_the_highest_sequence():
+    newer = (
+        "BEGIN:VEVENT\nUID:dup\nSEQUENCE:2\nDTSTAMP:20260420T120000Z\nDTSTART:20260504T110000Z\nSUMMARY:new\nEND:VEVENT"
+    )
+    older = (
+        "BEGIN:VEVENT\nUID:dup\nSEQUENCE:1\nDTSTAMP:20260420T120000Z\nDTSTART:20260504T090000Z\nSUMMARY:old\nEND:VEVENT"
+    )
+    # In one calendar object, and in two calendar objects concatenated in one body (some feeds do).
+    for body in (
+        _calendar(newer + "\n" + older),
+        _calendar(older + "\n" + newer),
+        _calendar(newer) + _calendar(older),
+        _calendar(older) + _calendar(newer),
+    ):
+        (event,) = parse_feed(body, calendar_id="c", window_start=at(2026, 5, 4), window_end=at(2026, 5, 5))
+        assert event.title == "new" and event.start == at(2026, 5, 4, 11)
 
 
 def test_an_event_without_uid_gets_a_stable_id():

@@ -268,6 +268,16 @@ def test_broken_html_does_not_lose_a_plain_link():
     assert find_meeting_url(description=text) == "https://acme.zoom.us/j/85551234567"
 
 
+def test_a_link_split_by_inline_tags_is_joined_again():
+    text = "<p>Join: <span>https://acme.zoom.us/</span><wbr>j/85551234567<span>?pwd=abc</span></p><p>Notes</p>"
+    assert find_meeting_url(description=text) == "https://acme.zoom.us/j/85551234567?pwd=abc"
+
+
+def test_script_and_style_content_is_not_read():
+    text = "<style>a{background:url(https://meet.google.com/aaa-bbbb-ccc)}</style><p>Join https://acme.webex.com/meet/jane</p>"
+    assert find_meeting_url(description=text) == "https://acme.webex.com/meet/jane"
+
+
 def test_nested_wrappers_are_all_unwrapped():
     inner = "https%3A%2F%2Fwww.google.com%2Furl%3Fq%3Dhttps%253A%252F%252Fmeet.google.com%252Fabc-defg-hij%26sa%3DD"
     wrapped = f"https://eur01.safelinks.protection.outlook.com/?url={inner}&data=x"

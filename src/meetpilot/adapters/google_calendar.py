@@ -178,6 +178,9 @@ class GoogleCalendarClient:
         response = self._request("GET", f"/calendars/{_segment(google_calendar_id)}/events", params=params)
         if response.status_code == 410:
             raise SyncTokenExpired()
+        if response.status_code == 400 and "syncToken" in params and _says_invalid_sync_token(response):
+            # A token that was stored damaged: a full sync repairs it just as it does after a 410.
+            raise SyncTokenExpired("Google refused the stored sync token as invalid; run a full sync")
         data = self._json(response, "list events")
         items = data.get("items") or []
         if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
@@ -435,6 +438,15 @@ def _google_reason(response: httpx.Response) -> str:
     if isinstance(error, str):
         return error[:80]
     return "no details"
+
+
+def _says_invalid_sync_token(response: httpx.Response) -> bool:
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return False
+    message = str(error.get("message", "")).lower() if isinstance(error, Mapping) else ""
+    return "invalid" in message and "sync token" in message
 
 
 def _declined_by_owner(attendees: object, owner_email: str | None) -> bool:

@@ -28,7 +28,7 @@ _TEAMS_HOSTS = frozenset(
 )
 _MEET_HOST = "meet.google.com"
 
-# A Zoom meeting number is 9 to 11 digits today; accept a little either side.
+# Zoom meeting numbers are 9 to 11 digits today; any length is accepted, as Zoom itself does.
 _ZOOM_JOIN_PATH = re.compile(r"^/(?:j|w|wc/join)/(?P<number>\d+)(?:/|$)", re.IGNORECASE)
 _ZOOM_WEB_CLIENT_PATH = re.compile(r"^/wc/(?P<number>\d+)/join(?:/|$)", re.IGNORECASE)
 _ZOOM_PERSONAL_PATH = re.compile(r"^/my/(?P<name>[\w.-]+)/?$", re.IGNORECASE)
@@ -131,7 +131,7 @@ def canonical_meeting_url(url: str) -> str | None:
     if parts is None:
         return None
     platform = _platform(parts)
-    host = parts.hostname or ""
+    host = _host(parts)
     path = parts.path
     query = parse_qsl(parts.query, keep_blank_values=True)
     if platform == "zoom":
