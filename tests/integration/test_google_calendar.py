@@ -576,3 +576,46 @@ def test_parse_google_event_rejects_items_without_id_or_with_bad_times():
         parse_google_event({"status": "confirmed"}, calendar_id="c", owner_email=None)
     with pytest.raises(CalendarSourceError, match="unreadable time"):
         parse_google_event(google_event(start={"dateTime": "tomorrow"}), calendar_id="c", owner_email=None)
+
+
+# --- the fake itself, where the client does not reach ---------------------------------------
+
+
+def test_the_fake_requires_a_bearer_token_and_checks_page_tokens(fake, client):
+    fake.put_event(CALENDAR, timed(NOW))
+    events_url = f"{fake.api_base}/calendars/{CALENDAR}/events"
+    assert httpx.get(events_url).status_code == 401
+    assert httpx.get(events_url, headers={"Authorization": "Bearer made-up"}).status_code == 401
+    client.sync("cal-1", CALENDAR, None)
+    auth = {"Authorization": f"Bearer {client._oauth.token}"}
+    assert httpx.get(events_url, params={"pageToken": "never-issued"}, headers=auth).status_code == 400
+    token = httpx.post(fake.token_uri, data={"grant_type": "password", "client_id": CLIENT_ID})
+    assert token.status_code == 400 and token.json()["error"] == "unsupported_grant_type"
+
+
+def test_the_fake_shows_deleted_events_and_honours_time_max_when_asked(fake, client):
+    kept = fake.put_event(CALENDAR, timed(NOW + timedelta(hours=1)))
+    gone = fake.put_event(CALENDAR, timed(NOW + timedelta(hours=2)))
+    later = fake.put_event(CALENDAR, timed(NOW + timedelta(days=30)))
+    fake.cancel_event(CALENDAR, gone["id"])
+    client.sync("cal-1", CALENDAR, None)
+    auth = {"Authorization": f"Bearer {client._oauth.token}"}
+    events_url = f"{fake.api_base}/calendars/{CALENDAR}/events"
+    shown = httpx.get(events_url, params={"showDeleted": "true"}, headers=auth).json()["items"]
+    assert [e["id"] for e in shown] == [kept["id"], gone["id"], later["id"]]
+    assert shown[1] == {k: shown[1][k] for k in ("kind", "etag", "id", "status", "updated")}
+    window = {"timeMax": (NOW + timedelta(days=1)).isoformat().replace("+00:00", "Z")}
+    assert [e["id"] for e in httpx.get(events_url, params=window, headers=auth).json()["items"]] == [kept["id"]]
+
+
+def test_the_fake_stops_cleanly_with_open_connections():
+    server = FakeGoogleCalendar()
+    server.start()
+    server.add_client(CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN)
+    server.put_event(CALENDAR, timed(NOW))
+    google = make_client(server)
+    google.sync("cal-1", CALENDAR, None)  # leaves a keep-alive connection open
+    server.stop()
+    with pytest.raises(CalendarSourceError, match="could not reach"):
+        google.sync("cal-1", CALENDAR, None)
+    google.close()
