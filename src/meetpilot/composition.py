@@ -122,6 +122,7 @@ class Container:
             transcript_provider=self.settings.transcript_provider,
             lead_time_seconds=self.settings.lead_time_seconds,
             schedule_margin_seconds=self.settings.schedule_margin_seconds,
+            lease_seconds=self.settings.scaled(90),
         )
 
 

@@ -31,6 +31,7 @@ _ENV = {
     "scheduler_role_arn": "SCHEDULER_ROLE_ARN",
     "provider_timeout_seconds": "MEETSTREAM_TIMEOUT_SECONDS",
     "spool_dir": "TRANSCRIPT_SPOOL_DIR",
+    "time_scale": "MEETPILOT_TIME_SCALE",
 }
 
 
@@ -55,6 +56,9 @@ class Settings:
     scheduler_role_arn: str = ""
     provider_timeout_seconds: float = 10.0
     spool_dir: str | None = None
+    # Local runs only: multiplies retry delays and the dispatch lease so a simulated day of
+    # retries fits in minutes. Deployed stacks leave it at 1.
+    time_scale: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +72,13 @@ class Settings:
                 values[f.name] = _int(raw, _ENV[f.name], minimum=0)
             elif f.name == "provider_timeout_seconds":
                 values[f.name] = float(_int(raw, _ENV[f.name], minimum=1))
+            elif f.name == "time_scale":
+                try:
+                    values[f.name] = float(raw)
+                except ValueError:
+                    raise ConfigurationError(f"MEETPILOT_TIME_SCALE must be a number, got {raw[:40]!r}") from None
+                if not 0 < values[f.name] <= 1:  # type: ignore[operator]
+                    raise ConfigurationError("MEETPILOT_TIME_SCALE must be in (0, 1]")
             elif f.name == "transcript_provider":
                 values[f.name] = None if raw.strip().lower() == "none" else raw.strip()
             else:
@@ -83,6 +94,12 @@ class Settings:
                 "'meetpilot dev' or export it"
             )
         return str(value)
+
+    def scaled(self, seconds: float) -> int:
+        """A delay in whole seconds after the local time scale (at least 1 when seconds > 0)."""
+        if seconds <= 0:
+            return 0
+        return max(1, round(seconds * self.time_scale))
 
 
 def _int(raw: str, var: str, *, minimum: int) -> int:

@@ -339,11 +339,6 @@ def test_finish_dispatch_records_the_bot(repo: DynamoRepository, ddb_backend: Dy
         _claim(repo, meeting.meeting_key, T0 + timedelta(hours=1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finish_dispatch writes bot_id on the meeting, which puts meetings in the by-bot index that "
-    "the item layout reserves for sessions (add_meeting stores the meeting's bot as 'bot')",
-)
 def test_meetings_stay_out_of_the_bot_index(repo: DynamoRepository, ddb_backend: DynamoBackend) -> None:  # noqa: F811
     meeting = _stored_meeting(repo)
     _claim(repo, meeting.meeting_key, T0)

@@ -192,3 +192,11 @@ def test_history_is_capped_but_keeps_the_beginning():
     s, _ = run(session(), *(payload("bot.error", status="InMeeting") for _ in range(HISTORY_CAP + 25)))
     assert len(s.history) == HISTORY_CAP
     assert s.history[0]["timestamp"] < s.history[-1]["timestamp"]
+
+
+def test_a_full_history_of_huge_unknown_events_stays_small():
+    import json
+
+    huge = [payload("x" * 5000, message="m" * 5000) for _ in range(HISTORY_CAP + 5)]
+    s, _ = run(session(), *huge)
+    assert len(json.dumps(s.history)) < 100_000

@@ -229,7 +229,7 @@ class DynamoRepository:
         sets = ["dispatch_state = :state"]
         values: dict[str, Any] = {":state": state.value}
         if bot_id:
-            sets.append("bot_id = :bot")
+            sets.append("bot = :bot")  # not bot_id: the by-bot index is for sessions
             values[":bot"] = bot_id
         if reason:
             sets.append("failure_reason = :reason")

@@ -18,6 +18,7 @@ from meetpilot.domain.status import BotStatus, EventKind, StopReason, Transcript
 from meetpilot.errors import InvalidEvent
 
 MESSAGE_LIMIT = 500  # characters of the provider's message kept on the event and in history
+NAME_LIMIT = 100  # characters of an (unknown) event name kept; keeps a full history far below 400 KB
 
 _STOPPED = "bot.stopped"  # the generic name MeetStream sends on every terminal event
 
@@ -185,8 +186,8 @@ def normalise_event(payload: Mapping[str, Any]) -> BotEvent:
     message = raw_message[:MESSAGE_LIMIT] if isinstance(raw_message, str) else None
 
     return BotEvent(
-        name=name,
-        generic=generic,
+        name=name[:NAME_LIMIT],
+        generic=generic[:NAME_LIMIT] if generic else generic,
         kind=kind,
         status=status,
         stop_reason=stop_reason,

@@ -63,7 +63,7 @@ def handle_record(record: SQSRecord) -> str:
     if result.outcome is DispatchOutcome.RETRY:
         # Re-enqueue with a delay rather than failing the record, so throttling does not eat
         # into maxReceiveCount (which is kept for real crashes).
-        delay = int(result.retry_in or 1)
+        delay = c.settings.scaled(result.retry_in or 1)
         c.dispatch_queue.send({"meeting_key": key, "attempt": attempt + 1}, delay_seconds=delay)
         logger.info("dispatch retry scheduled", extra={**fields, "retry_in": delay, "reason": result.reason})
     elif result.outcome is DispatchOutcome.FAILED:

@@ -24,7 +24,7 @@ def handle_record(record: SQSRecord) -> str:
     )
     fields: dict[str, Any] = {"session_id": result.session_id, "outcome": result.outcome.value}
     if result.outcome is FetchOutcome.RETRY and result.next_job is not None:
-        delay = int(result.retry_in or 15)
+        delay = c.settings.scaled(result.retry_in or 15)
         c.transcript_queue.send(result.next_job, delay_seconds=delay)
         logger.info("transcript not ready, retrying", extra={**fields, "retry_in": delay, "reason": result.reason})
     elif result.outcome in (FetchOutcome.GAVE_UP, FetchOutcome.FAILED):

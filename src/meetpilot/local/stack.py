@@ -34,6 +34,7 @@ class StackOptions:
     scheduler_interval_seconds: float = 0.5
     # Shorter visibility timeouts than the template's, so failed records return in seconds.
     queue_visibility_seconds: int | None = None
+    time_scale: float = 1.0  # see Settings.time_scale
     speed: float = 600.0  # simulator speed: a 30-minute meeting lasts 3 s
     background_pollers: bool = True
     prefix: str = "meetpilot-local"
@@ -134,6 +135,7 @@ class LocalStack:
             LEAD_TIME_SECONDS=self.options.lead_time_seconds,
             SCHEDULE_MARGIN_SECONDS=self.options.schedule_margin_seconds,
             MEETSTREAM_TIMEOUT_SECONDS=5,
+            MEETPILOT_TIME_SCALE=self.options.time_scale,
         )
         settings = Settings.from_env(env)
         self.container = Container(settings, clock=self.clock, boto_session=session, endpoint_url=self.aws_endpoint)
