@@ -49,6 +49,36 @@ def demo(
 
 
 @app.command()
+def chaos(
+    meetings: Annotated[int, typer.Option(help="how many meetings to run", min=1, max=5000)] = 300,
+    seed: Annotated[int, typer.Option(help="seed of every fault draw")] = 7,
+    timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 900.0,
+) -> None:
+    """Run many meetings through the local stack while faults are injected everywhere, then check
+    every invariant (one bot per meeting, none lost, right final state, transcripts stored once).
+
+    Example: meetpilot chaos --meetings 300 --seed 7
+    """
+    from rich.table import Table
+
+    from meetpilot.local.chaos import run_chaos
+
+    def progress(done: int, total: int) -> None:
+        console.print(f"  {done}/{total} meetings final", end="\r")
+
+    report = run_chaos(meetings, seed=seed, timeout=timeout, progress=progress)
+    table = Table(title=f"meetpilot chaos: {meetings} meetings, seed {seed}, {report.seconds:.0f} s")
+    for column in ("figure", "value", "check"):
+        table.add_column(column)
+    for row in report.rows():
+        table.add_row(*row)
+    console.print(table)
+    for problem in (report.wrong_final_state + report.lost)[:20]:
+        console.print(f"[red]x[/red] {problem}")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
 def dev(
     speed: Annotated[float, typer.Option(help="simulator speed: simulated seconds per real second")] = 60.0,
 ) -> None:
