@@ -319,6 +319,15 @@ class DynamoRepository:
                 return self.get_session(pk.removeprefix("SESSION#"))
         return None
 
+    def delete_session(self, session_id: str) -> bool:
+        """Delete a session item with its event history; False if there was none."""
+        resp = self._ddb.delete_item(
+            TableName=self._table,
+            Key=_item({"pk": session_pk(session_id), "sk": "SESSION"}),
+            ReturnValues="ALL_OLD",
+        )
+        return "Attributes" in resp
+
     def save_session(self, session: Session, now: datetime) -> Session:
         """Write a session changed in memory, if nobody else wrote it since it was read.
 

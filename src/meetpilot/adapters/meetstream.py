@@ -151,6 +151,12 @@ class MeetStreamProvider:
     def cancel_scheduled_bot(self, bot_id: str) -> None:
         self._call("cancel_scheduled_bot", lambda sdk: sdk.calendar.delete_scheduled_bot(bot_id))
 
+    def delete_bot_data(self, bot_id: str) -> int:
+        """Erase the provider's copy (media, transcripts); return the objects it says it deleted."""
+        result = self._call("delete_bot_data", lambda sdk: sdk.bots.delete_data(bot_id))
+        deleted = result.get("deleted_objects") if isinstance(result, Mapping) else None
+        return deleted if isinstance(deleted, int) else 0
+
     def download_transcript(self, transcript_id: str, sink: BinaryIO) -> int:
         """Stream the processed transcript into ``sink`` in 64 KiB pieces; return the byte count.
 

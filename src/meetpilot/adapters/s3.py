@@ -20,3 +20,21 @@ class S3TranscriptStore:
         if content_encoding:
             extra["ContentEncoding"] = content_encoding
         self._s3.upload_file(path, self.bucket, key, ExtraArgs=extra, Config=_TRANSFER)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Erase every version of every object under ``prefix`` (the bucket is versioned, so a
+        plain delete would only add a delete marker and keep the data)."""
+        if not prefix or not prefix.endswith("/"):
+            raise ValueError("refusing to delete without a folder-like prefix ending in '/'")
+        versions = 0
+        paginator = self._s3.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            versions += len(page.get("Versions", []))
+            entries = [
+                {"Key": v["Key"], "VersionId": v["VersionId"]}
+                for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+            ]
+            for start in range(0, len(entries), 1000):
+                chunk = entries[start : start + 1000]
+                self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+        return versions

@@ -56,6 +56,8 @@ class BotProvider(Protocol):
 
     def cancel_scheduled_bot(self, bot_id: str) -> None: ...
 
+    def delete_bot_data(self, bot_id: str) -> int: ...
+
     def download_transcript(self, transcript_id: str, sink: BinaryIO) -> int:
         """Stream the processed transcript body into ``sink``; return the byte count.
 
@@ -83,6 +85,10 @@ class MessageQueue(Protocol):
 class TranscriptStore(Protocol):
     def put_file(self, key: str, path: str, *, content_type: str, content_encoding: str | None = None) -> None:
         """Upload a local file (streamed, never read whole into memory) under ``key``."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Erase every object (every version) under ``prefix``; return how many were deleted."""
         ...
 
 
@@ -124,6 +130,8 @@ class Repository(Protocol):
     def find_session_by_bot(self, bot_id: str) -> Session | None: ...
 
     def save_session(self, session: Session, now: datetime) -> Session: ...
+
+    def delete_session(self, session_id: str) -> bool: ...
 
 
 class DispatchScheduler(Protocol):

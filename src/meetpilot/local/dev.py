@@ -75,3 +75,21 @@ def run_dev(
         stack.stop()
         state_path.unlink(missing_ok=True)
         say("meetpilot dev stopped")
+
+
+def container_from_state(state: dict[str, Any]) -> Any:
+    """A composition root pointed at a running 'meetpilot dev' (for CLI commands)."""
+    import boto3
+
+    from meetpilot.composition import Container
+    from meetpilot.settings import Settings
+
+    env = dict(state["environment"])
+    env.setdefault("MEETSTREAM_BASE_URL", state["simulator"])
+    env.setdefault("PUBLIC_BASE_URL", state["gateway"])
+    session = boto3.session.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
+    return Container(Settings.from_env(env), boto_session=session, endpoint_url=env["AWS_ENDPOINT_URL"])
