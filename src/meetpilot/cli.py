@@ -138,6 +138,30 @@ def meetings_add(
     console.print(f"queued {key}")
 
 
+@app.command()
+def forget(
+    bot_id: Annotated[str, typer.Argument(help="the MeetStream bot id")],
+) -> None:
+    """Erase everything about one bot: its transcripts in S3, its session and event history in
+    DynamoDB, and the provider's copy. Reports each step. Works against the running local stack.
+
+    Example: meetpilot forget 6667fd0c-0165-471a-a880-06a1180be377
+    """
+    from meetpilot.app.forget import forget_bot
+    from meetpilot.errors import NotFound
+    from meetpilot.local.dev import container_from_state, read_state
+
+    try:
+        c = container_from_state(read_state())
+        report = forget_bot(bot_id, repo=c.repository, store=c.transcript_store, provider=c.provider, clock=c.clock)
+    except (FileNotFoundError, NotFound) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    for line in report.lines():
+        console.print(line)
+    raise typer.Exit(0 if report.session_deleted else 1)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def simulator(ctx: typer.Context) -> None:
     """Run the MeetStream simulator alone on 127.0.0.1 (options: --port, --speed, --api-key, ...).
