@@ -57,6 +57,7 @@ class QueueFeeder:
         self._on_error = on_error
         self.invocations = 0
         self.failed_records = 0
+        self._count_lock = threading.Lock()
 
     def wrap_handler(self, wrap: Callable[[Handler], Handler]) -> None:
         """Put a wrapper (fault injection, measurement) around the handler this feeder invokes."""
@@ -74,7 +75,8 @@ class QueueFeeder:
         messages = resp.get("Messages", [])
         if not messages:
             return 0
-        self.invocations += 1
+        with self._count_lock:
+            self.invocations += 1
         try:
             result = self._handler(sqs_event(messages, self._arn), LambdaContext(self.function_name))
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
@@ -82,7 +84,8 @@ class QueueFeeder:
             if self._on_error:
                 self._on_error(exc)
             failed = {m["MessageId"] for m in messages}
-        self.failed_records += len(failed)
+        with self._count_lock:
+            self.failed_records += len(failed)
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
             self._sqs.delete_message_batch(
@@ -106,7 +109,7 @@ class PollerThread(threading.Thread):
     """Long-polls one queue in the background until stopped."""
 
     def __init__(self, feeder: QueueFeeder, *, idle_wait_seconds: int = 1) -> None:
-        super().__init__(name=f"poller-{feeder.function_name}", daemon=True)
+        super().__init__(name=f"poller-{feeder.function_name}", daemon=True)  # several may share a feeder
         self.feeder = feeder
         self._stop_event = threading.Event()
         self._idle_wait = idle_wait_seconds

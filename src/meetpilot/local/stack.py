@@ -15,6 +15,7 @@ from typing import Any
 from meetpilot.composition import Container, use_container
 from meetpilot.domain.clock import Clock, SystemClock, to_iso
 from meetpilot.domain.meeting import meeting_key
+from meetpilot.local.emulator import AwsEmulator
 from meetpilot.local.gateway import Gateway, GatewayRoute
 from meetpilot.local.invoke import load_handler
 from meetpilot.local.scheduler_runner import SchedulerRunner, SchedulerThread, rate_schedules_from_template
@@ -35,6 +36,7 @@ class StackOptions:
     # Shorter visibility timeouts than the template's, so failed records return in seconds.
     queue_visibility_seconds: int | None = None
     time_scale: float = 1.0  # see Settings.time_scale
+    pollers_per_queue: int = 3
     speed: float = 600.0  # simulator speed: a 30-minute meeting lasts 3 s
     background_pollers: bool = True
     prefix: str = "meetpilot-local"
@@ -67,7 +69,6 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         import boto3
-        from moto.server import ThreadedMotoServer
 
         from meetpilot.local.resources import create_stack_resources
         from meetpilot.simulator import Simulator, SimulatorConfig
@@ -77,15 +78,8 @@ class LocalStack:
             from meetpilot.handlers.observability import logger
 
             logger.setLevel(logging.WARNING)
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._moto.start()
-        host, port = self._moto.get_host_and_port()
-        self.aws_endpoint = f"http://{host}:{port}"
-        # moto keeps its state per process, shared by every server started in it: start clean.
-        import urllib.request
-
-        reset = urllib.request.Request(f"{self.aws_endpoint}/moto-api/reset", method="POST")  # noqa: S310
-        urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 - our own loopback emulator
+        self._moto = AwsEmulator()
+        self.aws_endpoint = self._moto.start()
         session = boto3.session.Session(
             aws_access_key_id="local",
             aws_secret_access_key="local",  # noqa: S106 - the emulator's fixed dummy credentials
@@ -165,9 +159,11 @@ class LocalStack:
             )
             self.feeders[source.function_logical_id] = feeder
             if self.options.background_pollers:
-                poller = PollerThread(feeder)
-                poller.start()
-                self._pollers.append(poller)
+                # Lambda runs several batches of one queue at once (up to MaximumConcurrency).
+                for _ in range(min(self.options.pollers_per_queue, source.maximum_concurrency or 1000)):
+                    poller = PollerThread(feeder)
+                    poller.start()
+                    self._pollers.append(poller)
         return self
 
     def stop(self) -> None:
