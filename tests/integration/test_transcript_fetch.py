@@ -226,4 +226,5 @@ def test_100_mb_transcript_is_stored_without_a_whole_copy_in_memory(stack_factor
     raw_size = len(gzip.decompress((tmp_path / "store" / report["keys"]["raw"]).read_bytes()))
     assert raw_size >= 100 * 1024 * 1024, raw_size
     growth_mb = report["rss_growth_kb"] / 1024
+    print(f"100 MB transcript: {raw_size / 1e6:.0f} MB body, peak RSS growth {growth_mb:.1f} MB")
     assert growth_mb < 64, f"peak RSS grew {growth_mb:.0f} MB for a {raw_size / 1e6:.0f} MB transcript"
