@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lint typecheck test demo clean dynamodb-local
+.PHONY: help install lint typecheck test demo clean dynamodb-local checkov
 
 help:
 	@echo "make demo   - set up .venv and run the local end-to-end demo"
@@ -33,7 +33,11 @@ typecheck: install
 dynamodb-local:
 	@scripts/dynamodb-local.sh install >/dev/null
 
-test: lint typecheck dynamodb-local
+# checkov pins its own boto3, so it lives in a virtualenv of its own.
+checkov:
+	@scripts/checkov.sh install
+
+test: lint typecheck dynamodb-local checkov
 	$(BIN)/pytest
 
 demo: install
