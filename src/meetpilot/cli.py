@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -160,6 +161,67 @@ def forget(
     for line in report.lines():
         console.print(line)
     raise typer.Exit(0 if report.session_deleted else 1)
+
+
+class RedriveQueue(StrEnum):
+    """The queues with a dead-letter queue, named as on the command line."""
+
+    DISPATCH = "dispatch"
+    BOT_EVENTS = "bot-events"
+    TRANSCRIPT = "transcript"
+
+    @property
+    def url_variable(self) -> str:
+        """The environment variable (as the functions get it) holding the queue's URL."""
+        return f"{self.name}_QUEUE_URL"
+
+
+@app.command()
+def redrive(
+    queue: Annotated[RedriveQueue, typer.Argument(help="the queue whose dead letters go back to it")],
+    max_messages: Annotated[int | None, typer.Option("--max", min=1, help="move at most this many")] = None,
+    queue_url: Annotated[
+        str | None,
+        typer.Option(
+            help="the queue's URL on AWS (the stack's DispatchQueueUrl, BotEventsQueueUrl or TranscriptQueueUrl "
+            "output), used with your usual AWS credentials; default: the running 'meetpilot dev'"
+        ),
+    ] = None,
+) -> None:
+    """Move the messages in a queue's dead-letter queue back to the queue, once the cause is fixed.
+
+    Each message goes back with its body and attributes and leaves the DLQ only once that send succeeded.
+
+    Example: meetpilot redrive bot-events
+    """
+    import boto3
+
+    from meetpilot.local.dev import read_state
+    from meetpilot.redrive import RedriveError, dead_letter_queue_url, queue_name
+    from meetpilot.redrive import redrive as move_back
+
+    if queue_url:
+        sqs = boto3.client("sqs")
+        target = queue_url
+    else:
+        try:
+            env = read_state()["environment"]
+        except FileNotFoundError as exc:
+            console.print(f"[red]error:[/red] {exc}, or pass --queue-url for a deployed stack")
+            raise typer.Exit(2) from None
+        sqs = boto3.session.Session(
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name=env["AWS_DEFAULT_REGION"],
+        ).client("sqs", endpoint_url=env["AWS_ENDPOINT_URL"])
+        target = env[queue.url_variable]
+    try:
+        dlq = dead_letter_queue_url(sqs, target)
+        moved = move_back(sqs, dlq, target, max_messages=max_messages)
+    except RedriveError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    print(f"moved {moved} message(s) from {queue_name(dlq)} back to {queue_name(target)}")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
