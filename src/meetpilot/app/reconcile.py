@@ -6,13 +6,16 @@ sparse ``attention`` index) and converges each: a meeting past its dispatch time
 dispatched again; a session is read back from the provider (``/bots/{id}/detail``) and the missing
 transitions are applied through the same code path as webhooks; a stopped session without a
 transcript gets a transcript job; after ``max_attempts`` checks without an outcome it is flagged.
+A last, optional step renews calendar push channels that are about to expire.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from meetpilot.app.bot_events import transcript_job
 from meetpilot.app.ports import BotProvider, MessageQueue, Repository
@@ -56,18 +59,26 @@ def reconcile(
     transcript_queue: MessageQueue,
     clock: Clock,
     config: ReconcileConfig | None = None,
+    calendar_step: Callable[[], Mapping[str, int]] | None = None,
 ) -> ReconcileReport:
+    """One round. ``calendar_step`` (channel renewal) runs after the meetings and sessions; its
+    counts join the report's actions."""
     cfg = config or ReconcileConfig()
     report = ReconcileReport()
     for kind, ident in repo.due_for_attention(clock.now(), limit=cfg.batch_limit):
         report.checked += 1
-        if kind == "meeting":
-            report.actions[_meeting(ident, repo, dispatch_queue, clock, cfg)] += 1
-        else:
-            action = reconcile_session(
-                ident, repo=repo, provider=provider, transcript_queue=transcript_queue, clock=clock, config=cfg
-            )
-            report.actions[action] += 1
+        try:
+            if kind == "meeting":
+                action = _meeting(ident, repo, dispatch_queue, clock, cfg)
+            else:
+                action = reconcile_session(
+                    ident, repo=repo, provider=provider, transcript_queue=transcript_queue, clock=clock, config=cfg
+                )
+        except Exception as exc:  # one item's trouble (throttling, a timeout) must not end the round
+            action = f"error: {type(exc).__name__}"
+        report.actions[action] += 1
+    if calendar_step is not None:
+        report.actions.update(calendar_step())
     return report
 
 
@@ -119,9 +130,7 @@ def reconcile_session(
     except ProviderRetryable:
         return "provider_unavailable"  # the attention time stays; next round tries again
 
-    applied = sum(
-        _apply_payload(repo, session_id, payload, clock) for payload in timeline_payloads(session.bot_id, detail)
-    )
+    applied = apply_provider_timeline(repo, session_id, session.bot_id, detail, clock)
 
     latest = repo.get_session(session_id)
     assert latest is not None
@@ -152,6 +161,13 @@ def reconcile_session(
         return "transcript_requested"
     _count_attempt(repo, session_id, clock)
     return "transitions_applied" if applied else "no_change"
+
+
+def apply_provider_timeline(
+    repo: Repository, session_id: str, bot_id: str, detail: Mapping[str, Any], clock: Clock
+) -> int:
+    """Apply every transition the provider's record shows; return how many changed the session."""
+    return sum(_apply_payload(repo, session_id, payload, clock) for payload in timeline_payloads(bot_id, detail))
 
 
 def _apply_payload(repo: Repository, session_id: str, payload: dict[str, object], clock: Clock) -> bool:

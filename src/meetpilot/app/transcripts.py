@@ -25,6 +25,7 @@ from meetpilot.domain.status import Outcome
 from meetpilot.domain.transcript import TranscriptSummary, TranscriptWriter, iter_segments, normalise_segment
 from meetpilot.errors import (
     InvalidInput,
+    ProviderError,
     ProviderNotFound,
     ProviderRejected,
     ProviderRetryable,
@@ -70,6 +71,8 @@ def fetch_transcript(
     store: TranscriptStore,
     clock: Clock,
     spool_dir: str | None = None,
+    not_ready_budget: timedelta = NOT_READY_BUDGET,
+    retry_base_seconds: float = 15.0,
 ) -> FetchResult:
     session_id = job.get("session_id")
     if not isinstance(session_id, str) or not session_id:
@@ -86,11 +89,14 @@ def fetch_transcript(
         return FetchResult(FetchOutcome.ALREADY_STORED, session_id)
 
     def retry(reason: str, retry_after: float | None = None) -> FetchResult:
-        if now - first_attempt >= NOT_READY_BUDGET:
+        if now - first_attempt >= not_ready_budget:
             why = f"{reason} after {int(NOT_READY_BUDGET.total_seconds() // 60)} minutes of retries"
             _settle(repo, session_id, Outcome.GAVE_UP, why, clock)
             return FetchResult(FetchOutcome.GAVE_UP, session_id, reason=why)
-        delay = retry_delay(attempt, retry_after, cap=600.0) if retry_after else min(900.0, 15.0 * 2**attempt)
+        if retry_after:
+            delay = retry_delay(attempt, retry_after, cap=600.0)
+        else:
+            delay = min(900.0, retry_base_seconds * 2**attempt)
         next_job = dict(job)
         next_job.update(attempt=attempt + 1, first_attempt_at=to_iso(first_attempt))
         return FetchResult(FetchOutcome.RETRY, session_id, retry_in=delay, next_job=next_job, reason=reason)
@@ -109,6 +115,11 @@ def fetch_transcript(
                 provider.download_transcript(transcript_id, sink)
             return _store(session, raw_path, tmp, repo=repo, store=store, clock=clock, now=now)
     except TranscriptNotReady:
+        settled = _converge_with_provider(session, repo=repo, provider=provider, clock=clock)
+        if settled is not None:
+            # The webhook that said why there is no transcript (not admitted, denied, ...) was lost;
+            # the provider's record says it, so stop waiting for a transcript that will not come.
+            return FetchResult(FetchOutcome.FAILED, session_id, reason=f"no transcript: {settled}")
         return retry("transcript not ready")
     except ProviderRetryable as exc:
         return retry(f"provider unavailable: {exc}", exc.retry_after)
@@ -198,6 +209,26 @@ def _store(
         keys=keys,
         summary=summary,
     )
+
+
+def _converge_with_provider(session: Session, *, repo: Repository, provider: BotProvider, clock: Clock) -> str | None:
+    """On a 202, bring the session up to date with the provider's record of the bot.
+
+    Returns the outcome's reason when that record settles the session without a transcript.
+    """
+    from meetpilot.app.reconcile import apply_provider_timeline  # the reconciler uses this module too
+
+    if session.bot_id is None or session.stop_reason is not None:
+        return None
+    try:
+        detail = provider.bot_detail(session.bot_id)
+    except ProviderError:
+        return None  # keep retrying the transcript; the reconciler will look again later
+    apply_provider_timeline(repo, session.session_id, session.bot_id, detail, clock)
+    latest = repo.get_session(session.session_id)
+    if latest is not None and latest.outcome is not None and latest.transcript_state is not TranscriptState.STORED:
+        return latest.outcome_reason or latest.outcome.value
+    return None
 
 
 def _remember_transcript_id(repo: Repository, session_id: str, transcript_id: str, clock: Clock) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from meetpilot.app.transcripts import FetchOutcome, fetch_transcript
+from meetpilot.app.transcripts import NOT_READY_BUDGET, FetchOutcome, fetch_transcript
 from meetpilot.composition import container
 from meetpilot.handlers.observability import logger
 from meetpilot.handlers.sqs_batch import message_body, run_batch
@@ -21,6 +22,8 @@ def handle_record(record: SQSRecord) -> str:
         store=c.transcript_store,
         clock=c.clock,
         spool_dir=c.settings.spool_dir,
+        not_ready_budget=timedelta(seconds=c.settings.scaled(NOT_READY_BUDGET.total_seconds())),
+        retry_base_seconds=15.0,
     )
     fields: dict[str, Any] = {"session_id": result.session_id, "outcome": result.outcome.value}
     if result.outcome is FetchOutcome.RETRY and result.next_job is not None:

@@ -232,6 +232,7 @@ def run_chaos(
 
         deadline = time.monotonic() + timeout
         reconcile_clock = FixedClock(stack.clock.now())
+        last_round = time.monotonic()
         while time.monotonic() < deadline:
             pending = [k for k, _ in plan if (s := stack.session_for(k)) is None or s.outcome is None]
             if progress:
@@ -239,8 +240,10 @@ def run_chaos(
             if not pending:
                 break
             time.sleep(2.0)
-            if _quiet(stack):
-                # Everything in flight has settled: let time pass for the reconciler.
+            # Meetings last seconds here; once things settle (or every 15 s regardless, since
+            # transcript retries keep the queues busy) let the reconciler's 40 minutes pass.
+            if _quiet(stack) or time.monotonic() - last_round > 15:
+                last_round = time.monotonic()
                 reconcile_clock.set(max(reconcile_clock.now(), stack.clock.now()) + timedelta(minutes=40))
                 reconcile(
                     repo=stack.container.repository,
