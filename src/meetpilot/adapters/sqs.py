@@ -18,7 +18,8 @@ class SqsQueue:
         delay = max(0, min(MAX_DELAY_SECONDS, int(delay_seconds)))
         resp = self._sqs.send_message(
             QueueUrl=self.url,
-            MessageBody=json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+            # ASCII-escaped: SQS refuses some characters (U+FFFE, U+FFFF, most controls) raw.
+            MessageBody=json.dumps(body, separators=(",", ":"), ensure_ascii=True),
             DelaySeconds=delay,
         )
         return str(resp["MessageId"])

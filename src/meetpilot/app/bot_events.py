@@ -58,7 +58,7 @@ def apply_delivery(
     try:
         payload = json.loads(body)
         event = normalise_event(payload)
-    except (ValueError, InvalidEvent):
+    except (ValueError, RecursionError, InvalidEvent):
         return ApplyResult(ApplyOutcome.INVALID)
 
     session = _find_session(message, event, payload, repo)

@@ -59,7 +59,7 @@ def ingest_webhook(request: WebhookRequest, *, secrets: Secrets, queue: MessageQ
     try:
         text = request.body.decode("utf-8")
         payload = json.loads(text)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return _reject(400, "not_json", "body is not valid UTF-8 JSON")
     if not isinstance(payload, dict):
         return _reject(400, "not_object", "body must be a JSON object")

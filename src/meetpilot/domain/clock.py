@@ -55,5 +55,8 @@ def parse_iso(value: str) -> datetime:
         text = text[:-1] + "+00:00"
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
-        raise ValueError(f"timestamp {value!r} has no timezone; send UTC (Z) or an offset")
-    return parsed.astimezone(UTC)
+        raise ValueError(f"timestamp {value[:64]!r} has no timezone; send UTC (Z) or an offset")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 with a positive offset, 9999-12-31 with a negative one
+        raise ValueError(f"timestamp {value[:64]!r} is outside the representable range") from None

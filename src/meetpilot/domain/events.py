@@ -256,7 +256,8 @@ def _timestamp(value: Any) -> datetime | None:
 
 
 def _status_code(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int):
+    # Only HTTP-like codes: an absurd number would not even fit in a DynamoDB number.
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
         return None
     return value
 

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from meetpilot.errors import InvalidInput
+from meetpilot.handlers.observability import logger
 
 
 def message_body(record: SQSRecord) -> dict[str, Any]:
@@ -27,6 +28,14 @@ def message_body(record: SQSRecord) -> dict[str, Any]:
 
 
 def run_batch(event: dict[str, Any], context: Any, record_handler: Callable[[SQSRecord], Any]) -> dict[str, Any]:
+    def logged(record: SQSRecord) -> Any:
+        try:
+            return record_handler(record)
+        except Exception:
+            # The batch processor only lists the failed record; say why, once per failure.
+            logger.exception("record failed; it will be retried", extra={"message_id": record.message_id})
+            raise
+
     # A fresh processor per invocation: the processor keeps per-batch state.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return process_partial_response(event=event, record_handler=logged, processor=processor, context=context)
