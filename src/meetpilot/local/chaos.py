@@ -237,8 +237,8 @@ def run_chaos(
             pending = [k for k, _ in plan if (s := stack.session_for(k)) is None or s.outcome is None]
             if progress:
                 progress(len(plan) - len(pending), len(plan))
-            if not pending:
-                break
+            if not pending and _quiet(stack):
+                break  # every meeting final and nothing in flight that could still change one
             time.sleep(2.0)
             # Meetings last seconds here; once things settle (or every 15 s regardless, since
             # transcript retries keep the queues busy) let the reconciler's 40 minutes pass.
