@@ -51,7 +51,8 @@ clean:
 LAMBDA_PIP = $(PYTHON) -m pip install --quiet --platform manylinux2014_aarch64 --implementation cp \
 	--python-version 3.13 --only-binary=:all: --target "$(ARTIFACTS_DIR)" -r requirements-lambda.txt
 
-build-DispatchFunction build-IngestFunction build-BotEventsFunction build-TranscriptFetchFunction:
+build-DispatchFunction build-IngestFunction build-BotEventsFunction build-TranscriptFetchFunction \
+build-ReconcileFunction build-CalendarSyncFunction build-CalendarPollFunction build-CalendarPushFunction:
 	$(LAMBDA_PIP)
 	mkdir -p "$(ARTIFACTS_DIR)/meetpilot"
 	cp -R src/meetpilot/. "$(ARTIFACTS_DIR)/meetpilot/"

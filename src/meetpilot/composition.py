@@ -114,16 +114,65 @@ class Container:
 
     @cached_property
     def dispatch_config(self) -> Any:
+        return self._dispatch_config(self.settings.require("public_base_url"))
+
+    def _dispatch_config(self, public_base_url: str) -> Any:
         from meetpilot.app.dispatch import DispatchConfig
 
         return DispatchConfig(
             bot_name=self.settings.bot_name,
-            public_base_url=self.settings.require("public_base_url"),
+            public_base_url=public_base_url,
             transcript_provider=self.settings.transcript_provider,
             lead_time_seconds=self.settings.lead_time_seconds,
             schedule_margin_seconds=self.settings.schedule_margin_seconds,
             lease_seconds=self.settings.scaled(90),
+            remove_bot_on_cancel=self.settings.remove_bot_on_cancel,
         )
+
+    # --- calendars ----------------------------------------------------------------------------
+
+    @cached_property
+    def calendar_sync_queue(self) -> Any:
+        return self._queue("calendar_sync_queue_url")
+
+    @cached_property
+    def ics_feeds(self) -> Any:
+        from meetpilot.adapters.ics import IcsFeeds
+
+        return IcsFeeds()
+
+    @cached_property
+    def google_calendars(self) -> Any:
+        from meetpilot.adapters.google_calendar import GoogleCalendarGateway
+
+        return GoogleCalendarGateway(
+            self.secrets,
+            api_base=self.settings.google_api_base,
+            token_uri=self.settings.google_token_uri,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def calendar_sync_deps(self) -> Any:
+        from meetpilot.app.calendar_sync import CalendarSyncConfig, SyncDeps
+
+        return SyncDeps(
+            repo=self.repository,
+            scheduler=self.dispatch_scheduler,
+            provider=self.provider,
+            dispatch_queue=self.dispatch_queue,
+            # Calendar sync only plans dispatches (lead time, margins); callback URLs are built
+            # by the dispatcher, so the sync function needs no public URL.
+            dispatch_config=self._dispatch_config(self.settings.public_base_url),
+            clock=self.clock,
+            config=CalendarSyncConfig(lease_seconds=self.settings.scaled(120)),
+        )
+
+    @property
+    def google_push_address(self) -> str:
+        from meetpilot.app.calendar_sync import push_address
+
+        return push_address(self.settings.require("public_base_url"))
 
 
 _current: Container | None = None

@@ -9,6 +9,8 @@ from dataclasses import dataclass, fields
 from meetpilot.errors import ConfigurationError
 
 DEFAULT_MEETSTREAM_BASE_URL = "https://api.meetstream.ai/api/v1"
+DEFAULT_GOOGLE_API_BASE = "https://www.googleapis.com/calendar/v3"
+DEFAULT_GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 
 # attribute name -> environment variable
 _ENV = {
@@ -32,6 +34,11 @@ _ENV = {
     "provider_timeout_seconds": "MEETSTREAM_TIMEOUT_SECONDS",
     "spool_dir": "TRANSCRIPT_SPOOL_DIR",
     "time_scale": "MEETPILOT_TIME_SCALE",
+    "calendar_sync_queue_url": "CALENDAR_SYNC_QUEUE_URL",
+    "calendar_secrets_prefix": "CALENDAR_SECRETS_PREFIX",
+    "google_api_base": "GOOGLE_CALENDAR_API_BASE",
+    "google_token_uri": "GOOGLE_TOKEN_URI",
+    "remove_bot_on_cancel": "REMOVE_BOT_ON_CANCEL",
 }
 
 
@@ -59,6 +66,13 @@ class Settings:
     # Local runs only: multiplies retry delays and the dispatch lease so a simulated day of
     # retries fits in minutes. Deployed stacks leave it at 1.
     time_scale: float = 1.0
+    calendar_sync_queue_url: str = ""
+    # Google credentials parameters must live under this SSM path (the functions may read only it).
+    calendar_secrets_prefix: str = "/meetpilot/calendars/"
+    google_api_base: str = DEFAULT_GOOGLE_API_BASE
+    google_token_uri: str = DEFAULT_GOOGLE_TOKEN_URI
+    # A meeting cancelled in the calendars while its bot is in the call: remove the bot (or let it record).
+    remove_bot_on_cancel: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +93,11 @@ class Settings:
                     raise ConfigurationError(f"MEETPILOT_TIME_SCALE must be a number, got {raw[:40]!r}") from None
                 if not 0 < values[f.name] <= 1:  # type: ignore[operator]
                     raise ConfigurationError("MEETPILOT_TIME_SCALE must be in (0, 1]")
+            elif f.name == "remove_bot_on_cancel":
+                flag = raw.strip().lower()
+                if flag not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ConfigurationError(f"REMOVE_BOT_ON_CANCEL must be true or false, got {raw[:40]!r}")
+                values[f.name] = flag in ("true", "1", "yes")
             elif f.name == "transcript_provider":
                 values[f.name] = None if raw.strip().lower() == "none" else raw.strip()
             else:

@@ -25,6 +25,9 @@ FUNCTIONS = {
     "BotEventsFunction": "meetpilot.handlers.bot_events.handler",
     "TranscriptFetchFunction": "meetpilot.handlers.transcript_fetch.handler",
     "ReconcileFunction": "meetpilot.handlers.reconcile.handler",
+    "CalendarSyncFunction": "meetpilot.handlers.calendar_sync.handler",
+    "CalendarPollFunction": "meetpilot.handlers.calendar_poll.handler",
+    "CalendarPushFunction": "meetpilot.handlers.calendar_push.handler",
 }
 
 
@@ -34,6 +37,8 @@ def _ssm(param: str) -> str:
 
 API_KEY = _ssm("MeetStreamApiKeyParam")
 WEBHOOK_SECRET = _ssm("WebhookSecretParam")
+CALENDAR_CREDENTIALS = _ssm("CalendarSecretsPrefix") + "*"
+SCHEDULES = "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"
 POLL = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 
 
@@ -54,10 +59,7 @@ EXPECTED_GRANTS = {
         ("sqs:SendMessage", {"DispatchQueue.Arn"}),
         ("ssm:GetParameter", {API_KEY, WEBHOOK_SECRET}),
         (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), {"Table.Arn"}),
-        (
-            ("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"),
-            {"arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"},
-        ),
+        (("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"), {SCHEDULES}),
         ("iam:PassRole", {"SchedulerRole.Arn"}),
     ),
     "IngestFunction": _grants(
@@ -84,10 +86,35 @@ EXPECTED_GRANTS = {
     ),
     "ReconcileFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"ReconcileFunctionLogGroup.Arn"}),
-        ("ssm:GetParameter", {API_KEY}),
-        (("dynamodb:GetItem", "dynamodb:UpdateItem"), {"Table.Arn"}),
-        ("dynamodb:Query", {"${Table.Arn}/index/attention"}),
+        ("ssm:GetParameter", {API_KEY, CALENDAR_CREDENTIALS}),
+        (
+            ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem"),
+            {"Table.Arn"},
+        ),
+        ("dynamodb:Query", {"Table.Arn", "${Table.Arn}/index/attention"}),
         ("sqs:SendMessage", {"DispatchQueue.Arn", "TranscriptQueue.Arn"}),
+    ),
+    "CalendarSyncFunction": _grants(
+        (("logs:CreateLogStream", "logs:PutLogEvents"), {"CalendarSyncFunctionLogGroup.Arn"}),
+        (POLL, {"CalendarSyncQueue.Arn"}),
+        ("sqs:SendMessage", {"CalendarSyncQueue.Arn", "DispatchQueue.Arn"}),
+        ("ssm:GetParameter", {API_KEY, CALENDAR_CREDENTIALS}),
+        (
+            ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"),
+            {"Table.Arn"},
+        ),
+        (("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"), {SCHEDULES}),
+        ("iam:PassRole", {"SchedulerRole.Arn"}),
+    ),
+    "CalendarPollFunction": _grants(
+        (("logs:CreateLogStream", "logs:PutLogEvents"), {"CalendarPollFunctionLogGroup.Arn"}),
+        ("dynamodb:Query", {"Table.Arn"}),
+        ("sqs:SendMessage", {"CalendarSyncQueue.Arn"}),
+    ),
+    "CalendarPushFunction": _grants(
+        (("logs:CreateLogStream", "logs:PutLogEvents"), {"CalendarPushFunctionLogGroup.Arn"}),
+        ("dynamodb:GetItem", {"Table.Arn"}),
+        ("sqs:SendMessage", {"CalendarSyncQueue.Arn"}),
     ),
 }
 
@@ -109,6 +136,9 @@ GLOBAL_ENVIRONMENT = {
     "TRANSCRIPT_PROVIDER",
     "BOT_NAME",
     "SCHEDULE_GROUP",
+    "CALENDAR_SYNC_QUEUE_URL",
+    "CALENDAR_SECRETS_PREFIX",
+    "REMOVE_BOT_ON_CANCEL",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_PARAMETERS_MAX_AGE",
@@ -212,6 +242,7 @@ def test_ssm_parameter_arns_do_not_double_the_leading_slash(template: dict[str, 
     assert set(rendered) == {
         "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/meetstream-api-key",
         "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/webhook-secret",
+        "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/calendars/*",
     }
 
 
@@ -231,7 +262,7 @@ def test_translated_template_attaches_no_managed_policies(template: dict[str, An
 
 def test_translated_event_sources_consume_the_queues_the_roles_may_poll(translated: dict[str, Any]) -> None:
     mappings = [r for r in translated["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
-    assert len(mappings) == 3
+    assert len(mappings) == 4
     for mapping in mappings:
         function_id = mapping["Properties"]["FunctionName"]["Ref"]
         queue = "{}.Arn".format(mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0])
@@ -333,7 +364,12 @@ def test_bucket_is_private_encrypted_versioned_and_tls_only(template: dict[str, 
 def test_every_consumed_queue_redrives_to_a_dlq_and_outlasts_its_function(template: dict[str, Any]) -> None:
     queues = {q.logical_id: q for q in queue_definitions(template)}
     sources = sqs_event_sources(template)
-    assert {s.queue_logical_id for s in sources} == {"DispatchQueue", "BotEventsQueue", "TranscriptQueue"}
+    assert {s.queue_logical_id for s in sources} == {
+        "DispatchQueue",
+        "BotEventsQueue",
+        "TranscriptQueue",
+        "CalendarSyncQueue",
+    }
     for source in sources:
         queue = queues[source.queue_logical_id]
         assert queue.dlq_logical_id == source.queue_logical_id.removesuffix("Queue") + "DLQ"
@@ -348,7 +384,7 @@ def test_every_consumed_queue_redrives_to_a_dlq_and_outlasts_its_function(templa
 def test_every_queue_is_encrypted_and_is_either_a_dlq_or_has_one(template: dict[str, Any]) -> None:
     queues = queue_definitions(template)
     dlqs = {q.dlq_logical_id for q in queues if q.dlq_logical_id}
-    assert len(queues) == 6
+    assert len(queues) == 8
     for queue in queues:
         assert queue.sqs_managed_sse, queue.logical_id
         assert queue.logical_id in dlqs or queue.dlq_logical_id, queue.logical_id
@@ -375,12 +411,19 @@ def test_function_runtime_architecture_and_build(template: dict[str, Any], funct
 
 def test_sqs_event_sources_report_partial_batch_failures(template: dict[str, Any]) -> None:
     by_function = {s.function_logical_id: s for s in sqs_event_sources(template)}
-    assert set(by_function) == {"DispatchFunction", "BotEventsFunction", "TranscriptFetchFunction"}
+    assert set(by_function) == {
+        "DispatchFunction",
+        "BotEventsFunction",
+        "TranscriptFetchFunction",
+        "CalendarSyncFunction",
+    }
     assert all(s.report_batch_item_failures for s in by_function.values())
     assert by_function["DispatchFunction"].batch_size == 10
     assert by_function["DispatchFunction"].maximum_concurrency == 5
     assert by_function["BotEventsFunction"].batch_size == 10
     assert by_function["TranscriptFetchFunction"].batch_size == 1
+    assert by_function["CalendarSyncFunction"].batch_size == 1
+    assert by_function["CalendarSyncFunction"].maximum_concurrency == 5
 
 
 def test_transcript_fetch_has_room_to_spool_large_transcripts(template: dict[str, Any]) -> None:
@@ -395,6 +438,7 @@ def test_webhook_routes_reach_ingest_and_are_throttled(template: dict[str, Any])
     assert routes == {
         ("POST", "/webhooks/meetstream/{session_id}/{token}"): "IngestFunction",
         ("POST", "/webhooks/meetstream"): "IngestFunction",
+        ("POST", "/calendar/google"): "CalendarPushFunction",
     }
     settings = template["Resources"]["WebhookApi"]["Properties"]["DefaultRouteSettings"]
     assert 0 < settings["ThrottlingRateLimit"] <= settings["ThrottlingBurstLimit"]
@@ -403,17 +447,31 @@ def test_webhook_routes_reach_ingest_and_are_throttled(template: dict[str, Any])
 @pytest.mark.parametrize("function_id", sorted(FUNCTIONS))
 def test_every_function_sees_the_shared_environment(template: dict[str, Any], function_id: str) -> None:
     env = function_environment(template, function_id)
-    dispatch_only = {"PUBLIC_BASE_URL", "DISPATCH_QUEUE_ARN", "DISPATCH_DLQ_ARN", "SCHEDULER_ROLE_ARN"}
-    expected = GLOBAL_ENVIRONMENT | (dispatch_only if function_id == "DispatchFunction" else set())
-    assert set(env) == expected
+    scheduling = {"DISPATCH_QUEUE_ARN", "DISPATCH_DLQ_ARN", "SCHEDULER_ROLE_ARN"}
+    own = {
+        "DispatchFunction": {"PUBLIC_BASE_URL"} | scheduling,
+        "CalendarSyncFunction": scheduling,
+        "ReconcileFunction": {"PUBLIC_BASE_URL"},  # address of renewed Google push channels
+    }
+    assert set(env) == GLOBAL_ENVIRONMENT | own.get(function_id, set())
 
 
-def test_ingest_does_not_depend_on_the_api_it_serves(template: dict[str, Any]) -> None:
-    # The API's integration depends on IngestFunction; a reference back would be a cycle.
-    props = dict(template["Resources"]["IngestFunction"]["Properties"])
+@pytest.mark.parametrize("function_id", ["IngestFunction", "CalendarPushFunction"])
+def test_api_functions_do_not_depend_on_the_api_they_serve(template: dict[str, Any], function_id: str) -> None:
+    # The API's integration depends on the function; a reference back would be a cycle.
+    props = dict(template["Resources"][function_id]["Properties"])
     props.pop("Events")
     assert "WebhookApi" not in repr(props)
     assert "WebhookApi" not in repr(template["Globals"])
+
+
+def test_calendar_poll_runs_every_ten_minutes_through_its_own_role(template: dict[str, Any]) -> None:
+    events = function_properties(template, "CalendarPollFunction")["Events"]
+    (schedule,) = events.values()
+    assert schedule["Type"] == "ScheduleV2"
+    assert schedule["Properties"]["ScheduleExpression"] == "rate(10 minutes)"
+    assert referenced_logical_id(schedule["Properties"]["RoleArn"]) == "CalendarPollScheduleRole"
+    assert _granted(template, "CalendarPollScheduleRole") == {"lambda:InvokeFunction": {"CalendarPollFunction.Arn"}}
 
 
 def test_parameters_have_the_documented_defaults(template: dict[str, Any]) -> None:
@@ -437,6 +495,11 @@ def test_parameters_have_the_documented_defaults(template: dict[str, Any]) -> No
     }
     assert params["MeetStreamBaseUrl"]["Default"] == "https://api.meetstream.ai/api/v1"
     assert params["BotName"]["Default"] == "meetpilot notetaker"
+    assert params["CalendarSecretsPrefix"]["Default"] == "/meetpilot/calendars/"
+    assert (params["RemoveBotOnCancel"]["Default"], set(params["RemoveBotOnCancel"]["AllowedValues"])) == (
+        "true",
+        {"true", "false"},
+    )
 
 
 def test_outputs(template: dict[str, Any]) -> None:
@@ -450,6 +513,8 @@ def test_outputs(template: dict[str, Any]) -> None:
         "DispatchDLQUrl",
         "BotEventsDLQUrl",
         "TranscriptDLQUrl",
+        "CalendarSyncQueueUrl",
+        "CalendarSyncDLQUrl",
         "ScheduleGroupName",
         "SchedulerRoleArn",
     }

@@ -4,6 +4,11 @@ Item layout (``pk`` / ``sk``):
 - meeting  ``MEETING#<meeting key>`` / ``MEETING``
 - session  ``SESSION#<session id>`` / ``SESSION`` (``bot_id`` feeds the ``by-bot`` index;
   ``attention_shard`` + ``attention_due`` feed the sparse ``attention`` index of the reconciler)
+- calendar ``CALENDARS`` / ``CAL#<calendar id>`` (all in one partition: listing them is one Query)
+- calendar event link ``CALENDAR#<calendar id>`` / ``EVENT#<event id>`` (``calendar_event_id`` =
+  ``<calendar id>#<event id>`` feeds the ``by-calendar-event`` index; ``meeting_key`` says which
+  meeting the event asks a bot for)
+- Google push channel ``CHANNEL#<channel id>`` / ``CHANNEL`` (the push endpoint's one lookup)
 Every session write is conditional on the version it read (optimistic concurrency).
 """
 
@@ -18,6 +23,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from meetpilot.app.ports import ClaimUnavailable
+from meetpilot.domain.calendar import Calendar, CalendarFilters, CalendarKind, CalendarLink, PushChannel
 from meetpilot.domain.clock import parse_iso, to_iso
 from meetpilot.domain.meeting import DesiredState, DispatchState, Meeting
 from meetpilot.domain.session import Session, TranscriptMode, TranscriptState, attention_due
@@ -26,6 +32,8 @@ from meetpilot.errors import ConcurrentUpdate
 
 ATTENTION_SHARDS = 4  # spreads the reconciler's index over a few partitions
 SESSION_TTL_DAYS = 400
+LINK_TTL_DAYS = 30  # an event link outlives its meeting by this much, then DynamoDB expires it
+CALENDARS_PK = "CALENDARS"
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
@@ -78,6 +86,22 @@ def session_pk(session_id: str) -> str:
     return f"SESSION#{session_id}"
 
 
+def calendar_sk(calendar_id: str) -> str:
+    return f"CAL#{calendar_id}"
+
+
+def link_pk(calendar_id: str) -> str:
+    return f"CALENDAR#{calendar_id}"
+
+
+def link_sk(event_id: str) -> str:
+    return f"EVENT#{event_id}"
+
+
+def channel_pk(channel_id: str) -> str:
+    return f"CHANNEL#{channel_id}"
+
+
 class DynamoRepository:
     """Meetings and sessions in one table, through a low-level boto3 DynamoDB client."""
 
@@ -120,11 +144,15 @@ class DynamoRepository:
         if meeting.calendar_event_ids:
             additions.append("calendar_event_ids :c")
             values[":c"] = set(meeting.calendar_event_ids)
-        if additions:
+        if additions or meeting.adhoc:
+            expression = "ADD " + ", ".join(additions) if additions else ""
+            if meeting.adhoc:
+                expression += " SET adhoc = :adhoc"
+                values[":adhoc"] = True
             self._ddb.update_item(
                 TableName=self._table,
                 Key=_item({"pk": meeting_pk(meeting.meeting_key), "sk": "MEETING"}),
-                UpdateExpression="ADD " + ", ".join(additions),
+                UpdateExpression=expression.strip(),
                 ExpressionAttributeValues=_item(values),
             )
         stored = self.get_meeting(meeting.meeting_key)
@@ -224,8 +252,16 @@ class DynamoRepository:
         )
 
     def finish_dispatch(
-        self, key: str, *, state: DispatchState, bot_id: str | None = None, reason: str | None = None
-    ) -> None:
+        self,
+        key: str,
+        *,
+        state: DispatchState,
+        bot_id: str | None = None,
+        reason: str | None = None,
+        session_id: str | None = None,
+    ) -> bool:
+        """Record how a dispatch ended. With ``session_id``, only while the meeting still belongs to
+        that session (a cancelled and revived meeting has a new one); returns whether it was written."""
         sets = ["dispatch_state = :state"]
         values: dict[str, Any] = {":state": state.value}
         if bot_id:
@@ -234,12 +270,111 @@ class DynamoRepository:
         if reason:
             sets.append("failure_reason = :reason")
             values[":reason"] = reason[:500]
-        self._ddb.update_item(
-            TableName=self._table,
-            Key=_item({"pk": meeting_pk(key), "sk": "MEETING"}),
-            UpdateExpression="SET " + ", ".join(sets) + " REMOVE claim_expires_at, attention_shard, attention_due",
-            ExpressionAttributeValues=_item(values),
-        )
+        kwargs: dict[str, Any] = {}
+        if session_id is not None:
+            kwargs["ConditionExpression"] = "session_id = :sid"
+            values[":sid"] = session_id
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_item({"pk": meeting_pk(key), "sk": "MEETING"}),
+                UpdateExpression="SET " + ", ".join(sets) + " REMOVE claim_expires_at, attention_shard, attention_due",
+                ExpressionAttributeValues=_item(values),
+                **kwargs,
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            return False
+        return True
+
+    # --- meetings and calendar events ---------------------------------------------------------
+
+    def detach_calendar_event(self, key: str, calendar_event_id: str) -> Meeting | None:
+        """Take one calendar event off a meeting; returns the meeting as it is now (None if missing)."""
+        try:
+            resp = self._ddb.update_item(
+                TableName=self._table,
+                Key=_item({"pk": meeting_pk(key), "sk": "MEETING"}),
+                UpdateExpression="DELETE calendar_event_ids :c",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=_item({":c": {calendar_event_id}}),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            return None
+        return _meeting_from(_plain(resp["Attributes"]))
+
+    def cancel_meeting(self, key: str) -> Meeting | None:
+        """Set ``desired=cancelled`` if no calendar event and no direct request wants the meeting.
+
+        Returns the meeting as it was before (its session id names the bot to withdraw), or None when
+        something still wants it (an event attached meanwhile) or it does not exist. Calling it again
+        on a cancelled meeting returns it again, so an interrupted cancellation can be finished.
+        """
+        try:
+            resp = self._ddb.update_item(
+                TableName=self._table,
+                Key=_item({"pk": meeting_pk(key), "sk": "MEETING"}),
+                UpdateExpression="SET desired = :cancelled REMOVE attention_shard, attention_due",
+                ConditionExpression=(
+                    "attribute_exists(pk) AND attribute_not_exists(calendar_event_ids) AND "
+                    "(attribute_not_exists(adhoc) OR adhoc = :no)"
+                ),
+                ExpressionAttributeValues=_item({":cancelled": DesiredState.CANCELLED.value, ":no": False}),
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            return None
+        return _meeting_from(_plain(resp["Attributes"]))
+
+    def revive_meeting(self, key: str) -> Meeting | None:
+        """Bring a cancelled meeting back to ``record`` with a clean dispatch slate.
+
+        The session id and idempotency key are removed, so the next claim makes fresh ones: the
+        cancelled bot's key must not be replayed into the same (cancelled) bot. Only while some
+        calendar event (or a direct request) wants it; returns the revived meeting, or None if it was
+        not cancelled.
+        """
+        meeting = self.get_meeting(key)
+        if meeting is None:
+            return None
+        due = (meeting.start - timedelta(minutes=10)) + MEETING_GRACE
+        try:
+            resp = self._ddb.update_item(
+                TableName=self._table,
+                Key=_item({"pk": meeting_pk(key), "sk": "MEETING"}),
+                UpdateExpression=(
+                    "SET desired = :record, dispatch_state = :pending, dispatch_attempts = :zero, "
+                    "attention_shard = :shard, attention_due = :due, "
+                    "revision = if_not_exists(revision, :zero) + :one "
+                    "REMOVE session_id, idempotency_key, bot, failure_reason, claim_expires_at, "
+                    "schedule_name, dispatch_at"
+                ),
+                ConditionExpression=("desired = :cancelled AND (attribute_exists(calendar_event_ids) OR adhoc = :yes)"),
+                ExpressionAttributeValues=_item(
+                    {
+                        ":record": DesiredState.RECORD.value,
+                        ":pending": DispatchState.PENDING.value,
+                        ":cancelled": DesiredState.CANCELLED.value,
+                        ":yes": True,
+                        ":zero": 0,
+                        ":one": 1,
+                        ":shard": _shard(key),
+                        ":due": to_iso(due),
+                    }
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            return None
+        return _meeting_from(_plain(resp["Attributes"]))
 
     def postpone_meeting_attention(self, key: str, until: datetime) -> None:
         """Look at this meeting again at ``until`` (it stays in the reconciler's index)."""
@@ -365,6 +500,264 @@ class DynamoRepository:
         session.version = expected + 1
         return session
 
+    # --- calendars ----------------------------------------------------------------------------
+
+    def put_calendar(self, calendar: Calendar, now: datetime) -> bool:
+        """Store a newly registered calendar; False if one with that id is registered already."""
+        calendar.created_at = calendar.created_at or now
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=_item(_calendar_attrs(calendar)),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def get_calendar(self, calendar_id: str) -> Calendar | None:
+        resp = self._ddb.get_item(
+            TableName=self._table,
+            Key=_item({"pk": CALENDARS_PK, "sk": calendar_sk(calendar_id)}),
+            ConsistentRead=True,
+        )
+        return _calendar_from(_plain(resp["Item"])) if "Item" in resp else None
+
+    def list_calendars(self) -> list[Calendar]:
+        """Every registered calendar: one Query on their shared partition."""
+        return [
+            _calendar_from(a)
+            for a in self._query_all(
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :cal)",
+                ExpressionAttributeValues=_item({":pk": CALENDARS_PK, ":cal": "CAL#"}),
+            )
+        ]
+
+    def delete_calendar(self, calendar_id: str) -> None:
+        self._ddb.delete_item(TableName=self._table, Key=_item({"pk": CALENDARS_PK, "sk": calendar_sk(calendar_id)}))
+
+    def mark_calendar_removing(self, calendar_id: str) -> bool:
+        """Flag a calendar as being removed: syncs and renewals leave it alone from now on."""
+        return self._update_calendar(calendar_id, "SET removing = :yes", {":yes": True})
+
+    def claim_calendar_sync(
+        self, calendar_id: str, *, now: datetime, lease_seconds: int, removal: bool = False
+    ) -> Calendar:
+        """Take a calendar's sync lease, so two syncs of one calendar (or a sync and its removal) never interleave.
+
+        Raises ClaimUnavailable: ``missing``, ``removing`` (a calendar being removed is only claimed
+        with ``removal=True``), or ``busy`` with the seconds left on the other holder's lease.
+        """
+        until = now + timedelta(seconds=lease_seconds)
+        not_removing = "" if removal else "attribute_not_exists(removing) AND "
+        try:
+            resp = self._ddb.update_item(
+                TableName=self._table,
+                Key=_item({"pk": CALENDARS_PK, "sk": calendar_sk(calendar_id)}),
+                UpdateExpression="SET sync_lease_until = :until",
+                ConditionExpression=(
+                    "attribute_exists(pk) AND "
+                    + not_removing
+                    + "(attribute_not_exists(sync_lease_until) OR sync_lease_until < :now)"
+                ),
+                ExpressionAttributeValues=_item({":until": to_iso(until), ":now": to_iso(now)}),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            old = exc.response.get("Item")
+            if not old:
+                raise ClaimUnavailable("missing") from None
+            current = _calendar_from(_plain(old))
+            if current.removing and not removal:
+                raise ClaimUnavailable("removing") from None
+            held = current.sync_lease_until
+            raise ClaimUnavailable("busy", max(1.0, (held - now).total_seconds()) if held else 1.0) from None
+        return _calendar_from(_plain(resp["Attributes"]))
+
+    def release_calendar_sync(self, calendar_id: str) -> None:
+        self._update_calendar(calendar_id, "REMOVE sync_lease_until", {})
+
+    def record_calendar_sync(
+        self,
+        calendar_id: str,
+        *,
+        now: datetime,
+        full: bool,
+        etag: str | None = None,
+        sync_token: str | None = None,
+    ) -> None:
+        """A sync went through: store its cursor (ETag or sync token), clear the last error, release the lease."""
+        sets = ["last_synced_at = :now"]
+        removes = ["sync_lease_until", "last_error", "last_error_at"]
+        values: dict[str, Any] = {":now": to_iso(now)}
+        if full:
+            sets.append("last_full_sync_at = :now")
+        for name, value in (("etag", etag), ("sync_token", sync_token)):
+            if value:
+                sets.append(f"{name} = :{name}")
+                values[f":{name}"] = value
+            else:
+                removes.append(name)
+        self._update_calendar(calendar_id, "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes), values)
+
+    def record_calendar_error(
+        self, calendar_id: str, *, now: datetime, message: str, drop_sync_token: bool = False
+    ) -> None:
+        """A sync failed: keep the last good state, say why, release the lease."""
+        removes = ["sync_lease_until"] + (["sync_token"] if drop_sync_token else [])
+        self._update_calendar(
+            calendar_id,
+            "SET last_error = :err, last_error_at = :now REMOVE " + ", ".join(removes),
+            {":err": message[:500], ":now": to_iso(now)},
+        )
+
+    def drop_sync_token(self, calendar_id: str) -> None:
+        self._update_calendar(calendar_id, "REMOVE sync_token", {})
+
+    def set_calendar_channel(self, calendar_id: str, channel: PushChannel, *, expect_channel_id: str | None) -> bool:
+        """Point the calendar at a new push channel, if its current one is still ``expect_channel_id``."""
+        condition = "channel_id = :old" if expect_channel_id else "attribute_not_exists(channel_id)"
+        values: dict[str, Any] = {":id": channel.channel_id, ":exp": to_iso(channel.expires_at)}
+        if expect_channel_id:
+            values[":old"] = expect_channel_id
+        return self._update_calendar(
+            calendar_id,
+            "SET channel_id = :id, channel_expires_at = :exp",
+            values,
+            condition=f"attribute_not_exists(removing) AND {condition}",
+        )
+
+    def _update_calendar(
+        self, calendar_id: str, expression: str, values: dict[str, Any], *, condition: str | None = None
+    ) -> bool:
+        full_condition = "attribute_exists(pk)" + (f" AND {condition}" if condition else "")
+        kwargs: dict[str, Any] = {"ExpressionAttributeValues": _item(values)} if values else {}
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_item({"pk": CALENDARS_PK, "sk": calendar_sk(calendar_id)}),
+                UpdateExpression=expression,
+                ConditionExpression=full_condition,
+                **kwargs,
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            return False
+        return True
+
+    # --- push channels ------------------------------------------------------------------------
+
+    def put_channel(self, channel: PushChannel) -> None:
+        self._ddb.put_item(
+            TableName=self._table,
+            Item=_item(
+                {
+                    "pk": channel_pk(channel.channel_id),
+                    "sk": "CHANNEL",
+                    "type": "channel",
+                    "channel_id": channel.channel_id,
+                    "calendar_id": channel.calendar_id,
+                    "resource_id": channel.resource_id,
+                    "token": channel.token,
+                    "expires_at_iso": to_iso(channel.expires_at),
+                    # Google stops delivering at expiry; the item may go a week later.
+                    "expires_at": int(channel.expires_at.timestamp()) + 7 * 86400,
+                }
+            ),
+        )
+
+    def get_channel(self, channel_id: str) -> PushChannel | None:
+        resp = self._ddb.get_item(
+            TableName=self._table, Key=_item({"pk": channel_pk(channel_id), "sk": "CHANNEL"}), ConsistentRead=True
+        )
+        if "Item" not in resp:
+            return None
+        a = _plain(resp["Item"])
+        return PushChannel(
+            channel_id=a["channel_id"],
+            calendar_id=a["calendar_id"],
+            resource_id=a["resource_id"],
+            expires_at=parse_iso(a["expires_at_iso"]),
+            token=a["token"],
+        )
+
+    def delete_channel(self, channel_id: str) -> None:
+        self._ddb.delete_item(TableName=self._table, Key=_item({"pk": channel_pk(channel_id), "sk": "CHANNEL"}))
+
+    # --- calendar event links -----------------------------------------------------------------
+
+    def get_calendar_link(self, calendar_id: str, event_id: str) -> CalendarLink | None:
+        resp = self._ddb.get_item(
+            TableName=self._table,
+            Key=_item({"pk": link_pk(calendar_id), "sk": link_sk(event_id)}),
+            ConsistentRead=True,
+        )
+        return _link_from(_plain(resp["Item"])) if "Item" in resp else None
+
+    def put_calendar_link(self, link: CalendarLink, now: datetime) -> None:
+        self._ddb.put_item(
+            TableName=self._table,
+            Item=_item(
+                {
+                    "pk": link_pk(link.calendar_id),
+                    "sk": link_sk(link.event_id),
+                    "type": "calendar_event",
+                    "calendar_id": link.calendar_id,
+                    "event_id": link.event_id,
+                    "calendar_event_id": link.calendar_event_id,
+                    "meeting_key": link.meeting_key,
+                    "start": to_iso(link.start),
+                    "end": to_iso(link.end) if link.end else None,
+                    "recurring_event_id": link.recurring_event_id,
+                    "updated_at": to_iso(now),
+                    "expires_at": int(link.last_moment.timestamp()) + LINK_TTL_DAYS * 86400,
+                }
+            ),
+        )
+
+    def delete_calendar_link(self, calendar_id: str, event_id: str) -> None:
+        self._ddb.delete_item(TableName=self._table, Key=_item({"pk": link_pk(calendar_id), "sk": link_sk(event_id)}))
+
+    def list_calendar_links(self, calendar_id: str) -> list[CalendarLink]:
+        """Every event of one calendar that points at a meeting: one Query on the calendar's partition."""
+        return [
+            _link_from(a)
+            for a in self._query_all(
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :ev)",
+                ExpressionAttributeValues=_item({":pk": link_pk(calendar_id), ":ev": "EVENT#"}),
+            )
+        ]
+
+    def meeting_for_calendar_event(self, calendar_id: str, event_id: str) -> str | None:
+        """Which meeting a calendar event asks a bot for, through the ``by-calendar-event`` index."""
+        resp = self._ddb.query(
+            TableName=self._table,
+            IndexName="by-calendar-event",
+            KeyConditionExpression="calendar_event_id = :c",
+            ExpressionAttributeValues=_item({":c": f"{calendar_id}#{event_id}"}),
+        )
+        for item in resp.get("Items", []):
+            key = _plain(item).get("meeting_key")
+            if isinstance(key, str):
+                return key
+        return None
+
+    def _query_all(self, **kwargs: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        request = {"TableName": self._table, "ConsistentRead": True, **kwargs}
+        while True:
+            page = self._ddb.query(**request)
+            items.extend(_plain(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
 
 _SESSION_OPTIONAL = (
     "bot_id",
@@ -416,6 +809,8 @@ def _meeting_attrs(m: Meeting) -> dict[str, Any]:
         "failure_reason": m.failure_reason,
         "schedule_name": m.schedule_name,
         "dispatch_at": to_iso(m.dispatch_at) if m.dispatch_at else None,
+        "adhoc": True if m.adhoc else None,
+        "revision": m.revision or None,
     }
 
 
@@ -439,6 +834,8 @@ def _meeting_from(a: dict[str, Any]) -> Meeting:
         created_at=_dt(a.get("created_at")),
         schedule_name=a.get("schedule_name"),
         dispatch_at=_dt(a.get("dispatch_at")),
+        adhoc=bool(a.get("adhoc", False)),
+        revision=int(a.get("revision", 0)),
     )
 
 
@@ -501,4 +898,81 @@ def _session_from(a: dict[str, Any]) -> Session:
         version=int(a.get("version", 0)),
         created_at=_dt(a.get("created_at")),
         updated_at=_dt(a.get("updated_at")),
+    )
+
+
+# --- calendar items ---------------------------------------------------------------------------
+
+
+def _calendar_attrs(c: Calendar) -> dict[str, Any]:
+    return {
+        "pk": CALENDARS_PK,
+        "sk": calendar_sk(c.calendar_id),
+        "type": "calendar",
+        "calendar_id": c.calendar_id,
+        "kind": c.kind.value,
+        "user_id": c.user_id,
+        "owner_email": c.owner_email,
+        "label": c.label or None,
+        "filters": {
+            "external_only": c.filters.external_only,
+            "min_attendees": c.filters.min_attendees,
+            "opt_out_word": c.filters.opt_out_word,
+            "internal_domains": list(c.filters.internal_domains),
+        },
+        "feed_url": c.feed_url,
+        "etag": c.etag,
+        "google_calendar_id": c.google_calendar_id,
+        "credentials_param": c.credentials_param,
+        "sync_token": c.sync_token,
+        "channel_id": c.channel_id,
+        "channel_expires_at": to_iso(c.channel_expires_at) if c.channel_expires_at else None,
+        "last_synced_at": to_iso(c.last_synced_at) if c.last_synced_at else None,
+        "last_full_sync_at": to_iso(c.last_full_sync_at) if c.last_full_sync_at else None,
+        "last_error": c.last_error,
+        "last_error_at": to_iso(c.last_error_at) if c.last_error_at else None,
+        "removing": True if c.removing else None,
+        "created_at": to_iso(c.created_at) if c.created_at else None,
+    }
+
+
+def _calendar_from(a: dict[str, Any]) -> Calendar:
+    f = a.get("filters") or {}
+    return Calendar(
+        calendar_id=a["calendar_id"],
+        kind=CalendarKind(a["kind"]),
+        user_id=a["user_id"],
+        owner_email=a.get("owner_email"),
+        label=a.get("label") or "",
+        filters=CalendarFilters(
+            external_only=bool(f.get("external_only", False)),
+            min_attendees=int(f.get("min_attendees", 0)),
+            opt_out_word=str(f.get("opt_out_word", "")),
+            internal_domains=tuple(f.get("internal_domains") or ()),
+        ),
+        feed_url=a.get("feed_url"),
+        etag=a.get("etag"),
+        google_calendar_id=a.get("google_calendar_id"),
+        credentials_param=a.get("credentials_param"),
+        sync_token=a.get("sync_token"),
+        channel_id=a.get("channel_id"),
+        channel_expires_at=_dt(a.get("channel_expires_at")),
+        last_synced_at=_dt(a.get("last_synced_at")),
+        last_full_sync_at=_dt(a.get("last_full_sync_at")),
+        last_error=a.get("last_error"),
+        last_error_at=_dt(a.get("last_error_at")),
+        sync_lease_until=_dt(a.get("sync_lease_until")),
+        removing=bool(a.get("removing", False)),
+        created_at=_dt(a.get("created_at")),
+    )
+
+
+def _link_from(a: dict[str, Any]) -> CalendarLink:
+    return CalendarLink(
+        calendar_id=a["calendar_id"],
+        event_id=a["event_id"],
+        meeting_key=a["meeting_key"],
+        start=parse_iso(a["start"]),
+        end=_dt(a.get("end")),
+        recurring_event_id=a.get("recurring_event_id"),
     )

@@ -8,7 +8,7 @@ traceback.
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,9 +22,19 @@ from google.auth import exceptions as google_auth_exceptions
 from google.auth import transport as google_auth_transport
 from google.oauth2.credentials import Credentials
 
-from meetpilot.domain.calendar import CalendarEvent, CalendarSourceError, SyncTokenExpired
+from meetpilot.app.ports import GoogleSync
+from meetpilot.domain.calendar import (
+    Calendar,
+    CalendarEvent,
+    CalendarSourceError,
+    PushChannel,
+    SyncTokenExpired,
+    channel_matches,
+    push_resource_state,
+)
 from meetpilot.domain.clock import Clock, SystemClock
 from meetpilot.domain.links import find_meeting_url
+from meetpilot.errors import MeetpilotError
 
 CALENDAR_READONLY_SCOPE = "https://www.googleapis.com/auth/calendar.readonly"
 _FULL_SYNC_LOOKBACK = timedelta(hours=1)
@@ -305,6 +315,91 @@ class GoogleCalendarClient:
         raise CalendarSourceError(message, status=status, retryable=retryable)
 
 
+class GoogleCalendarGateway:
+    """Google Calendar for registered calendars: each one's credentials come from its SSM parameter.
+
+    One client per credentials parameter is kept per warm instance (it holds the access token);
+    it is rebuilt when the parameter's value changes (a user reconnected).
+    """
+
+    def __init__(
+        self,
+        secrets: Any,
+        *,
+        api_base: str = "https://www.googleapis.com/calendar/v3",
+        token_uri: str = "https://oauth2.googleapis.com/token",  # noqa: S107 - an endpoint, not a secret
+        clock: Clock | None = None,
+        timeout: float = 15.0,
+    ) -> None:
+        self._secrets = secrets  # anything with get_secret(name) -> str
+        self._api_base = api_base
+        self._token_uri = token_uri
+        self._clock = clock or SystemClock()
+        self._timeout = timeout
+        self._clients: dict[tuple[str, str | None], tuple[str, GoogleCalendarClient]] = {}
+
+    def __repr__(self) -> str:
+        return f"GoogleCalendarGateway(api_base={self._api_base!r})"
+
+    def _client(self, calendar: Calendar) -> GoogleCalendarClient:
+        param = calendar.credentials_param
+        if not param:
+            raise CalendarSourceError(f"calendar {calendar.calendar_id} has no credentials parameter")
+        try:
+            text = self._secrets.get_secret(param)
+        except MeetpilotError as exc:  # the message names the parameter, never its value
+            raise CalendarSourceError(str(exc)) from None
+        fingerprint = hashlib.sha256(text.encode()).hexdigest()
+        key = (param, calendar.owner_email)
+        cached = self._clients.get(key)
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        client = GoogleCalendarClient(
+            GoogleCredentials.from_json(text),
+            api_base=self._api_base,
+            token_uri=self._token_uri,
+            owner_email=calendar.owner_email,
+            clock=self._clock,
+            timeout=self._timeout,
+        )
+        if cached is not None:
+            cached[1].close()
+        self._clients[key] = (fingerprint, client)
+        return client
+
+    def sync(self, calendar: Calendar, sync_token: str | None, *, time_min: datetime) -> GoogleSync:
+        result = self._client(calendar).sync(
+            calendar.calendar_id, calendar.google_calendar_id or "", sync_token, time_min=time_min
+        )
+        return GoogleSync(events=tuple(result.events), next_sync_token=result.next_sync_token, full=result.full_sync)
+
+    def watch(self, calendar: Calendar, *, channel_id: str, token: str, address: str, ttl_seconds: int) -> PushChannel:
+        channel = self._client(calendar).watch(
+            calendar.google_calendar_id or "",
+            channel_id=channel_id,
+            token=token,
+            address=address,
+            ttl_seconds=ttl_seconds,
+        )
+        return PushChannel(
+            channel_id=channel.channel_id,
+            calendar_id=calendar.calendar_id,
+            resource_id=channel.resource_id,
+            expires_at=channel.expiration,
+            token=channel.token,
+        )
+
+    def stop(self, calendar: Calendar, channel: PushChannel) -> None:
+        self._client(calendar).stop(
+            WatchChannel(
+                channel_id=channel.channel_id,
+                resource_id=channel.resource_id,
+                expiration=channel.expires_at,
+                token=channel.token,
+            )
+        )
+
+
 def parse_google_event(item: Mapping[str, Any], *, calendar_id: str, owner_email: str | None) -> CalendarEvent:
     """Map one ``events.list`` item (with ``singleEvents=true``) to a calendar event.
 
@@ -343,6 +438,7 @@ def parse_google_event(item: Mapping[str, Any], *, calendar_id: str, owner_email
         ),
         updated=_parse_rfc3339(item.get("updated")),
         recurring_event_id=_opt_str(item.get("recurringEventId")),
+        attendees=_attendee_emails(item.get("organizer"), item.get("attendees")),
     )
 
 
@@ -352,23 +448,12 @@ def verify_channel(expected_channel_id: str, expected_token: str, headers: Mappi
     Header names are matched case-insensitively (API Gateway lower-cases them). Missing headers,
     an empty expectation or any mismatch is False.
     """
-    lowered = {str(k).lower(): v for k, v in headers.items()}
-    channel_id = lowered.get("x-goog-channel-id")
-    token = lowered.get("x-goog-channel-token")
-    if not expected_channel_id or not expected_token or not isinstance(channel_id, str) or not isinstance(token, str):
-        return False
-    # Both comparisons always run, so the timing does not tell which one failed.
-    id_ok = hmac.compare_digest(channel_id.encode(), expected_channel_id.encode())
-    token_ok = hmac.compare_digest(token.encode(), expected_token.encode())
-    return id_ok and token_ok
+    return channel_matches(expected_channel_id, expected_token, headers)
 
 
 def resource_state(headers: Mapping[str, str]) -> str | None:
     """``X-Goog-Resource-State`` of a notification: ``sync`` (channel opened; ignore), ``exists``, ``not_exists``."""
-    for key, value in headers.items():
-        if str(key).lower() == "x-goog-resource-state":
-            return str(value).strip().lower() or None
-    return None
+    return push_resource_state(headers)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -460,6 +545,19 @@ def _declined_by_owner(attendees: object, owner_email: str | None) -> bool:
         if attendee.get("self") is True or (owner and email == owner):
             return attendee.get("responseStatus") == "declined"
     return False
+
+
+def _attendee_emails(organizer: object, attendees: object) -> tuple[str, ...]:
+    """The organizer's and the attendees' addresses, lower-cased, rooms and resources left out."""
+    found: list[str] = []
+    people = [organizer] + (attendees if isinstance(attendees, list) else [])
+    for person in people:
+        if not isinstance(person, Mapping) or person.get("resource") is True:
+            continue
+        email = str(person.get("email") or "").strip().lower()
+        if email and email not in found:
+            found.append(email)
+    return tuple(found)
 
 
 def _when(value: object) -> tuple[datetime | None, date | None]:

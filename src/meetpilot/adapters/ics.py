@@ -26,6 +26,7 @@ import httpx
 import icalendar
 import recurring_ical_events
 
+from meetpilot.app.ports import FeedRead
 from meetpilot.domain.calendar import CalendarEvent, CalendarSourceError
 from meetpilot.domain.links import find_meeting_url
 
@@ -133,6 +134,35 @@ class IcsFeedClient:
                 raise CalendarSourceError(f"ICS feed {shown} is over the {self._max_bytes}-byte limit")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+class IcsFeeds:
+    """The sync use case's view of ICS feeds: one conditional fetch, then the occurrences in a window."""
+
+    def __init__(self, client: IcsFeedClient | None = None) -> None:
+        self._client = client or IcsFeedClient()
+
+    def read(
+        self,
+        url: str,
+        etag: str | None,
+        *,
+        calendar_id: str,
+        window_start: datetime,
+        window_end: datetime,
+        owner_email: str | None,
+    ) -> FeedRead:
+        fetched = self._client.fetch(url, etag)
+        if fetched.not_modified or fetched.body is None:
+            return FeedRead(not_modified=True, etag=fetched.etag)
+        events = parse_feed(
+            fetched.body,
+            calendar_id=calendar_id,
+            window_start=window_start,
+            window_end=window_end,
+            owner_email=owner_email,
+        )
+        return FeedRead(not_modified=False, etag=fetched.etag, events=tuple(events))
 
 
 def parse_feed(
@@ -249,6 +279,7 @@ def _occurrence_event(
         meeting_url=_meeting_url(component),
         updated=_updated(component, default_zone),
         recurring_event_id=uid if uid in recurring_uids else None,
+        attendees=_attendees(component),
     )
 
 
@@ -283,6 +314,7 @@ def _excluded_instances(
                     meeting_url=_meeting_url(master),
                     updated=_updated(master, default_zone),
                     recurring_event_id=uid,
+                    attendees=_attendees(master),
                 ),
             )
 
@@ -364,6 +396,19 @@ def _email(address: object) -> str:
     if text.lower().startswith("mailto:"):
         text = text[7:]
     return text.strip().lower()
+
+
+def _attendees(component: icalendar.Component) -> tuple[str, ...]:
+    """ORGANIZER and ATTENDEE addresses, lower-cased, rooms and resources left out."""
+    found: list[str] = []
+    for value in _values(component, "ORGANIZER") + _values(component, "ATTENDEE"):
+        params = getattr(value, "params", {})
+        if str(params.get("CUTYPE", "")).upper() in ("ROOM", "RESOURCE"):
+            continue
+        email = _email(value)
+        if "@" in email and email not in found:
+            found.append(email)
+    return tuple(found)
 
 
 def _declined_by(component: icalendar.Component, owner: str | None) -> bool:

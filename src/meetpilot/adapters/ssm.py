@@ -13,7 +13,7 @@ CACHE_SECONDS = 300
 
 
 class SsmSecrets:
-    """The MeetStream API key and the webhook secret(s). Never logs or formats a value."""
+    """The MeetStream API key, the webhook secret(s) and calendar credentials. Never logs or formats a value."""
 
     def __init__(self, client: Any, *, api_key_param: str, webhook_secret_param: str) -> None:
         self._provider = SSMProvider(boto3_client=client)
@@ -35,6 +35,10 @@ class SsmSecrets:
 
     def api_key(self) -> str:
         return self._get(self._api_key_param)
+
+    def get_secret(self, name: str) -> str:
+        """Any SecureString by name (a calendar's OAuth credentials), decrypted and cached like the others."""
+        return self._get(name)
 
     def webhook_secrets(self) -> tuple[str, ...]:
         try:

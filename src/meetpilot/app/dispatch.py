@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from meetpilot.app.cancellation import withdraw_bot
 from meetpilot.app.ports import (
     BotProvider,
     BotRequest,
+    CalendarRepository,
     ClaimUnavailable,
     DispatchScheduler,
     Repository,
@@ -58,6 +60,8 @@ class DispatchConfig:
     join_margin_seconds: int = 15
     # Stop retrying once the meeting has been running this long without a bot.
     give_up_after_start_seconds: int = 900
+    # A cancelled meeting whose bot is already in the call: remove it (True) or let it record.
+    remove_bot_on_cancel: bool = True
     automatic_leave: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_AUTOMATIC_LEAVE))
 
 
@@ -68,6 +72,7 @@ class DispatchOutcome(StrEnum):
     SKIPPED = "skipped"  # cancelled, failed earlier, or unknown meeting
     RETRY = "retry"  # try again after retry_in seconds
     FAILED = "failed"  # the provider refused the bot; the meeting is marked failed
+    CANCELLED = "cancelled"  # the meeting was cancelled while its bot was being created; bot withdrawn
 
 
 @dataclass(frozen=True)
@@ -115,16 +120,21 @@ class MeetingRequest:
         )
 
 
-def submit_meeting(request: MeetingRequest, *, repo: Repository, clock: Clock) -> Meeting:
-    """Record an ad-hoc meeting (or add this user to the same meeting submitted before)."""
+def submit_meeting(request: MeetingRequest, *, repo: CalendarRepository, clock: Clock) -> Meeting:
+    """Record an ad-hoc meeting (or add this user to the same meeting submitted before).
+
+    Asking for a meeting that was cancelled in the calendars brings it back (with a fresh session).
+    """
     now = clock.now()
     end = request.end or request.start + timedelta(hours=1)
     if end <= now:
         raise InvalidInput("the meeting has already ended; nothing to record")
     meeting = Meeting.new(
-        request.meeting_url, request.start, end=request.end, title=request.title, user_id=request.user_id
+        request.meeting_url, request.start, end=request.end, title=request.title, user_id=request.user_id, adhoc=True
     )
     stored, _ = repo.add_meeting(meeting, now)
+    if stored.desired is DesiredState.CANCELLED:
+        stored = repo.revive_meeting(stored.meeting_key) or stored
     return stored
 
 
@@ -216,7 +226,7 @@ def dispatch_meeting(
         meeting_url=claimed.meeting_url,
         bot_name=config.bot_name,
         callback_url=callback_url(config.public_base_url, session_id, secrets.webhook_secrets()[0]),
-        deduplication_key=meeting_key,
+        deduplication_key=claimed.deduplication_key,
         join_at=join_at,
         custom_attributes={"meeting_key": meeting_key, "session_id": session_id},
         transcript_provider=config.transcript_provider,
@@ -263,7 +273,24 @@ def dispatch_meeting(
         return session
 
     update_session(repo, session_id, record, clock)
-    repo.finish_dispatch(meeting_key, state=DispatchState.DISPATCHED, bot_id=created.bot_id)
+    finished = repo.finish_dispatch(
+        meeting_key, state=DispatchState.DISPATCHED, bot_id=created.bot_id, session_id=session_id
+    )
+    # The meeting may have been cancelled (and even revived with a new session) while the provider
+    # was creating this bot: the canceller could not know the bot yet, so withdraw it here.
+    latest = repo.get_meeting(meeting_key)
+    if not finished or latest is None or latest.desired is not DesiredState.RECORD or latest.session_id != session_id:
+        action = withdraw_bot(
+            session_id,
+            repo=repo,
+            provider=provider,
+            clock=clock,
+            remove_in_meeting=True,  # it was never wanted in this meeting, whatever the setting
+            reason="the meeting was cancelled while its bot was being created",
+        )
+        return DispatchResult(
+            DispatchOutcome.CANCELLED, meeting_key, bot_id=created.bot_id, session_id=session_id, reason=action
+        )
     return DispatchResult(
         DispatchOutcome.REPLAYED if created.replayed else DispatchOutcome.CREATED,
         meeting_key,
@@ -282,4 +309,4 @@ def _fail(repo: Repository, meeting_key: str, session_id: str, reason: str, cloc
         return session
 
     update_session(repo, session_id, mark, clock)
-    repo.finish_dispatch(meeting_key, state=DispatchState.FAILED, reason=reason)
+    repo.finish_dispatch(meeting_key, state=DispatchState.FAILED, reason=reason, session_id=session_id)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
+from meetpilot.domain.calendar import Calendar, CalendarEvent, CalendarLink, PushChannel
 from meetpilot.domain.meeting import DispatchState, Meeting
 from meetpilot.domain.session import Session
 
@@ -120,8 +121,14 @@ class Repository(Protocol):
     def due_for_attention(self, now: datetime, *, limit: int = 500) -> list[tuple[str, str]]: ...
 
     def finish_dispatch(
-        self, key: str, *, state: DispatchState, bot_id: str | None = None, reason: str | None = None
-    ) -> None: ...
+        self,
+        key: str,
+        *,
+        state: DispatchState,
+        bot_id: str | None = None,
+        reason: str | None = None,
+        session_id: str | None = None,
+    ) -> bool: ...
 
     def create_session(self, session: Session, now: datetime) -> bool: ...
 
@@ -140,3 +147,114 @@ class DispatchScheduler(Protocol):
     def schedule(self, meeting_key: str, at: datetime) -> str: ...
 
     def unschedule(self, meeting_key: str) -> bool: ...
+
+
+# --- calendars --------------------------------------------------------------------------------
+
+
+class CalendarRepository(Repository, Protocol):
+    """Meetings and sessions, plus registered calendars, their event links and push channels."""
+
+    def detach_calendar_event(self, key: str, calendar_event_id: str) -> Meeting | None: ...
+
+    def cancel_meeting(self, key: str) -> Meeting | None: ...
+
+    def revive_meeting(self, key: str) -> Meeting | None: ...
+
+    def put_calendar(self, calendar: Calendar, now: datetime) -> bool: ...
+
+    def get_calendar(self, calendar_id: str) -> Calendar | None: ...
+
+    def list_calendars(self) -> list[Calendar]: ...
+
+    def delete_calendar(self, calendar_id: str) -> None: ...
+
+    def mark_calendar_removing(self, calendar_id: str) -> bool: ...
+
+    def claim_calendar_sync(
+        self, calendar_id: str, *, now: datetime, lease_seconds: int, removal: bool = False
+    ) -> Calendar: ...
+
+    def release_calendar_sync(self, calendar_id: str) -> None: ...
+
+    def record_calendar_sync(
+        self,
+        calendar_id: str,
+        *,
+        now: datetime,
+        full: bool,
+        etag: str | None = None,
+        sync_token: str | None = None,
+    ) -> None: ...
+
+    def record_calendar_error(
+        self, calendar_id: str, *, now: datetime, message: str, drop_sync_token: bool = False
+    ) -> None: ...
+
+    def drop_sync_token(self, calendar_id: str) -> None: ...
+
+    def set_calendar_channel(
+        self, calendar_id: str, channel: PushChannel, *, expect_channel_id: str | None
+    ) -> bool: ...
+
+    def put_channel(self, channel: PushChannel) -> None: ...
+
+    def get_channel(self, channel_id: str) -> PushChannel | None: ...
+
+    def delete_channel(self, channel_id: str) -> None: ...
+
+    def get_calendar_link(self, calendar_id: str, event_id: str) -> CalendarLink | None: ...
+
+    def put_calendar_link(self, link: CalendarLink, now: datetime) -> None: ...
+
+    def delete_calendar_link(self, calendar_id: str, event_id: str) -> None: ...
+
+    def list_calendar_links(self, calendar_id: str) -> list[CalendarLink]: ...
+
+
+@dataclass(frozen=True)
+class FeedRead:
+    """One read of an ICS feed: unchanged since ``etag`` (HTTP 304), or its occurrences in the window."""
+
+    not_modified: bool
+    etag: str | None
+    events: tuple[CalendarEvent, ...] = ()
+
+
+class IcsFeeds(Protocol):
+    """Fetch and parse ICS feeds. Raises CalendarSourceError; never puts the feed URL in a message."""
+
+    def read(
+        self,
+        url: str,
+        etag: str | None,
+        *,
+        calendar_id: str,
+        window_start: datetime,
+        window_end: datetime,
+        owner_email: str | None,
+    ) -> FeedRead: ...
+
+
+@dataclass(frozen=True)
+class GoogleSync:
+    """Every item of one Google sync and the token for the next; ``full`` when it started without one."""
+
+    events: tuple[CalendarEvent, ...]
+    next_sync_token: str
+    full: bool
+
+
+class GoogleCalendars(Protocol):
+    """Google Calendar for registered calendars (credentials from each one's SSM parameter).
+
+    Raises CalendarSourceError, and SyncTokenExpired on 410 Gone.
+    """
+
+    def sync(self, calendar: Calendar, sync_token: str | None, *, time_min: datetime) -> GoogleSync: ...
+
+    def watch(
+        self, calendar: Calendar, *, channel_id: str, token: str, address: str, ttl_seconds: int
+    ) -> PushChannel: ...
+
+    def stop(self, calendar: Calendar, channel: PushChannel) -> None: ...

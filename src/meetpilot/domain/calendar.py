@@ -7,10 +7,17 @@ instances, each with an id of its own that stays the same when the instance is m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
+from urllib.parse import urlsplit
 
-from meetpilot.errors import MeetpilotError
+from meetpilot.errors import InvalidInput, MeetpilotError
+
+DEFAULT_OPT_OUT_WORD = "[no bot]"
 
 
 class CalendarSourceError(MeetpilotError):
@@ -55,6 +62,9 @@ class CalendarEvent:
     meeting_url: str | None
     updated: datetime | None
     recurring_event_id: str | None = None
+    # Lower-cased e-mail addresses of the organizer and the attendees (rooms left out), for the
+    # per-calendar filters; empty when the source does not say.
+    attendees: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.calendar_id or not self.event_id:
@@ -81,3 +91,173 @@ class CalendarEvent:
             and self.start is not None
             and bool(self.meeting_url)
         )
+
+
+# --- registered calendars -----------------------------------------------------------------------
+
+
+class CalendarKind(StrEnum):
+    ICS = "ics"
+    GOOGLE = "google"
+
+
+@dataclass(frozen=True)
+class CalendarFilters:
+    """Per-calendar rules on top of "has a link, not all-day, not declined by the owner".
+
+    ``external_only``: only meetings with someone from outside the owner's domain (and
+    ``internal_domains``). ``min_attendees``: at least this many people (organizer included).
+    ``opt_out_word``: a title containing it (any case) gets no bot; empty turns the rule off.
+    """
+
+    external_only: bool = False
+    min_attendees: int = 0
+    opt_out_word: str = DEFAULT_OPT_OUT_WORD
+    internal_domains: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.min_attendees < 0:
+            raise InvalidInput("min_attendees cannot be negative")
+        object.__setattr__(self, "internal_domains", tuple(sorted({d.strip().lower() for d in self.internal_domains})))
+
+
+def bot_refusal(event: CalendarEvent, filters: CalendarFilters, owner_email: str | None = None) -> str | None:
+    """Why this occurrence gets no bot from its calendar, or None when it should have one.
+
+    The reason is short and safe to log, e.g. ``"declined by the calendar owner"``.
+    """
+    if event.cancelled:
+        return "cancelled"
+    if event.declined_by_owner:
+        return "declined by the calendar owner"
+    if event.all_day or event.start is None:
+        return "all-day event"
+    if not event.meeting_url:
+        return "no meeting link"
+    if filters.opt_out_word and filters.opt_out_word.lower() in event.title.lower():
+        return "opted out in the title"
+    if filters.min_attendees and len(set(event.attendees)) < filters.min_attendees:
+        return f"fewer than {filters.min_attendees} attendees"
+    if filters.external_only:
+        internal = set(filters.internal_domains)
+        if owner_email and "@" in owner_email:
+            internal.add(owner_email.rsplit("@", 1)[1].strip().lower())
+        if not any(_domain(a) not in internal for a in event.attendees if _domain(a)):
+            return "no external attendees"
+    return None
+
+
+def _domain(address: str) -> str:
+    return address.rsplit("@", 1)[1].lower() if "@" in address else ""
+
+
+def calendar_event_id(calendar_id: str, event_id: str) -> str:
+    """The id that names one event of one calendar everywhere (meeting items, the index)."""
+    return f"{calendar_id}#{event_id}"
+
+
+def calendar_id_for(kind: CalendarKind, user_id: str, source: str) -> str:
+    """A stable id for a user's calendar: registering the same feed or calendar twice finds the first.
+
+    A digest, so that an ICS feed's secret address never shows in the id (ids appear in logs).
+    """
+    digest = hashlib.sha256(f"{kind.value}\0{user_id}\0{source.strip()}".encode()).hexdigest()[:20]
+    return f"{kind.value}-{digest}"
+
+
+def check_feed_url(url: str) -> str:
+    """A feed address meetpilot can poll (http, https or webcal, with a host); the message never echoes it."""
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        raise InvalidInput("the ICS feed address is not a URL") from None
+    if parts.scheme.lower() not in ("http", "https", "webcal") or not parts.hostname:
+        raise InvalidInput("the ICS feed address must be an http(s) or webcal URL with a host")
+    return text
+
+
+@dataclass
+class Calendar:
+    """A registered calendar: whose it is, where its events come from, and how far its sync got.
+
+    ``feed_url`` and ``sync_token`` are secrets of a kind (the feed URL reads the calendar), so
+    they stay out of the repr.
+    """
+
+    calendar_id: str
+    kind: CalendarKind
+    user_id: str
+    owner_email: str | None = None
+    label: str = ""
+    filters: CalendarFilters = field(default_factory=CalendarFilters)
+    feed_url: str | None = field(default=None, repr=False)
+    etag: str | None = None
+    google_calendar_id: str | None = None
+    credentials_param: str | None = None
+    sync_token: str | None = field(default=None, repr=False)
+    channel_id: str | None = None
+    channel_expires_at: datetime | None = None
+    last_synced_at: datetime | None = None
+    last_full_sync_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    sync_lease_until: datetime | None = None
+    removing: bool = False
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CalendarLink:
+    """One calendar event pointing at the meeting it asks a bot for."""
+
+    calendar_id: str
+    event_id: str
+    meeting_key: str
+    start: datetime
+    end: datetime | None = None
+    recurring_event_id: str | None = None
+
+    @property
+    def calendar_event_id(self) -> str:
+        return calendar_event_id(self.calendar_id, self.event_id)
+
+    @property
+    def last_moment(self) -> datetime:
+        return self.end or self.start
+
+
+@dataclass(frozen=True)
+class PushChannel:
+    """A Google push channel on one calendar; ``token`` comes back on every notification."""
+
+    channel_id: str
+    calendar_id: str
+    resource_id: str
+    expires_at: datetime
+    token: str = field(repr=False)
+
+
+def channel_matches(expected_channel_id: str, expected_token: str, headers: Mapping[str, str]) -> bool:
+    """Whether a push notification belongs to our channel: channel id and token, compared in constant time.
+
+    Header names are matched case-insensitively (API Gateway lower-cases them). Missing headers,
+    an empty expectation or any mismatch is False.
+    """
+    lowered = {str(k).lower(): v for k, v in headers.items()}
+    channel_id = lowered.get("x-goog-channel-id")
+    token = lowered.get("x-goog-channel-token")
+    if not expected_channel_id or not expected_token or not isinstance(channel_id, str) or not isinstance(token, str):
+        return False
+    # Both comparisons always run, so the timing does not tell which one failed.
+    id_ok = hmac.compare_digest(channel_id.encode(), expected_channel_id.encode())
+    token_ok = hmac.compare_digest(token.encode(), expected_token.encode())
+    return id_ok and token_ok
+
+
+def push_resource_state(headers: Mapping[str, str]) -> str | None:
+    """``X-Goog-Resource-State`` of a notification: ``sync`` (channel opened; ignore), ``exists``, ``not_exists``."""
+    for key, value in headers.items():
+        if str(key).lower() == "x-goog-resource-state":
+            return str(value).strip().lower() or None
+    return None

@@ -69,6 +69,16 @@ class Meeting:
     created_at: datetime | None = None
     schedule_name: str | None = None
     dispatch_at: datetime | None = None
+    # Someone asked for this meeting directly (CLI, HTTP API), not only through calendar events:
+    # it keeps its bot when the last calendar event pointing at it goes away.
+    adhoc: bool = False
+    # How many times the meeting came back after being cancelled. Each life gets its own provider
+    # deduplication key: the provider answers a known key with the (cancelled) bot it made for it.
+    revision: int = 0
+
+    @property
+    def deduplication_key(self) -> str:
+        return self.meeting_key if self.revision == 0 else f"{self.meeting_key}|r{self.revision}"
 
     @classmethod
     def new(
@@ -80,6 +90,7 @@ class Meeting:
         title: str = "",
         user_id: str | None = None,
         calendar_event_id: str | None = None,
+        adhoc: bool = False,
     ) -> Meeting:
         key = meeting_key(url, start)
         if end is not None and end <= start:
@@ -92,4 +103,5 @@ class Meeting:
             title=title[:300],
             user_ids=[user_id] if user_id else [],
             calendar_event_ids=[calendar_event_id] if calendar_event_id else [],
+            adhoc=adhoc,
         )

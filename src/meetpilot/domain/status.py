@@ -78,6 +78,9 @@ class Outcome(StrEnum):
     NO_TRANSCRIPT = "no_transcript"  # no transcript was requested (no post-call provider)
     GAVE_UP = "gave_up"  # transcript still not ready after the retry budget
     DISPATCH_FAILED = "dispatch_failed"
+    # The meeting was cancelled (in every calendar that had it) and its bot withdrawn: cancelled
+    # while scheduled, or removed from the meeting. Nothing to review.
+    CANCELLED = "cancelled"
 
     @property
     def is_success(self) -> bool:

@@ -152,6 +152,11 @@ class FakeGoogleCalendar:
             tokens.add(refresh_token)
             self._clients[client_id] = (client_secret, tokens)
 
+    def add_calendar(self, calendar_id: str) -> None:
+        """Create an empty calendar (``put_event`` creates one on its first event)."""
+        with self._lock:
+            self._calendar(calendar_id, create=True)
+
     def revoke_refresh_token(self, refresh_token: str) -> None:
         """The user removed the app's access: the token endpoint answers ``invalid_grant``."""
         with self._lock:

@@ -42,6 +42,8 @@ class StackOptions:
     prefix: str = "meetpilot-local"
     simulator_overrides: dict[str, Any] = field(default_factory=dict)
     quiet_logs: bool = True
+    # Start the local fake of Google Calendar and point the calendar functions at it.
+    google_fake: bool = False
 
 
 class LocalStack:
@@ -57,6 +59,7 @@ class LocalStack:
         self.aws_endpoint = ""
         self.gateway: Gateway | None = None
         self.simulator: Any = None
+        self.google: Any = None  # the fake Google Calendar, when StackOptions.google_fake
         self.container: Container | None = None
         self.resources: Any = None
         self.feeders: dict[str, QueueFeeder] = {}
@@ -120,6 +123,13 @@ class LocalStack:
             ]
         )
         gateway_url = self.gateway.start()
+        google_env: dict[str, str] = {}
+        if self.options.google_fake:
+            from meetpilot.local.fake_google_calendar import FakeGoogleCalendar
+
+            self.google = FakeGoogleCalendar(clock=self.clock)
+            self.google.start()
+            google_env = {"GOOGLE_CALENDAR_API_BASE": self.google.api_base, "GOOGLE_TOKEN_URI": self.google.token_uri}
 
         # The same variables Lambda gets from the template, resolved to the local resources.
         env = self.resources.environment(
@@ -130,6 +140,7 @@ class LocalStack:
             SCHEDULE_MARGIN_SECONDS=self.options.schedule_margin_seconds,
             MEETSTREAM_TIMEOUT_SECONDS=5,
             MEETPILOT_TIME_SCALE=self.options.time_scale,
+            **google_env,
         )
         settings = Settings.from_env(env)
         self.container = Container(settings, clock=self.clock, boto_session=session, endpoint_url=self.aws_endpoint)
@@ -176,6 +187,9 @@ class LocalStack:
             self.gateway.stop()
         if self.simulator is not None:
             self.simulator.stop()
+        if self.google is not None:
+            self.google.stop()
+            self.google = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -205,6 +219,11 @@ class LocalStack:
             submit["user_id"] = user_id
         self.container.dispatch_queue.send({"submit": submit})
         return meeting_key(url, start)
+
+    def put_secret(self, name: str, value: str) -> None:
+        """Store an SSM SecureString in the emulator (a Google calendar's OAuth credentials)."""
+        assert self.container is not None
+        self.container.client("ssm").put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
 
     def session_for(self, key: str) -> Any:
         assert self.container is not None

@@ -1,0 +1,445 @@
+"""Calendar sync: converge meetings on what the calendars say, one changed event at a time.
+
+Nothing is patched incrementally. For every event a source reports, ``converge_event`` works out
+which meeting (if any) it should point at now and makes that true: a new event adds its meeting
+(one meeting per meeting key, however many calendars carry it) and plans its dispatch; a moved
+event attaches to its new meeting and leaves the old one; an event that is gone, cancelled,
+declined or lost its link leaves its meeting. A meeting that loses its last event is cancelled and
+its bot withdrawn (see ``meetpilot.app.cancellation``); an event pointing at a cancelled meeting
+again revives it with a fresh session.
+
+The event link items (``calendar id + event id -> meeting key``) are what the calendar asked for
+last time; they are written after the meetings they name, so a sync that dies half-way is finished
+by the next one. A source that fails (a feed that is down or returns garbage, a revoked Google
+grant) changes nothing: the calendar keeps its last good state and records the error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from meetpilot.app.cancellation import cancel_meeting
+from meetpilot.app.dispatch import DispatchConfig, plan_dispatch
+from meetpilot.app.ports import (
+    BotProvider,
+    CalendarRepository,
+    ClaimUnavailable,
+    DispatchScheduler,
+    GoogleCalendars,
+    IcsFeeds,
+    MessageQueue,
+)
+from meetpilot.domain.calendar import (
+    Calendar,
+    CalendarEvent,
+    CalendarKind,
+    CalendarLink,
+    CalendarSourceError,
+    PushChannel,
+    SyncTokenExpired,
+    bot_refusal,
+    calendar_event_id,
+)
+from meetpilot.domain.clock import Clock
+from meetpilot.domain.meeting import DesiredState, Meeting, meeting_key
+from meetpilot.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class CalendarSyncConfig:
+    # The window an ICS feed is expanded over, and how far ahead any calendar gets meetings.
+    window_before: timedelta = timedelta(hours=1)
+    horizon: timedelta = timedelta(days=14)
+    # How long one sync may hold a calendar (the sync function's timeout).
+    lease_seconds: int = 120
+    # An ICS feed is re-read in full this often even when it answers 304, so occurrences that
+    # enter the window at its far end are seen although the feed did not change.
+    ics_revalidate_every: timedelta = timedelta(hours=6)
+    # Google: a full resync this often (events entering the horizon, anything a push missed), and
+    # an incremental sync at least this often even without a push.
+    google_full_sync_every: timedelta = timedelta(hours=24)
+    google_safety_sync_every: timedelta = timedelta(hours=1)
+    # Push channels are renewed when they expire within this long; new ones ask for this lifetime.
+    renew_within: timedelta = timedelta(days=1)
+    channel_ttl_seconds: int = 7 * 86400
+
+
+@dataclass
+class SyncDeps:
+    """Everything converging needs."""
+
+    repo: CalendarRepository
+    scheduler: DispatchScheduler
+    provider: BotProvider
+    dispatch_queue: MessageQueue
+    dispatch_config: DispatchConfig
+    clock: Clock
+    config: CalendarSyncConfig = field(default_factory=CalendarSyncConfig)
+
+
+@dataclass
+class SyncReport:
+    calendar_id: str
+    outcome: str  # synced, not_modified, failed, busy, missing
+    actions: Counter[str] = field(default_factory=Counter)
+    error: str | None = None
+    retry_in: float | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"calendar_id": self.calendar_id, "outcome": self.outcome, **dict(self.actions)}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+# --- converging one event ---------------------------------------------------------------------
+
+
+def converge_event(event: CalendarEvent, calendar: Calendar, deps: SyncDeps) -> str:
+    """Make meetings and links match what this one event says now; returns what was done."""
+    repo = deps.repo
+    now = deps.clock.now()
+    link = repo.get_calendar_link(calendar.calendar_id, event.event_id)
+    if link is None and event.cancelled and event.start is None:
+        # Google reports a deleted series by the series id alone: every instance goes.
+        series = [
+            other
+            for other in repo.list_calendar_links(calendar.calendar_id)
+            if other.recurring_event_id == event.event_id and other.last_moment > now
+        ]
+        for other in series:
+            leave_meeting(other, deps)
+        return "series_cancelled" if series else "ignored"
+    if event.start is not None and (event.end or event.start + timedelta(hours=1)) <= now:
+        # Moved into (or edited in) the past: no bot for it. A future meeting it was moved away
+        # from loses it, though; a past or running one is left alone.
+        if link is not None and link.start > now:
+            leave_meeting(link, deps)
+            return "moved_into_past"
+        return "past"
+    target = _target_key(event, calendar, now, deps.config)
+    if link is not None and link.meeting_key == target:
+        current = repo.get_meeting(target)
+        if (
+            current is not None
+            and current.desired is DesiredState.RECORD
+            and link.calendar_event_id in current.calendar_event_ids
+        ):
+            return "unchanged"
+        # The link says attached, the meeting disagrees (an earlier sync died half-way): repair.
+        _attach(event, calendar, target, deps)
+        return "repaired"
+    if target is not None:
+        assert event.start is not None and event.meeting_url is not None
+        _attach(event, calendar, target, deps)
+    if link is not None:
+        leave_meeting(link, deps, keep_link=target is not None)
+    if target is not None:
+        assert event.start is not None
+        repo.put_calendar_link(
+            CalendarLink(
+                calendar_id=calendar.calendar_id,
+                event_id=event.event_id,
+                meeting_key=target,
+                start=event.start,
+                end=event.end,
+                recurring_event_id=event.recurring_event_id,
+            ),
+            now,
+        )
+        return "moved" if link is not None else "added"
+    return "removed" if link is not None else "ignored"
+
+
+def _target_key(event: CalendarEvent, calendar: Calendar, now: datetime, config: CalendarSyncConfig) -> str | None:
+    if bot_refusal(event, calendar.filters, calendar.owner_email) is not None:
+        return None
+    assert event.start is not None and event.meeting_url is not None
+    if event.start > now + config.horizon:
+        return None  # far ahead: a later sync brings it in
+    try:
+        return meeting_key(event.meeting_url, event.start)
+    except InvalidInput:
+        return None
+
+
+def _attach(event: CalendarEvent, calendar: Calendar, key: str, deps: SyncDeps) -> None:
+    assert event.start is not None and event.meeting_url is not None
+    end = event.end if event.end is not None and event.end > event.start else None
+    meeting = Meeting.new(
+        event.meeting_url,
+        event.start,
+        end=end,
+        title=event.title,
+        user_id=calendar.user_id,
+        calendar_event_id=calendar_event_id(calendar.calendar_id, event.event_id),
+    )
+    stored, _ = deps.repo.add_meeting(meeting, deps.clock.now())
+    if stored.desired is DesiredState.CANCELLED:
+        # Wanted again after it was cancelled: a fresh session and idempotency key, so a new bot.
+        stored = deps.repo.revive_meeting(key) or stored
+    plan = plan_dispatch(
+        stored, scheduler=deps.scheduler, repo=deps.repo, config=deps.dispatch_config, clock=deps.clock
+    )
+    if plan.dispatch_now:
+        deps.dispatch_queue.send({"meeting_key": key, "attempt": 0, "source": "calendar"})
+
+
+def leave_meeting(link: CalendarLink, deps: SyncDeps, *, keep_link: bool = False) -> str:
+    """The event no longer points at ``link``'s meeting: take it off, cancel the meeting if it was the last."""
+    action = "kept"
+    meeting = deps.repo.detach_calendar_event(link.meeting_key, link.calendar_event_id)
+    if meeting is not None and not meeting.calendar_event_ids and not meeting.adhoc:
+        action = cancel_meeting(
+            link.meeting_key,
+            repo=deps.repo,
+            scheduler=deps.scheduler,
+            provider=deps.provider,
+            clock=deps.clock,
+            remove_in_meeting=deps.dispatch_config.remove_bot_on_cancel,
+        )
+    if not keep_link:
+        deps.repo.delete_calendar_link(link.calendar_id, link.event_id)
+    return action
+
+
+def converge_all(
+    events: Iterable[CalendarEvent],
+    calendar: Calendar,
+    deps: SyncDeps,
+    *,
+    missing_from: datetime | None = None,
+    missing_until: datetime | None = None,
+) -> Counter[str]:
+    """Converge every event; with ``missing_from``, links this source no longer reports are removed.
+
+    A complete listing (an ICS feed, a full Google sync) names every event it knows in
+    ``[missing_from, missing_until)``; a link in that range that it did not name was deleted.
+    """
+    actions: Counter[str] = Counter()
+    seen: set[str] = set()
+    for event in events:
+        seen.add(event.event_id)
+        actions[converge_event(event, calendar, deps)] += 1
+    if missing_from is not None:
+        for link in deps.repo.list_calendar_links(calendar.calendar_id):
+            if link.event_id in seen or link.last_moment <= missing_from:
+                continue
+            if missing_until is not None and link.start >= missing_until:
+                continue
+            leave_meeting(link, deps)
+            actions["removed"] += 1
+    return actions
+
+
+# --- whole calendars --------------------------------------------------------------------------
+
+
+def sync_calendar(
+    calendar_id: str,
+    *,
+    deps: SyncDeps,
+    ics: Callable[[], IcsFeeds],
+    google: Callable[[], GoogleCalendars],
+    full: bool = False,
+) -> SyncReport:
+    """Sync one registered calendar under its lease. ``ics``/``google`` build the source on demand.
+
+    A calendar another sync holds answers ``busy`` with ``retry_in``; the caller re-queues it.
+    A retryable source failure is recorded and re-raised (the message is retried); a permanent one
+    is recorded and answered ``failed``.
+    """
+    now = deps.clock.now()
+    try:
+        calendar = deps.repo.claim_calendar_sync(calendar_id, now=now, lease_seconds=deps.config.lease_seconds)
+    except ClaimUnavailable as busy:
+        return SyncReport(calendar_id, busy.state, retry_in=busy.retry_in_seconds)
+    try:
+        if calendar.kind is CalendarKind.ICS:
+            return _sync_ics(calendar, deps, ics())
+        return _sync_google(calendar, deps, google(), full=full)
+    except BaseException:
+        deps.repo.release_calendar_sync(calendar_id)
+        raise
+
+
+def _sync_ics(calendar: Calendar, deps: SyncDeps, feeds: IcsFeeds) -> SyncReport:
+    now = deps.clock.now()
+    cfg = deps.config
+    window_start, window_end = now - cfg.window_before, now + cfg.horizon
+    fresh = calendar.last_full_sync_at is not None and calendar.last_full_sync_at > now - cfg.ics_revalidate_every
+    report = SyncReport(calendar.calendar_id, "synced")
+    try:
+        read = feeds.read(
+            calendar.feed_url or "",
+            calendar.etag if fresh else None,
+            calendar_id=calendar.calendar_id,
+            window_start=window_start,
+            window_end=window_end,
+            owner_email=calendar.owner_email,
+        )
+    except CalendarSourceError as exc:
+        # Fetch or parse failed: keep every meeting as it is and say why on the calendar.
+        deps.repo.record_calendar_error(calendar.calendar_id, now=now, message=str(exc))
+        report.outcome, report.error = "failed", str(exc)
+        return report
+    if read.not_modified:
+        deps.repo.record_calendar_sync(calendar.calendar_id, now=now, full=False, etag=read.etag or calendar.etag)
+        report.outcome = "not_modified"
+        return report
+    report.actions = converge_all(read.events, calendar, deps, missing_from=window_start, missing_until=window_end)
+    deps.repo.record_calendar_sync(calendar.calendar_id, now=deps.clock.now(), full=True, etag=read.etag)
+    return report
+
+
+def _sync_google(calendar: Calendar, deps: SyncDeps, google: GoogleCalendars, *, full: bool) -> SyncReport:
+    now = deps.clock.now()
+    time_min = now - deps.config.window_before
+    token = None if full else calendar.sync_token
+    report = SyncReport(calendar.calendar_id, "synced")
+    try:
+        try:
+            result = google.sync(calendar, token, time_min=time_min)
+        except SyncTokenExpired:
+            # 410 Gone: the token is worthless. Drop it first, so that a crash from here on still
+            # leads to a full sync next time, then list everything again.
+            deps.repo.drop_sync_token(calendar.calendar_id)
+            report.actions["full_resync"] += 1
+            result = google.sync(calendar, None, time_min=time_min)
+    except CalendarSourceError as exc:
+        deps.repo.record_calendar_error(calendar.calendar_id, now=now, message=str(exc))
+        report.outcome, report.error = "failed", str(exc)
+        if exc.retryable:
+            raise
+        return report
+    actions = converge_all(result.events, calendar, deps, missing_from=time_min if result.full else None)
+    report.actions.update(actions)
+    # The new token only once every event of every page is converged: a sync that dies before
+    # this point starts again from the old token and sees the same changes.
+    deps.repo.record_calendar_sync(
+        calendar.calendar_id, now=deps.clock.now(), full=result.full, sync_token=result.next_sync_token
+    )
+    return report
+
+
+# --- the poller -------------------------------------------------------------------------------
+
+
+def enqueue_due_syncs(
+    *, repo: CalendarRepository, queue: MessageQueue, clock: Clock, config: CalendarSyncConfig | None = None
+) -> Counter[str]:
+    """One sync job per ICS feed (every run), and per Google calendar when a safety sync is due.
+
+    Google calendars are pushed to us; the periodic incremental sync covers a lost notification and
+    the daily full sync brings in events that entered the horizon without changing.
+    """
+    cfg = config or CalendarSyncConfig()
+    now = clock.now()
+    counts: Counter[str] = Counter()
+    for calendar in repo.list_calendars():
+        if calendar.removing:
+            continue
+        job: dict[str, object] = {"calendar_id": calendar.calendar_id, "reason": "poll"}
+        if calendar.kind is CalendarKind.GOOGLE:
+            if calendar.last_full_sync_at is None or calendar.last_full_sync_at <= now - cfg.google_full_sync_every:
+                job["full"] = True
+            elif calendar.last_synced_at is not None and calendar.last_synced_at > now - cfg.google_safety_sync_every:
+                continue
+        queue.send(job)
+        counts[f"{calendar.kind.value}_queued"] += 1
+    return counts
+
+
+# --- push channels ----------------------------------------------------------------------------
+
+
+def push_address(public_base_url: str) -> str:
+    return f"{public_base_url.rstrip('/')}/calendar/google"
+
+
+def open_channel(
+    calendar: Calendar,
+    *,
+    repo: CalendarRepository,
+    google: GoogleCalendars,
+    address: str,
+    new_id: Callable[[], str],
+    new_token: Callable[[], str],
+    config: CalendarSyncConfig,
+) -> PushChannel:
+    """Ask Google for a channel on the calendar and store it (not yet pointed at by the calendar)."""
+    channel = google.watch(
+        calendar, channel_id=new_id(), token=new_token(), address=address, ttl_seconds=config.channel_ttl_seconds
+    )
+    repo.put_channel(channel)
+    return channel
+
+
+def renew_expiring_channels(
+    *,
+    repo: CalendarRepository,
+    google: Callable[[], GoogleCalendars],
+    address: str,
+    clock: Clock,
+    new_id: Callable[[], str],
+    new_token: Callable[[], str],
+    config: CalendarSyncConfig | None = None,
+) -> Counter[str]:
+    """Renew every Google channel that expires within ``renew_within``: new channel first, then stop the old.
+
+    Google never renews a channel and sends nothing when one expires, so a missed renewal means a
+    calendar that silently stops syncing. ``google`` is only built when some channel is due.
+    """
+    cfg = config or CalendarSyncConfig()
+    now = clock.now()
+    counts: Counter[str] = Counter()
+    due = [
+        c
+        for c in repo.list_calendars()
+        if c.kind is CalendarKind.GOOGLE
+        and not c.removing
+        and (c.channel_expires_at is None or c.channel_expires_at <= now + cfg.renew_within)
+    ]
+    if not due:
+        return counts
+    source = google()
+    for calendar in due:
+        try:
+            counts[_renew(calendar, repo, source, address, new_id, new_token, cfg)] += 1
+        except CalendarSourceError as exc:
+            repo.record_calendar_error(calendar.calendar_id, now=now, message=f"channel renewal failed: {exc}")
+            counts["channel_renewal_failed"] += 1
+    return counts
+
+
+def _renew(
+    calendar: Calendar,
+    repo: CalendarRepository,
+    google: GoogleCalendars,
+    address: str,
+    new_id: Callable[[], str],
+    new_token: Callable[[], str],
+    cfg: CalendarSyncConfig,
+) -> str:
+    new = open_channel(
+        calendar, repo=repo, google=google, address=address, new_id=new_id, new_token=new_token, config=cfg
+    )
+    if not repo.set_calendar_channel(calendar.calendar_id, new, expect_channel_id=calendar.channel_id):
+        # Renewed by someone else meanwhile, or the calendar is being removed: undo ours.
+        _close(calendar, new, repo, google)
+        return "channel_renewal_superseded"
+    old = repo.get_channel(calendar.channel_id) if calendar.channel_id else None
+    if old is not None:
+        _close(calendar, old, repo, google)
+    return "channel_renewed"
+
+
+def _close(calendar: Calendar, channel: PushChannel, repo: CalendarRepository, google: GoogleCalendars) -> None:
+    # A channel Google will not stop expires on its own; its notifications get 401 once the item is gone.
+    with contextlib.suppress(CalendarSourceError):
+        google.stop(calendar, channel)
+    repo.delete_channel(channel.channel_id)

@@ -1,0 +1,114 @@
+"""Helpers for calendar tests on the local stack: ICS documents, registration, syncing, bot counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from meetpilot.app.calendars import IcsRegistration, add_ics_calendar
+from meetpilot.app.dispatch import dispatch_meeting
+from meetpilot.domain.calendar import CalendarFilters
+from meetpilot.local.stack import LocalStack
+from meetpilot.simulator.lifecycle import FINAL_STATUSES
+
+
+@dataclass
+class Ev:
+    """One VEVENT for ``ics``."""
+
+    uid: str
+    start: datetime
+    minutes: int = 30
+    url: str | None = None
+    title: str = "Meeting"
+    status: str | None = None  # CANCELLED
+    where: str = "LOCATION"  # or DESCRIPTION
+    attendees: list[tuple[str, str]] = field(default_factory=list)  # (email, PARTSTAT)
+    organizer: str | None = None
+    sequence: int = 0
+
+
+def _stamp(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def ics(events: Iterable[Ev]) -> str:
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//meetpilot tests//EN"]
+    for e in events:
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:{e.uid}",
+            f"DTSTAMP:{_stamp(datetime.now(UTC))}",
+            f"SEQUENCE:{e.sequence}",
+            f"DTSTART:{_stamp(e.start)}",
+            f"DTEND:{_stamp(e.start + timedelta(minutes=e.minutes))}",
+            f"SUMMARY:{e.title}",
+        ]
+        if e.url:
+            lines.append(f"{e.where}:{e.url}")
+        if e.status:
+            lines.append(f"STATUS:{e.status}")
+        if e.organizer:
+            lines.append(f"ORGANIZER:mailto:{e.organizer}")
+        for email, partstat in e.attendees:
+            lines.append(f"ATTENDEE;PARTSTAT={partstat}:mailto:{email}")
+        lines.append("END:VEVENT")
+    lines.append("END:VCALENDAR")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def register_ics(
+    stack: LocalStack, user: str, url: str, *, owner_email: str | None = None, filters: CalendarFilters | None = None
+) -> str:
+    c = stack.container
+    registered = add_ics_calendar(
+        IcsRegistration(user, url, owner_email=owner_email, filters=filters or CalendarFilters()),
+        repo=c.repository,
+        sync_queue=c.calendar_sync_queue,
+        clock=c.clock,
+    )
+    stack.drain()
+    return registered.calendar.calendar_id
+
+
+def sync(stack: LocalStack, *calendar_ids: str, full: bool = False) -> None:
+    for calendar_id in calendar_ids:
+        stack.container.calendar_sync_queue.send({"calendar_id": calendar_id, "full": full})
+    stack.drain()
+
+
+def dispatch(stack: LocalStack, key: str, clock=None):
+    c = stack.container
+    return dispatch_meeting(
+        key,
+        attempt=0,
+        repo=c.repository,
+        provider=c.provider,
+        secrets=c.secrets,
+        config=c.dispatch_config,
+        clock=clock or c.clock,
+    )
+
+
+def live_bots(stack: LocalStack) -> list[dict]:
+    """Bots the provider still runs or will run: not cancelled, not out of their meeting."""
+    return [b for b in stack.simulator.bots() if not b["cancelled"] and b["status"] not in FINAL_STATUSES]
+
+
+def schedules(stack: LocalStack) -> dict[str, str]:
+    """Schedule name -> its at() expression, in the stack's schedule group."""
+    scheduler = stack.container.client("scheduler")
+    group = stack.container.settings.schedule_group
+    out = {}
+    for s in scheduler.list_schedules(GroupName=group)["Schedules"]:
+        out[s["Name"]] = scheduler.get_schedule(Name=s["Name"], GroupName=group)["ScheduleExpression"]
+    return out
+
+
+def queued(stack: LocalStack, setting: str = "calendar_sync_queue_url") -> int:
+    sqs = stack.container.client("sqs")
+    url = getattr(stack.container.settings, setting)
+    names = [f"ApproximateNumberOfMessages{kind}" for kind in ("", "NotVisible", "Delayed")]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attrs.get(name, 0)) for name in names)
