@@ -284,7 +284,12 @@ def _evaluate(stack: LocalStack, plan: list[tuple[str, Scenario]], store: Counti
     for key, scenario in plan:
         session = stack.session_for(key)
         if session is None or session.outcome is None:
-            lost.append(key)
+            meeting = stack.container.repository.get_meeting(key)
+            where = f"meeting {meeting.dispatch_state.value}" if meeting else "no meeting"
+            if session is not None:
+                where += (f", session {session.status.value}, transcript {session.transcript_state.value}, "
+                          f"{session.reconcile_attempts} reconciler checks")  # fmt: skip
+            lost.append(f"{key}: {where}")
             continue
         if session.outcome is not EXPECTED[scenario]:
             wrong.append(f"{key}: expected {EXPECTED[scenario].value}, got {session.outcome.value} "
