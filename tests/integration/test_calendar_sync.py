@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from meetpilot.adapters.scheduler import at_expression, schedule_name
-from meetpilot.app.calendar_sync import enqueue_due_syncs
 from meetpilot.app.calendars import CalendarBusy, list_calendars, remove_calendar
 from meetpilot.app.dispatch import DispatchOutcome, MeetingRequest, submit_meeting
 from meetpilot.app.ports import ClaimUnavailable
@@ -23,6 +22,8 @@ from meetpilot.domain.meeting import DesiredState, DispatchState, meeting_key
 from meetpilot.domain.status import BotStatus, Outcome
 from meetpilot.errors import InvalidInput, NotFound
 from meetpilot.local.feed_server import FeedServer
+from meetpilot.local.invoke import LambdaContext, load_handler
+from meetpilot.local.scheduler_runner import rate_schedules_from_template
 from tests.integration.calendar_helpers import (
     Ev,
     dispatch,
@@ -352,12 +353,19 @@ def test_unchanged_feed_costs_one_304_and_changes_nothing(stack, feeds):
     assert len(stack.container.repository.list_calendar_links(cal)) == 1
 
 
-def test_poller_queues_every_ics_feed(stack, feeds):
+def test_poller_queues_every_ics_feed_every_ten_minutes(stack, feeds):
     a = register_ics(stack, "ola", feeds.publish("ola", ics([])))
     b = register_ics(stack, "pia", feeds.publish("pia", ics([])))
     c = stack.container
-    counts = enqueue_due_syncs(repo=c.repository, queue=c.calendar_sync_queue, clock=c.clock)
-    assert counts == {"ics_queued": 2}
+    # The local scheduler runner runs the template's rate schedule, as EventBridge Scheduler does.
+    (poll,) = [
+        r
+        for r in rate_schedules_from_template(stack.template, load_handler)
+        if r.function_name == "CalendarPollFunction"
+    ]
+    assert poll.every_seconds == 600
+    assert poll.handler(dict(poll.payload), LambdaContext(poll.function_name)) == {"ics_queued": 2}
+    assert queued(stack) == 2
     before = {cal: c.repository.get_calendar(cal).last_synced_at for cal in (a, b)}
     time.sleep(0.01)
     stack.drain()

@@ -57,9 +57,21 @@ def test_small_demo_reaches_every_planned_outcome_through_schedules_and_pollers(
 def test_demo_writes_transcripts_and_a_summary_line(tmp_path: Path):
     report = run_demo(6, timeout=60, out_dir=tmp_path, live=False, first_start=6.0)
     assert report.ok, report.mismatches
+    # Six ad-hoc meetings (one on two calendars) and five calendar events: one meeting shared by
+    # two users, a series' moved instance, a moved meeting, a Teams link in a description. The
+    # cancelled meeting and the moved meeting's old time get no bot (report.ok checks it).
+    assert report.summary_line() == (
+        "demo: 11 meetings (5 from calendars), 9 bots, 6 transcripts stored, 3 flagged "
+        "(not admitted 1, denied 1, transcription failed 1), 0 lost"
+    )
+    files = sorted(p.suffix for p in (tmp_path / "transcripts").iterdir())
+    assert files == [".json"] * 6 + [".txt"] * 6 + [".vtt"] * 6
+
+
+def test_demo_without_calendars_runs_only_the_ad_hoc_meetings(tmp_path: Path):
+    report = run_demo(6, timeout=60, out_dir=tmp_path, live=False, first_start=6.0, calendars=False)
+    assert report.ok, report.mismatches
     assert report.summary_line() == (
         "demo: 6 meetings, 5 bots, 2 transcripts stored, 3 flagged "
         "(not admitted 1, denied 1, transcription failed 1), 0 lost"
     )
-    files = sorted(p.suffix for p in (tmp_path / "transcripts").iterdir())
-    assert files == [".json", ".json", ".txt", ".txt", ".vtt", ".vtt"]

@@ -3,6 +3,9 @@
 Each meeting is set up for an outcome (recorded, not admitted, denied, transcription failed, a long
 transcript, the same meeting submitted twice); the demo runs until every session is final or a
 timeout passes, then checks every outcome against what it was set up for, from DynamoDB and S3.
+Alongside the ad-hoc meetings, two users' ICS calendars (``demo_calendar.ics``, served on loopback)
+bring a shared meeting, a recurring series with an exception, a moved and a cancelled meeting, and
+a Teams link hidden in a description (see ``meetpilot.local.demo_calendars``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from meetpilot.domain.meeting import meeting_key
+from meetpilot.domain.meeting import DesiredState, DispatchState, meeting_key
 from meetpilot.domain.status import Outcome
 from meetpilot.local.stack import LocalStack, StackOptions
 from meetpilot.simulator import Scenario
@@ -41,6 +44,7 @@ FLAG_LABELS = {
     Outcome.NO_TRANSCRIPT: "no transcript",
     Outcome.DISPATCH_FAILED: "dispatch failed",
     Outcome.EMPTY: "empty",
+    Outcome.CANCELLED: "cancelled",
 }
 _TITLES = [
     "Weekly sync", "Design review", "Customer call", "Hiring panel", "Board prep", "Retro",
@@ -55,6 +59,9 @@ class DemoMeeting:
     start: datetime
     scenario: Scenario
     user_id: str
+    source: str = "adhoc"  # or "calendar"
+    # record: a bot records it; no_bot: cancelled or moved away; later: scheduled beyond the run
+    expect: str = "record"
 
     @property
     def expected(self) -> Outcome:
@@ -97,6 +104,7 @@ class DemoReport:
     mismatches: list[str] = field(default_factory=list)
     out_dir: Path | None = None
     seconds: float = 0.0
+    calendar_meetings: int = 0  # of ``meetings``, how many came from calendar events
 
     @property
     def ok(self) -> bool:
@@ -108,8 +116,9 @@ class DemoReport:
         ranked = sorted(self.flagged.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
         detail = ", ".join(f"{label} {n}" for label, n in ranked)
         flags = f"{flagged} flagged ({detail})" if flagged else "0 flagged"
+        from_calendars = f" ({self.calendar_meetings} from calendars)" if self.calendar_meetings else ""
         return (
-            f"demo: {self.meetings} meetings, {self.bots} bots, {self.stored} transcripts stored, "
+            f"demo: {self.meetings} meetings{from_calendars}, {self.bots} bots, {self.stored} transcripts stored, "
             f"{flags}, {self.lost} lost"
         )
 
@@ -119,19 +128,22 @@ def _slug(text: str) -> str:
 
 
 def _row(stack: LocalStack, m: DemoMeeting) -> tuple[str, str, str, str]:
+    title = f"{m.title} [{m.user_id}]" if m.source == "calendar" else m.title
     session = stack.session_for(m.key)
+    meeting = stack.container.repository.get_meeting(m.key) if stack.container else None
+    if meeting is not None and meeting.desired is DesiredState.CANCELLED:
+        return title, "cancelled", (session.bot_id or "-")[:8] if session else "-", "-"
     if session is None:
-        meeting = stack.container.repository.get_meeting(m.key) if stack.container else None
-        state = meeting.dispatch_state.value if meeting else "submitted"
+        state = meeting.dispatch_state.value if meeting else ("in calendar" if m.source == "calendar" else "submitted")
         if meeting and meeting.schedule_name:
             state = "scheduled"
-        return m.title, state, "-", "-"
+        return title, state, "-", "-"
     transcript = "-"
     if session.outcome is Outcome.TRANSCRIPT_STORED:
         transcript = f"{session.transcript.get('words', 0)} words"
     elif session.outcome is not None:
         transcript = FLAG_LABELS.get(session.outcome, session.outcome.value)
-    return m.title, session.status.value, (session.bot_id or "-")[:8], transcript
+    return title, session.status.value, (session.bot_id or "-")[:8], transcript
 
 
 def _table(stack: LocalStack, meetings: list[DemoMeeting]) -> Any:
@@ -147,6 +159,8 @@ def _table(stack: LocalStack, meetings: list[DemoMeeting]) -> Any:
 
 def _finished(stack: LocalStack, meetings: list[DemoMeeting]) -> bool:
     for m in meetings:
+        if m.expect != "record":
+            continue
         session = stack.session_for(m.key)
         if session is None or session.outcome is None:
             return False
@@ -178,10 +192,11 @@ def evaluate(stack: LocalStack, meetings: list[DemoMeeting]) -> DemoReport:
     assert stack.container is not None
     s3 = stack.container.client("s3")
     bucket = stack.container.settings.transcript_bucket
+    mismatches = _check_calendar_only(stack, [m for m in meetings if m.expect != "record"])
+    meetings = [m for m in meetings if m.expect == "record"]
     distinct = {m.key for m in meetings}
     flagged: Counter[str] = Counter()
     stored = lost = 0
-    mismatches: list[str] = []
     counted: set[str] = set()
     for m in meetings:
         session = stack.session_for(m.key)
@@ -203,7 +218,24 @@ def evaluate(stack: LocalStack, meetings: list[DemoMeeting]) -> DemoReport:
     bots = len(stack.simulator.bots())
     if bots != len(distinct):
         mismatches.append(f"{bots} bots for {len(distinct)} distinct meetings")
-    return DemoReport(len(meetings), bots, stored, flagged, lost, mismatches)
+    from_calendars = sum(1 for m in meetings if m.source == "calendar")
+    return DemoReport(len(meetings), bots, stored, flagged, lost, mismatches, calendar_meetings=from_calendars)
+
+
+def _check_calendar_only(stack: LocalStack, entries: list[DemoMeeting]) -> list[str]:
+    """Cancelled and moved-away meetings have no bot; a meeting beyond the run is scheduled."""
+    assert stack.container is not None
+    problems = []
+    for m in entries:
+        meeting = stack.container.repository.get_meeting(m.key)
+        if m.expect == "no_bot":
+            if meeting is not None and (meeting.desired is not DesiredState.CANCELLED or meeting.session_id):
+                problems.append(f"{m.title}: expected no bot, meeting is {meeting.desired.value}")
+        elif m.expect == "later" and (
+            meeting is None or meeting.dispatch_state is not DispatchState.PENDING or not meeting.schedule_name
+        ):
+            problems.append(f"{m.title}: expected a schedule for later")
+    return problems
 
 
 def demo_options(speed: float = 600.0, background: bool = True) -> StackOptions:
@@ -226,16 +258,26 @@ def run_demo(
     live: bool = True,
     options: StackOptions | None = None,
     first_start: float = 20.0,
+    calendars: bool = True,
 ) -> DemoReport:
+    """Run ``count`` ad-hoc meetings, plus the demo calendars' meetings unless ``calendars`` is off."""
+    from meetpilot.local.feed_server import FeedServer
+
     started = time.monotonic()
-    with LocalStack(options or demo_options()) as stack:
+    with LocalStack(options or demo_options()) as stack, FeedServer() as feeds:
         assert stack.simulator is not None
         now = stack.clock.now()
         meetings = plan_meetings(count, now, first_start=first_start)
+        deadline = time.monotonic() + timeout
+        if calendars:
+            meetings += _start_calendars(stack, feeds, now, first_start=first_start, deadline=deadline)
         for m in meetings:
+            if m.source != "adhoc":
+                continue
             stack.simulator.set_scenario(m.url, m.scenario)
             stack.submit_meeting(m.url, m.start, title=m.title, user_id=m.user_id)
-        deadline = time.monotonic() + timeout
+        if calendars:
+            _publish_changes(stack, feeds, now, first_start=first_start, deadline=deadline)
         if live and console is not None:
             from rich.live import Live
 
@@ -256,6 +298,53 @@ def run_demo(
         report.out_dir = out_dir
     report.seconds = time.monotonic() - started
     return report
+
+
+def _start_calendars(
+    stack: LocalStack, feeds: Any, now: datetime, *, first_start: float, deadline: float
+) -> list[DemoMeeting]:
+    """Publish the first version of both users' feeds, register them and wait for their first sync."""
+    from meetpilot.app.calendars import IcsRegistration, add_ics_calendar
+    from meetpilot.local.demo_calendars import plan_calendars
+
+    assert stack.container is not None
+    c = stack.container
+    plan = plan_calendars(now, first_start=first_start)
+    for user, text in plan.before.items():
+        url = feeds.publish(user, text)
+        registration = IcsRegistration(user, url, owner_email=f"{user}@acme.demo", label=f"{user}'s work calendar")
+        add_ics_calendar(registration, repo=c.repository, sync_queue=c.calendar_sync_queue, clock=c.clock)
+    _wait_for_syncs(stack, since=None, deadline=deadline)
+    return [
+        DemoMeeting(e.title, e.url, e.start, Scenario.NORMAL, e.user_id, source="calendar", expect=e.expect)
+        for e in sorted(plan.entries, key=lambda e: e.start)
+    ]
+
+
+def _publish_changes(stack: LocalStack, feeds: Any, now: datetime, *, first_start: float, deadline: float) -> None:
+    """The second version of the feeds (a meeting moved, one cancelled), then a poll, as every 10 minutes."""
+    from meetpilot.app.calendar_sync import enqueue_due_syncs
+    from meetpilot.local.demo_calendars import plan_calendars
+
+    assert stack.container is not None
+    c = stack.container
+    for user, text in plan_calendars(now, first_start=first_start).after.items():
+        feeds.publish(user, text)
+    mark = c.clock.now()
+    enqueue_due_syncs(repo=c.repository, queue=c.calendar_sync_queue, clock=c.clock)
+    _wait_for_syncs(stack, since=mark, deadline=deadline)
+
+
+def _wait_for_syncs(stack: LocalStack, *, since: datetime | None, deadline: float) -> None:
+    assert stack.container is not None
+    repo = stack.container.repository
+    while time.monotonic() < deadline:
+        calendars = repo.list_calendars()
+        if calendars and all(
+            c.last_synced_at is not None and (since is None or c.last_synced_at > since) for c in calendars
+        ):
+            return
+        _drive(stack)
 
 
 def _drive(stack: LocalStack) -> None:

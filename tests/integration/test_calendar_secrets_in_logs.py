@@ -1,0 +1,114 @@
+"""Calendar secrets never reach a log line: not an ICS feed's address, not a push channel's token, not
+a Google client secret, refresh token or access token.
+
+A whole calendar life runs on the local stack (registration, syncs, a feed that fails, pushes with
+right and wrong tokens, a channel renewal, removal) while our loggers are captured at DEBUG (through
+Powertools' JSON on stdout and the logging tree) and every other logger at INFO, Lambda's level.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sys
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from meetpilot.app.calendar_sync import CalendarSyncConfig
+from meetpilot.app.calendars import GoogleRegistration, add_google_calendar, remove_calendar
+from meetpilot.handlers.observability import logger as powertools_logger
+from meetpilot.local.feed_server import FeedServer
+from meetpilot.local.invoke import LambdaContext, load_handler
+from tests.integration.calendar_helpers import Ev, ics, register_ics, sync
+
+CLIENT_ID = "1234-abc.apps.googleusercontent.com"
+CLIENT_SECRET = "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st"
+REFRESH_TOKEN = "1//0refresh-token-for-the-log-test"
+OWNER = "alice@acme.test"
+PARAM = "/meetpilot/calendars/alice"
+
+
+class _CurrentStdout:
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+@pytest.fixture
+def captured(caplog, capsys) -> Iterator:
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="meetpilot")
+    previous = powertools_logger.log_level
+    powertools_logger.setLevel(logging.DEBUG)
+    handlers = [h for h in logging.getLogger("meetpilot").handlers if isinstance(h, logging.StreamHandler)]
+    streams = [h.stream for h in handlers]
+    for handler in handlers:
+        handler.stream = _CurrentStdout()
+
+    def text() -> str:
+        out = capsys.readouterr()
+        records = [f"{r.name} {r.getMessage()} {json.dumps(r.__dict__, default=str)}" for r in caplog.records]
+        return "\n".join([*records, out.out, out.err])
+
+    yield text
+    for handler, stream in zip(handlers, streams, strict=True):
+        handler.stream = stream
+    powertools_logger.setLevel(previous)
+
+
+def test_a_calendar_life_logs_no_feed_address_token_or_credential(stack_factory, captured):
+    stack = stack_factory(google_fake=True)
+    stack.google.add_client(CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN)
+    stack.google.add_calendar(OWNER)
+    stack.put_secret(
+        PARAM, json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN})
+    )
+    c = stack.container
+    with FeedServer() as feeds:
+        url = feeds.publish(
+            "bob", ics([Ev("m1", c.clock.now().replace(microsecond=0), url="https://zoom.us/j/123456789")])
+        )
+        ics_calendar = register_ics(stack, "bob", url)
+        feeds.publish("bob", "<html>sign in</html>")
+        sync(stack, ics_calendar)
+        feeds.fail("bob", 404)
+        sync(stack, ics_calendar)
+
+        google = add_google_calendar(
+            GoogleRegistration("alice", OWNER, PARAM),
+            repo=c.repository,
+            google=c.google_calendars,
+            sync_queue=c.calendar_sync_queue,
+            clock=c.clock,
+            address=c.google_push_address,
+            secrets_prefix=c.settings.calendar_secrets_prefix,
+            new_id=lambda: str(uuid.uuid4()),
+            new_token=lambda: secrets.token_urlsafe(32),
+            config=CalendarSyncConfig(channel_ttl_seconds=3600),
+        ).calendar.calendar_id
+        stack.drain()
+        (channel,) = stack.google.channels
+        base = {"X-Goog-Channel-ID": channel["id"], "X-Goog-Resource-State": "exists"}
+        for token in (channel["token"], channel["token"] + "x", channel["token"][:-2]):
+            httpx.post(f"{stack.gateway.url}/calendar/google", headers={**base, "X-Goog-Channel-Token": token})
+        stack.drain()
+        load_handler("meetpilot.handlers.reconcile.handler")({}, LambdaContext("ReconcileFunction"))
+        stack.google.expire_access_tokens()
+        sync(stack, google)
+        remove_calendar(google, deps=c.calendar_sync_deps, google=lambda: c.google_calendars)
+        remove_calendar(ics_calendar, deps=c.calendar_sync_deps, google=lambda: c.google_calendars)
+
+    text = captured()
+    assert "calendar sync" in text and "google push" in text  # the capture sees our lines
+    secret_path = url.split("/", 3)[3]
+    tokens = [ch["token"] for ch in stack.google.channels]
+    assert len(tokens) == 2
+    for secret in [secret_path, CLIENT_SECRET, REFRESH_TOKEN, *tokens]:
+        assert secret not in text
+    assert "ya29.fake-" not in text  # access tokens
