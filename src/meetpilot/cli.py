@@ -9,7 +9,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 try:
     import typer
@@ -25,6 +25,85 @@ app = typer.Typer(
 )
 meetings_app = typer.Typer(help="Meetings to record.", no_args_is_help=True)
 app.add_typer(meetings_app, name="meetings")
+calendars_app = typer.Typer(help="Calendars whose meetings get a bot.", no_args_is_help=True)
+app.add_typer(calendars_app, name="calendars")
+
+
+def _dev_container() -> Any:
+    from meetpilot.local.dev import container_from_state, read_state
+
+    try:
+        return container_from_state(read_state())
+    except FileNotFoundError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@calendars_app.command("add")
+def calendars_add(
+    ics: Annotated[str, typer.Option(help="the calendar's secret iCal (ICS) address")],
+    user: Annotated[str, typer.Option(help="whose calendar it is")],
+    email: Annotated[str | None, typer.Option(help="the owner's email, to honour their declines")] = None,
+    label: Annotated[str, typer.Option(help="a name to show")] = "",
+) -> None:
+    """Register an ICS feed with the running local stack; its meetings get bots.
+
+    Example: meetpilot calendars add --ics https://example.com/alice.ics --user alice
+    """
+    from meetpilot.app.calendars import IcsRegistration, add_ics_calendar
+    from meetpilot.errors import InvalidInput
+
+    c = _dev_container()
+    try:
+        done = add_ics_calendar(
+            IcsRegistration(user_id=user, feed_url=ics, owner_email=email, label=label),
+            repo=c.repository,
+            sync_queue=c.calendar_sync_queue,
+            clock=c.clock,
+        )
+    except InvalidInput as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    state = "registered" if done.created else "already registered"
+    console.print(f"{state}: {done.calendar.calendar_id}")
+
+
+@calendars_app.command("list")
+def calendars_list(
+    user: Annotated[str | None, typer.Option(help="only this user's calendars")] = None,
+) -> None:
+    """List the calendars the running local stack watches.
+
+    Example: meetpilot calendars list --user alice
+    """
+    from meetpilot.app.calendars import list_calendars
+
+    c = _dev_container()
+    for cal in list_calendars(repo=c.repository, user_id=user):
+        console.print(f"{cal.calendar_id}  {cal.kind.value}  user={cal.user_id}  {cal.label}")
+
+
+@calendars_app.command("remove")
+def calendars_remove(
+    calendar_id: Annotated[str, typer.Argument(help="the id 'calendars list' shows")],
+) -> None:
+    """Remove a calendar; meetings that only it asked for lose their schedule or bot.
+
+    Example: meetpilot calendars remove cal-0123abcd
+    """
+    from meetpilot.app.calendars import remove_calendar
+    from meetpilot.errors import NotFound
+
+    c = _dev_container()
+    try:
+        removal = remove_calendar(calendar_id, deps=c.calendar_sync_deps, google=lambda: c.google_calendars)
+    except NotFound as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    details = ", ".join(f"{k} {v}" for k, v in sorted(removal.actions.items())) or "nothing else to undo"
+    console.print(f"removed {calendar_id}: {details}")
+
+
 console = Console()
 
 
