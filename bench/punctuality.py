@@ -1,0 +1,382 @@
+"""Benchmark 1: punctuality under a burst.
+
+Many meetings start in the same minute and the provider admits only so many ``create_bot`` calls
+per second (the simulator's token bucket answers the rest 429 with Retry-After). Two runs, side by
+side, against the same simulator settings:
+
+* **meetpilot**: the whole local stack. Every meeting is submitted, gets its one-time schedule at
+  start minus the lead time, the schedules fire, and the dispatch function (as many pollers as the
+  template's MaximumConcurrency) creates the bots, re-enqueueing a throttled meeting with an SQS
+  delay that honours Retry-After.
+* **original design**: each create fired once, 2 minutes before the start, by its own invocation
+  (all at once, as a thousand schedules in one minute do), no retry, no rate awareness: a 429 is a
+  lost bot.
+
+Time is not scaled. The provider's rate, Retry-After values and SQS delays are real seconds. The
+only shortcut is the clock's jump over the idle wait between "every meeting is scheduled" and
+"their dispatch is due" (the stack clock moves forward by that much at once, for every
+component). From the due moment on, everything runs in real time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from meetpilot.domain.clock import parse_iso
+
+
+class ShiftableClock:
+    """Wall-clock UTC plus an offset that only moves forward (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self._offset)
+
+    def jump_to(self, when: datetime) -> None:
+        with self._lock:
+            ahead = (when - self.now()).total_seconds()
+            if ahead > 0:
+                self._offset += ahead
+
+
+@dataclass(frozen=True)
+class BurstConfig:
+    meetings: int = 1000
+    rate_per_second: float = 10.0  # the provider's create_bot admission rate
+    lead_seconds: int = 600  # meetpilot's default lead time
+    original_lead_seconds: int = 120  # the original design fired each create 2 minutes ahead
+    # The template's MaximumConcurrency for the dispatch function.
+    dispatch_concurrency: int = 5
+    # Concurrent create calls of the original design (one invocation per meeting, all at once;
+    # more than this and the simulator's HTTP server starts refusing connections).
+    original_concurrency: int = 16
+    # Threads that deliver the due schedules (EventBridge Scheduler fires a minute's worth together).
+    firing_threads: int = 8
+    # How long after the due moment the run waits for the last bot (wall seconds).
+    window_seconds: float = 400.0
+    setup_timeout_seconds: float = 300.0
+
+
+def _meeting_url(i: int) -> str:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    a, b, c = letters[i % 26], letters[(i // 26) % 26], letters[(i // 676) % 26]
+    return f"https://meet.google.com/{a}{b}{c}-{i:04d}-brs"
+
+
+def _top_of_minute(when: datetime) -> datetime:
+    return (when + timedelta(seconds=59)).replace(second=0, microsecond=0)
+
+
+def _summarise(
+    *,
+    meetings: int,
+    rate: float,
+    join_at: datetime,
+    due: datetime,
+    created_at: list[datetime],
+    lost: int,
+    rate_limited: int,
+    duplicates: int,
+) -> dict[str, Any]:
+    """The figures of one run, from the provider's record of when each bot was created."""
+    offsets = sorted((t - due).total_seconds() for t in created_at)
+    lateness = [(t - join_at).total_seconds() for t in created_at]
+    on_time = sum(1 for late in lateness if late < 0)
+    last = offsets[-1] if offsets else 0.0
+    throughput = len(offsets) / last if last > 0 else 0.0
+    return {
+        "meetings": meetings,
+        "bots_created": len(offsets),
+        "on_time": on_time,
+        "on_time_share": on_time / meetings if meetings else 0.0,
+        "lost": lost,
+        "duplicate_bots": duplicates,
+        "rate_limited_429": rate_limited,
+        "create_attempts": len(offsets) + rate_limited,
+        # Positive: created after the join time. Negative: the smallest margin before it.
+        "worst_lateness_seconds": max(lateness) if lateness else None,
+        "first_create_after_due_seconds": offsets[0] if offsets else None,
+        "last_create_after_due_seconds": last if offsets else None,
+        "throughput_per_second": throughput,
+        "throughput_share_of_limit": throughput / rate if rate else 0.0,
+        "created_offsets_seconds": offsets,
+    }
+
+
+# --- meetpilot ------------------------------------------------------------------------------
+
+
+def _count_schedules(scheduler: Any, group: str) -> int:
+    count, kwargs = 0, {"GroupName": group}
+    while True:
+        page = scheduler.list_schedules(**kwargs)
+        count += len(page.get("Schedules", []))
+        token = page.get("NextToken")
+        if not token:
+            return count
+        kwargs["NextToken"] = token
+
+
+def _wait(predicate: Any, timeout: float, interval: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def fire_due_schedules(scheduler: Any, sqs: Any, group: str, now: datetime, *, threads: int) -> int:
+    """Deliver every due one-time schedule of ``group``, several at a time.
+
+    EventBridge Scheduler fires all the ``at()`` schedules of one minute together; the local
+    runner fires them one by one, which would make its own pace (not the dispatcher's) the limit
+    of this benchmark. The same steps, in parallel: read the schedule, send its input to its SQS
+    target, delete it (``ActionAfterCompletion: DELETE``).
+    """
+    from meetpilot.local.scheduler_runner import at_time
+
+    names: list[str] = []
+    kwargs: dict[str, Any] = {"GroupName": group}
+    while True:
+        page = scheduler.list_schedules(**kwargs)
+        names.extend(s["Name"] for s in page.get("Schedules", []))
+        if not page.get("NextToken"):
+            break
+        kwargs["NextToken"] = page["NextToken"]
+    urls: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def queue_url(arn: str) -> str:
+        with lock:
+            if arn not in urls:
+                _, _, _, _, account, name = arn.split(":", 5)
+                urls[arn] = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+            return urls[arn]
+
+    def fire(name: str) -> int:
+        schedule = scheduler.get_schedule(Name=name, GroupName=group)
+        due = at_time(schedule["ScheduleExpression"], schedule.get("ScheduleExpressionTimezone"))
+        if due is None or due > now:
+            return 0
+        target = schedule["Target"]
+        sqs.send_message(QueueUrl=queue_url(target["Arn"]), MessageBody=target.get("Input") or "{}")
+        if schedule.get("ActionAfterCompletion") == "DELETE":
+            scheduler.delete_schedule(Name=name, GroupName=group)
+        return 1
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return sum(pool.map(fire, names))
+
+
+def run_meetpilot(cfg: BurstConfig) -> dict[str, Any]:
+    from meetpilot.domain.meeting import DispatchState
+    from meetpilot.local.stack import LocalStack, StackOptions
+    from meetpilot.simulator import Faults
+
+    clock = ShiftableClock()
+    options = StackOptions(
+        lead_time_seconds=cfg.lead_seconds,
+        schedule_margin_seconds=60,
+        # Schedules are fired once, right after the due moment (below), not by the timer thread.
+        scheduler_interval_seconds=3600,
+        pollers_per_queue=cfg.dispatch_concurrency,
+        simulator_overrides={"faults": Faults(create_rate_per_second=cfg.rate_per_second)},
+    )
+    setup_started = time.monotonic()
+    with LocalStack(options, clock=clock) as stack:
+        assert stack.container is not None and stack.simulator is not None
+        assert stack.scheduler_runner is not None
+        c = stack.container
+        dispatch_feeder = stack.feeders["DispatchFunction"]
+        records = Counter[str]()
+
+        def counting(handler: Any) -> Any:
+            def run(event: dict[str, Any], context: Any) -> Any:
+                records["records"] += len(event.get("Records", []))
+                return handler(event, context)
+
+            return run
+
+        dispatch_feeder.wrap_handler(counting)
+        # Far enough ahead that every meeting is still scheduled (not dispatched at once) when the
+        # last submission is processed; the clock jump skips whatever wait is left.
+        ahead = cfg.lead_seconds + options.schedule_margin_seconds + cfg.setup_timeout_seconds
+        join_at = _top_of_minute(clock.now() + timedelta(seconds=ahead))
+        due = join_at - timedelta(seconds=cfg.lead_seconds)
+        keys = [
+            stack.submit_meeting(_meeting_url(i), join_at, title=f"burst {i}", user_id=f"user{i % 97}")
+            for i in range(cfg.meetings)
+        ]
+        scheduler, group = c.client("scheduler"), c.settings.require("schedule_group")
+        if not _wait(lambda: _count_schedules(scheduler, group) >= cfg.meetings, cfg.setup_timeout_seconds):
+            raise RuntimeError(f"only {_count_schedules(scheduler, group)} of {cfg.meetings} meetings were scheduled")
+        setup_seconds = time.monotonic() - setup_started
+        records.clear()
+        invocations_before = dispatch_feeder.invocations
+
+        clock.jump_to(due)
+        burst_started = time.monotonic()
+        fired: dict[str, float] = {}
+
+        def fire() -> None:
+            fired["count"] = fire_due_schedules(
+                scheduler, c.client("sqs"), group, clock.now(), threads=cfg.firing_threads
+            )
+            fired["seconds"] = time.monotonic() - burst_started
+
+        firing = threading.Thread(target=fire, name="bench-fire-schedules", daemon=True)
+        firing.start()
+
+        def settled() -> bool:
+            return len(stack.simulator.bots()) >= cfg.meetings
+
+        _wait(settled, cfg.window_seconds, interval=0.25)
+        window = time.monotonic() - burst_started
+        firing.join(timeout=60)
+
+        bots = stack.simulator.bots()
+        per_meeting = Counter(str((b.get("custom_attributes") or {}).get("meeting_key")) for b in bots)
+        states = Counter[str]()
+        for key in keys:
+            meeting = c.repository.get_meeting(key)
+            states[meeting.dispatch_state.value if meeting else "missing"] += 1
+        created = [parse_iso(b["created_at"]) for b in bots]
+        lost = cfg.meetings - len(per_meeting)
+        result = _summarise(
+            meetings=cfg.meetings,
+            rate=cfg.rate_per_second,
+            join_at=join_at,
+            due=due,
+            created_at=created,
+            lost=lost,
+            rate_limited=stack.simulator.fault_counts().get("create_rate_limit", 0),
+            duplicates=sum(n - 1 for n in per_meeting.values() if n > 1),
+        )
+        result.update(
+            design="meetpilot",
+            lead_seconds=cfg.lead_seconds,
+            setup_seconds=round(setup_seconds, 1),
+            burst_window_seconds=round(window, 1),
+            schedules_fired=fired.get("count"),
+            schedules_fired_within_seconds=fired.get("seconds"),
+            dispatch_records=records["records"],
+            dispatch_invocations=dispatch_feeder.invocations - invocations_before,
+            meeting_states=dict(states),
+            handler_errors=len(stack.handler_errors),
+            dispatch_failed=states.get(DispatchState.FAILED.value, 0),
+        )
+        return result
+
+
+# --- the original design ----------------------------------------------------------------------
+
+
+def run_original(cfg: BurstConfig) -> dict[str, Any]:
+    """Each create fired once, ``original_lead_seconds`` before the start; a 429 loses the bot."""
+    from meetpilot.adapters.meetstream import MeetStreamProvider
+    from meetpilot.app.ports import BotRequest
+    from meetpilot.errors import ProviderError
+    from meetpilot.simulator import Faults, Simulator, SimulatorConfig
+
+    api_key = "ms_bench_" + uuid.uuid4().hex[:12]
+    clock = ShiftableClock()
+    config = SimulatorConfig(api_keys=(api_key,), faults=Faults(create_rate_per_second=cfg.rate_per_second))
+    with Simulator(config, clock=clock) as sim:
+        base_url = sim.start()
+        provider = MeetStreamProvider(lambda: api_key, base_url=base_url, timeout=30.0)
+        # Nothing listens here: the original design's webhook endpoint is not part of this figure.
+        callback = "http://127.0.0.1:9/webhooks"
+        join_at = _top_of_minute(clock.now() + timedelta(seconds=cfg.original_lead_seconds + 5))
+        due = join_at - timedelta(seconds=cfg.original_lead_seconds)
+        clock.jump_to(due)
+        outcomes = Counter[str]()
+        lock = threading.Lock()
+
+        def create(i: int) -> None:
+            url = _meeting_url(i)
+            request = BotRequest(
+                meeting_url=url,
+                bot_name="original design",
+                callback_url=callback,
+                deduplication_key=f"original-{i}",
+                join_at=join_at,
+                custom_attributes={"meeting_key": url},
+                transcript_provider="deepgram",
+            )
+            try:
+                provider.create_bot(request, idempotency_key=str(uuid.uuid4()))
+                kind = "created"
+            except ProviderError as exc:  # no retry: whatever went wrong, this bot is lost
+                kind = f"lost (HTTP {exc.status})"
+            with lock:
+                outcomes[kind] += 1
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=cfg.original_concurrency) as pool:
+            list(pool.map(create, range(cfg.meetings)))
+        window = time.monotonic() - started
+        provider.close()
+        bots = sim.bots()
+        result = _summarise(
+            meetings=cfg.meetings,
+            rate=cfg.rate_per_second,
+            join_at=join_at,
+            due=due,
+            created_at=[parse_iso(b["created_at"]) for b in bots],
+            lost=cfg.meetings - len(bots),
+            rate_limited=sim.fault_counts().get("create_rate_limit", 0),
+            duplicates=0,
+        )
+        result.update(
+            design="original",
+            lead_seconds=cfg.original_lead_seconds,
+            burst_window_seconds=round(window, 1),
+            outcomes=dict(outcomes),
+        )
+        return result
+
+
+def run(cfg: BurstConfig | None = None) -> dict[str, Any]:
+    cfg = cfg or BurstConfig()
+    started = time.monotonic()
+    ours = run_meetpilot(cfg)
+    original = run_original(cfg)
+    bucket = max(1.0, cfg.rate_per_second)  # the simulator's burst: one second's worth of tokens
+    return {
+        "config": asdict(cfg),
+        "physical_limit_seconds": cfg.meetings / cfg.rate_per_second,
+        # With a full bucket at the start, the last of N creates can come (N - bucket) / rate later.
+        "physical_minimum_seconds": max(0.0, (cfg.meetings - bucket) / cfg.rate_per_second),
+        "meetpilot": ours,
+        "original": original,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def targets(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) for the report."""
+    ours = result["meetpilot"]
+    return [
+        (
+            f"100% of bots created before their join time (lead {ours['lead_seconds']} s)",
+            f"{ours['on_time_share']:.1%}",
+            ours["on_time"] == ours["meetings"],
+        ),
+        (
+            "dispatch throughput >= 90% of the provider's limit",
+            f"{ours['throughput_share_of_limit']:.1%}",
+            ours["throughput_share_of_limit"] >= 0.9,
+        ),
+        ("0 bots lost", str(ours["lost"]), ours["lost"] == 0),
+    ]
