@@ -1,0 +1,100 @@
+"""One large transcript through the ``transcript_fetch`` handler, in a process of its own.
+
+    python transcript_fetch.py config.json
+
+config: {"session_id": ..., "out": path}. The environment points the container at the emulator
+and at a loopback server that plays MeetStream's get_transcript. Clients are created and the
+secrets read before the timed call, so the figure is the fetch alone; the peak RSS
+(``resource.getrusage``) is the whole process's.
+"""
+
+import json
+import resource
+import sys
+import time
+
+
+class Context:
+    function_name = "TranscriptFetchFunction"
+    memory_limit_in_mb = 1024
+    function_version = "$LATEST"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:TranscriptFetchFunction"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def top_functions(profiler, count):  # type: ignore[no-untyped-def]
+    """The functions with the most time of their own, as [name, own seconds, calls]."""
+    import pstats
+
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    rows = []
+    for (filename, line, name), (_, calls, own, _cumulative, _) in stats.items():
+        where = filename.split("site-packages/")[-1].split("/src/")[-1]
+        rows.append([f"{where}:{line}({name})", own, calls])
+    rows.sort(key=lambda row: -row[1])
+    return rows[:count]
+
+
+def main() -> None:
+    with open(sys.argv[1]) as f:
+        config = json.load(f)
+    from meetpilot.composition import container
+    from meetpilot.handlers import transcript_fetch
+
+    c = container()
+    c.repository.get_session(config["session_id"])
+    c.secrets.api_key()
+    store, provider = c.transcript_store, c.provider
+    spent = {"download_s": 0.0, "upload_s": 0.0, "uploaded_bytes": 0, "raw_bytes": 0}
+
+    download, put_file = provider.download_transcript, store.put_file
+
+    def timed_download(transcript_id, sink):  # type: ignore[no-untyped-def]
+        began = time.perf_counter()
+        written = download(transcript_id, sink)
+        spent["download_s"] += time.perf_counter() - began
+        spent["raw_bytes"] += written
+        return written
+
+    def timed_put(key, path, **kwargs):  # type: ignore[no-untyped-def]
+        import os
+
+        began = time.perf_counter()
+        put_file(key, path, **kwargs)
+        spent["upload_s"] += time.perf_counter() - began
+        spent["uploaded_bytes"] += os.path.getsize(path)
+
+    provider.download_transcript = timed_download
+    store.put_file = timed_put
+    record = {"messageId": "m-1", "receiptHandle": "r-1", "body": json.dumps({"session_id": config["session_id"]}),
+              "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+              "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:transcripts", "awsRegion": "us-east-1"}  # fmt: skip
+    rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    profiler = None
+    if config.get("profile"):
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    began = time.perf_counter()
+    response = transcript_fetch.handler({"Records": [record]}, Context())
+    seconds = time.perf_counter() - began
+    if profiler is not None:
+        profiler.disable()
+    result = {
+        "response": response,
+        "seconds": seconds,
+        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_rss_before_fetch_kb": rss_before_kb,
+        **spent,
+    }
+    if profiler is not None:
+        result["profile"] = top_functions(profiler, config.get("top", 12))
+    with open(config["out"], "w") as f:
+        json.dump(result, f)
+
+
+main()
