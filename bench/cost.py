@@ -47,6 +47,7 @@ class CostConfig:
     # real provider, where they come seconds apart): compressed further, concurrent deliveries for
     # one session race and duplicate work that production would not see.
     speed: float = 30.0
+    meeting_seconds: float = 300.0  # simulated
 
 
 def load_prices(path: Path = PRICES) -> dict[str, Any]:
@@ -396,7 +397,7 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
         lead_time_seconds=10,  # through a real schedule, 10 s before the start
         schedule_margin_seconds=0,
         scheduler_interval_seconds=0.25,
-        simulator_overrides={"meeting_seconds": 300.0},
+        simulator_overrides={"meeting_seconds": cfg.meeting_seconds},
     )
     original_loader = gateway_module.load_handler
     stack = LocalStack(options)

@@ -1,0 +1,61 @@
+"""The benchmark helpers that need no stack: item sizes, prices, the transcript generator, the report."""
+
+from __future__ import annotations
+
+import json
+
+from bench import cost, report, transcripts
+
+
+def test_dynamodb_item_size_follows_the_documented_rules():
+    assert cost.item_size({"pk": {"S": "abc"}}) == 2 + 3
+    assert cost.item_size({"n": {"N": "12345"}}) == 1 + 4  # 5 digits: 3 bytes + 1
+    assert cost.item_size({"ok": {"BOOL": True}}) == 2 + 1
+    assert cost.item_size({"m": {"M": {"a": {"S": "xy"}}}}) == 1 + 3 + 1 + 1 + 2
+    assert cost.units(0, 1024) == 1 and cost.units(1025, 1024) == 2 and cost.units(4096, 4096) == 1
+
+
+def test_price_table_names_its_date_and_a_source_per_service():
+    prices = cost.load_prices()
+    assert prices["region"] == "us-east-1" and prices["compiled"]
+    for name, entry in prices.items():
+        if isinstance(entry, dict):
+            assert entry["source"].startswith("https://aws.amazon.com/"), name
+
+
+def test_price_lines_scale_linearly_with_usage():
+    prices = cost.load_prices()
+    one = dict.fromkeys(cost.USAGE_KEYS, 1.0)
+    two = {k: 2 * v for k, v in one.items()}
+    lines_one, lines_two = cost.price_lines(one, prices), cost.price_lines(two, prices)
+    assert set(lines_one) == set(lines_two)
+    for service, dollars in lines_one.items():
+        assert abs(lines_two[service] - 2 * dollars) < 1e-12, service
+    assert lines_one["SSM GetParameter"] == 0.0  # standard parameters are free to read
+
+
+def test_generated_transcript_has_the_asked_size_speakers_and_span(tmp_path):
+    path = tmp_path / "t.json"
+    figures = transcripts.write_transcript(path, 300_000, speakers=50, seed=3)
+    segments = json.loads(path.read_text())
+    assert abs(figures["bytes"] - 300_000) < 5_000
+    assert len(segments) == figures["segments"]
+    assert len({s["speaker"] for s in segments}) == 50
+    assert 7.5 * 3600 <= figures["span_seconds"] <= 8 * 3600
+    starts = [s["start_time"] for s in segments]
+    assert starts == sorted(starts)
+    assert all(s["words"] and s["end_time"] >= s["start_time"] for s in segments)
+
+
+def test_report_marks_each_target_met_or_not():
+    result = {
+        "rows": [
+            {"size_mb": 1, "peak_rss_mb": 80.0, "mb_per_second": 25.0},
+            {"size_mb": 100, "peak_rss_mb": 90.0, "mb_per_second": 15.0},
+        ],
+        "rss_growth_mb": 10.0,
+        "slowest_mb_per_second": 15.0,
+    }
+    text = report._targets("transcripts", result)
+    assert "10.0 MB | met" in text
+    assert "15.0 MB/s (slowest) | **not met**" in text
