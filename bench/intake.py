@@ -35,6 +35,12 @@ HANDLERS = {
     "reconcile": ("meetpilot.handlers.reconcile", "ReconcileFunction"),
 }
 BASELINE_CLIENT = "dynamodb"
+# Handlers whose event reaches MeetStream (their provider calls are timed when diagnosing).
+PROVIDER_CALLERS = {
+    "meetpilot.handlers.dispatch",
+    "meetpilot.handlers.transcript_fetch",
+    "meetpilot.handlers.reconcile",
+}
 CALLBACK_ROUTE = "/webhooks/meetstream/{session_id}/{token}"
 _EVENT_NAMES = ("bot.joining", "bot.inmeeting", "bot.recording", "bot.leaving", "bot.stopped", "bot.done")
 
@@ -295,7 +301,7 @@ def diagnose(env: dict[str, str], mode: str, target: str, event: Any, workdir: P
     event_path.write_text(json.dumps(event))
     proc = subprocess.run(  # noqa: S603 - our own interpreter and script
         [sys.executable, "-X", "importtime", str(CHILDREN / "cold_start.py"), mode, target, str(event_path),
-         str(out_path), "diagnose"],
+         str(out_path), "diagnose", "provider" if target in PROVIDER_CALLERS else "-"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

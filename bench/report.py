@@ -195,7 +195,9 @@ def transcripts_section(r: dict[str, Any]) -> str:
     first, last = r["rows"][0], r["rows"][-1]
     notes = [
         f"Peak RSS grows by {r['rss_growth_mb']:.1f} MB from {first['size_mb']} MB to {last['size_mb']} MB "
-        "(whole child process, `resource.getrusage`; the body is spooled to disk and parsed segment by segment).",
+        f"(whole child process, {first.get('peak_source', 'getrusage')}; the body is spooled to disk and parsed "
+        "segment by segment). The peak is the kernel's VmHWM, reset when the child starts, where available: "
+        "`resource.getrusage` alone would report the parent's peak, which Linux carries into a child across exec.",
         "MB = 2^20 bytes; MB/s = raw transcript bytes over the handler's wall time with warm clients. The body comes "
         "from a loopback server playing MeetStream's get_transcript; S3 and DynamoDB are the emulator.",
     ]
@@ -232,6 +234,9 @@ def cost_section(r: dict[str, Any]) -> str:
         f"{usage['wru']:.1f} WRU and {usage['rru']:.1f} RRU, {usage['sqs_requests']:.1f} SQS requests, "
         f"{usage['s3_put']:.1f} S3 PUTs, {usage['api_requests']:.1f} HTTP API requests, "
         f"{usage['log_bytes'] / 1024:.1f} KiB of logs.",
+        f"S3 PUTs per stored transcript: {usage['s3_put'] / max(1e-9, r['transcript_jobs_per_meeting']):.1f} per "
+        f"job, {usage['s3_put']:.1f} per meeting: every transcript job beyond the first for a session (they race "
+        "when two deliveries for one session are applied at once) uploads the four objects again.",
         f"DynamoDB write units per meeting: {wru} (largest item {r['largest_item_bytes']} bytes). Both GSIs that "
         "hold sessions project ALL attributes, so every session write is written again to each index it is in.",
         f"If every SQS-triggered invocation carried one record (quiet traffic in AWS): "

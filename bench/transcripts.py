@@ -60,9 +60,12 @@ def write_transcript(path: Path, size_bytes: int, *, speakers: int, seed: int) -
     rng = random.Random(seed)
     names = speaker_names(speakers)
     started = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-    average = sum(len(_segment(rng, names, i % speakers, 0.0, 60.0, started)) + 1 for i in range(200)) / 200
-    segments = max(1, int(size_bytes / average))
-    spacing = MEETING_SECONDS / segments
+    spacing = 60.0
+    for _ in range(2):  # the pace depends on the spacing, the size on the pace: settle it twice
+        # Sampled mid-meeting, where the times have as many digits as most segments' do.
+        mid = MEETING_SECONDS * 0.6
+        average = sum(len(_segment(rng, names, i % speakers, mid, spacing, started)) + 1 for i in range(200)) / 200
+        spacing = MEETING_SECONDS / max(1, int(size_bytes / average))
     written, count = 0, 0
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8") as out:
@@ -242,7 +245,8 @@ def run(cfg: TranscriptConfig | None = None) -> dict[str, Any]:
                         "uploaded_bytes": measured["uploaded_bytes"],
                         "other_seconds": measured["seconds"] - measured["download_s"] - measured["upload_s"],
                         "peak_rss_mb": measured["peak_rss_kb"] / 1024,
-                        "peak_rss_before_fetch_mb": measured["peak_rss_before_fetch_kb"] / 1024,
+                        "peak_rss_before_fetch_mb": (measured["peak_rss_before_fetch_kb"] or 0) / 1024,
+                        "peak_source": measured["peak_source"],
                         "generate_seconds": round(generate_seconds, 1),
                     }
                 )

@@ -34,11 +34,10 @@ class Context:
         return 30_000
 
 
-def instrument() -> dict[str, float]:
-    """Wrap client creation, AWS calls and httpx sends to add up the time spent in each."""
+def instrument(provider_calls: bool) -> dict[str, float]:
+    """Wrap client creation, AWS calls and (when the handler calls the provider) httpx sends."""
     import botocore.client
     import botocore.session
-    import httpx
 
     spent = {"clients": 0, "client_ms": 0.0, "aws_calls": 0, "aws_call_ms": 0.0, "http_calls": 0, "http_ms": 0.0}
 
@@ -57,13 +56,16 @@ def instrument() -> dict[str, float]:
     botocore.client.BaseClient._make_api_call = timed(
         botocore.client.BaseClient._make_api_call, "aws_calls", "aws_call_ms"
     )
-    httpx.Client.send = timed(httpx.Client.send, "http_calls", "http_ms")
+    if provider_calls:  # importing httpx here would add its imports to handlers that never load it
+        import httpx
+
+        httpx.Client.send = timed(httpx.Client.send, "http_calls", "http_ms")
     return spent
 
 
 def main() -> None:
     mode, target, event_path, out_path = sys.argv[1:5]
-    spent = instrument() if sys.argv[5:6] == ["diagnose"] else None
+    spent = instrument(sys.argv[6:7] == ["provider"]) if sys.argv[5:6] == ["diagnose"] else None
     result: dict[str, object] = {"mode": mode, "target": target}
     begin = time.perf_counter()
     if mode == "boto3":

@@ -64,7 +64,7 @@ def test_transcript_benchmark_stores_every_turn_of_each_size():
 
 
 def test_cost_benchmark_prices_what_it_counted():
-    result = cost.run(cost.CostConfig(meetings=3, timeout_seconds=90, speed=120.0))
+    result = cost.run(cost.CostConfig(meetings=3, timeout_seconds=90, speed=240.0))
     assert result["outcomes"] == {"transcript_stored": 3}
     usage = result["per_meeting_usage"]
     assert usage["s3_put"] >= 4  # raw, json, txt, vtt
