@@ -45,7 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
     parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md, results.json and plots go")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument(
+        "--report-only", action="store_true", help="measure nothing: render RESULTS.md and plots from results.json"
+    )
     args = parser.parse_args(argv)
+    if args.report_only:
+        saved = json.loads((args.out / "results.json").read_text())
+        plots = [] if args.no_plots else report.plots(saved["results"], args.out)
+        command = saved.get("command", "make bench")
+        (args.out / "RESULTS.md").write_text(report.markdown(saved["results"], saved["machine"], command, plots))
+        return 0
     logging.basicConfig(level=logging.WARNING)
     # Parallel schedule delivery opens more connections than botocore's pool keeps; harmless.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
@@ -69,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         else "python -m bench "
         + " ".join(([f"--only {n}" for n in args.only or []]) + (["--quick"] if args.quick else []))
     )
-    (args.out / "results.json").write_text(json.dumps({"machine": machine, "results": results}, indent=1, default=str))
+    saved = {"command": command, "machine": machine, "results": results}
+    (args.out / "results.json").write_text(json.dumps(saved, indent=1, default=str))
     (args.out / "RESULTS.md").write_text(report.markdown(results, machine, command, plots))
     print(f"bench: wrote {args.out / 'RESULTS.md'} in {machine['bench_seconds']:.0f} s", flush=True)
     return 0

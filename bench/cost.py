@@ -103,6 +103,9 @@ class DynamoMeter:
         self.wru = 0.0
         self.index_wru = 0.0
         self.writes_by_index: Counter[str] = Counter()
+        # What the same writes would cost the indexes if they projected keys only: an index entry
+        # is then written only when it appears, disappears or its key changes.
+        self.keys_only_index_wru = 0.0
         self.largest_item = 0
         self._lock = threading.Lock()
 
@@ -155,8 +158,15 @@ class DynamoMeter:
                 total += units(item_size(after), 1024)
             elif was:
                 total += units(item_size(before), 1024)
+            keys_only = 0
+            if was and now:
+                assert before is not None and after is not None
+                keys_only = 2 if any(before[k] != after[k] for k in keys) else 0
+            elif was or now:
+                keys_only = 1
             with self._lock:
                 self.writes_by_index[name] += total - start
+                self.keys_only_index_wru += keys_only
         return total
 
 
@@ -487,6 +497,9 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
     unbatched["lambda_invocations"] += extra
     unbatched["sqs_requests"] += 2 * extra  # a receive and a delete for each extra batch
     ours_unbatched = sum(price_lines(unbatched, prices).values()) * 1000
+    keys_only = dict(per_meeting)
+    keys_only["wru"] = (meter.dynamo.wru + meter.dynamo.keys_only_index_wru) / cfg.meetings
+    ours_keys_only = sum(price_lines(keys_only, prices).values()) * 1000
     original = {k: v * 1000 for k, v in price_lines(original_usage(per_meeting, meter, memory), prices).items()}
 
     runs_per_month = {"ReconcileFunction": 30 * 24 * 12, "CalendarPollFunction": 30 * 24 * 6}
@@ -525,6 +538,8 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
         "meetpilot_per_1000": ours,
         "meetpilot_total_per_1000": sum(ours.values()),
         "meetpilot_total_per_1000_unbatched": ours_unbatched,
+        "meetpilot_total_per_1000_keys_only_indexes": ours_keys_only,
+        "keys_only_wru_per_meeting": keys_only["wru"],
         "original_per_1000": original,
         "original_total_per_1000": sum(original.values()),
         "fixed_per_month": fixed_month,

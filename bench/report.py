@@ -238,7 +238,9 @@ def cost_section(r: dict[str, Any]) -> str:
         f"job, {usage['s3_put']:.1f} per meeting: every transcript job beyond the first for a session (they race "
         "when two deliveries for one session are applied at once) uploads the four objects again.",
         f"DynamoDB write units per meeting: {wru} (largest item {r['largest_item_bytes']} bytes). Both GSIs that "
-        "hold sessions project ALL attributes, so every session write is written again to each index it is in.",
+        "hold sessions project ALL attributes, so every session write is written again to each index it is in. "
+        f"Counted over the same writes, KEYS_ONLY projections would make it {r['keys_only_wru_per_meeting']:.1f} WRU "
+        f"per meeting and the total ${r['meetpilot_total_per_1000_keys_only_indexes']:.4f} per 1,000 meetings.",
         f"If every SQS-triggered invocation carried one record (quiet traffic in AWS): "
         f"${r['meetpilot_total_per_1000_unbatched']:.4f} per 1,000 meetings.",
         f"Not per meeting: the reconcile (every 5 min) and calendar poll (every 10 min) schedules cost "
@@ -307,8 +309,11 @@ def plots(results: dict[str, Any], folder: Path) -> list[str]:
         r = results["punctuality"]
         fig, ax = plt.subplots(figsize=(8, 4.5))
         for key, label in (("meetpilot", "meetpilot"), ("original", "original design")):
-            offsets = r[key]["created_offsets_seconds"]
-            ax.step(offsets, range(1, len(offsets) + 1), where="post", label=label)
+            side = r[key]
+            offsets = side["created_offsets_seconds"]
+            if key == "original":
+                label += f": {side['bots_created']} created, {side['lost']} lost"
+            ax.step(offsets, range(1, len(offsets) + 1), where="post", label=label, linewidth=2)
         rate, meetings = r["config"]["rate_per_second"], r["config"]["meetings"]
         end = r["physical_limit_seconds"]
         ax.plot([0, end], [min(meetings, rate), meetings], "--", color="grey", label=f"provider limit ({rate:g}/s)")
