@@ -177,6 +177,15 @@ def _seed_session(stack: Any, transcript_id: str, index: int) -> str:
     return session.session_id
 
 
+def short_location(name: str) -> str:
+    """A profiled function's place without the machine's own directories."""
+    for marker in ("site-packages/", "/src/"):
+        name = name.split(marker)[-1]
+    if "/lib/python" in name:
+        name = name.split("/lib/python", 1)[1].split("/", 1)[-1]
+    return name
+
+
 def _fetch(env: dict[str, str], workdir: Path, session_id: str, tag: str, *, profile: bool = False) -> dict[str, Any]:
     config_path, out = workdir / f"fetch-{tag}.json", workdir / f"fetched-{tag}.json"
     config_path.write_text(json.dumps({"session_id": session_id, "out": str(out), "profile": profile}))
@@ -227,6 +236,7 @@ def run(cfg: TranscriptConfig | None = None) -> dict[str, Any]:
                 if size_mb == cfg.profile_size_mb:
                     again = _seed_session(stack, transcript_id, 100 + index)
                     profile = _fetch(env, workdir, again, f"{size_mb}-profile", profile=True)["profile"]
+                    profile = [[short_location(name), own, calls] for name, own, calls in profile]
                 body.unlink()
                 rows.append(
                     {

@@ -57,6 +57,8 @@ def top_functions(profiler, count):  # type: ignore[no-untyped-def]
     rows = []
     for (filename, line, name), (_, calls, own, _cumulative, _) in stats.items():
         where = filename.split("site-packages/")[-1].split("/src/")[-1]
+        if "/lib/python" in where:  # the standard library: keep the module path only
+            where = where.split("/lib/python", 1)[1].split("/", 1)[-1]
         rows.append([f"{where}:{line}({name})", own, calls])
     rows.sort(key=lambda row: -row[1])
     return rows[:count]
