@@ -11,7 +11,6 @@ import base64
 import json
 import re
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -203,13 +202,3 @@ def _to_http(result: Any) -> tuple[int, dict[str, str], bytes]:
         return int(result["statusCode"]), headers, body
     # A bare value is serialised as JSON with status 200, as the v2 payload format does.
     return 200, {"content-type": "application/json"}, json.dumps(result).encode("utf-8")
-
-
-def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
-    """Poll ``predicate`` until it is truthy or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())

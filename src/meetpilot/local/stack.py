@@ -4,7 +4,6 @@ MeetStream simulator, all on 127.0.0.1 in one process, running the same handler 
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets as token_source
 import threading
@@ -255,12 +254,3 @@ class LocalStack:
         }
         env.update(self.resources.environment())
         return env
-
-    def describe(self) -> str:
-        return json.dumps(
-            {
-                "gateway": self.gateway.url if self.gateway else None,
-                "simulator": self.simulator.base_url if self.simulator else None,
-                "aws": self.aws_endpoint,
-            }
-        )
