@@ -102,3 +102,46 @@ def test_a_bot_that_never_reports_is_flagged_after_the_configured_checks(stack):
     session = stack.session_for(key)
     assert session.outcome is Outcome.GAVE_UP and session.needs_review
     assert "3 reconciler checks" in session.outcome_reason
+
+
+def test_a_lost_transcript_job_is_sent_again_when_the_fetcher_shows_no_progress(stack):
+    stack.simulator.set_faults(Faults(drop_webhook=1.0))
+    key = stack.submit_meeting(URL, datetime.now(UTC) + timedelta(seconds=1))
+    stack.drain()
+    wait_bot(stack, "Done")
+    clock = FixedClock(datetime.now(UTC) + timedelta(minutes=40))
+    assert run_reconcile(stack, clock).actions["transcript_requested"] == 1
+    sqs = stack.container.client("sqs")
+    sqs.purge_queue(QueueUrl=stack.feeders["TranscriptFetchFunction"].queue_url)  # the job is lost
+    assert stack.session_for(key).outcome is None
+
+    clock.advance(2400)
+    assert run_reconcile(stack, clock).actions["transcript_requested"] == 1
+    stack.drain()
+    session = stack.session_for(key)
+    assert session.outcome is Outcome.TRANSCRIPT_STORED, session.outcome_reason
+    assert session.reconcile_attempts == 2
+
+
+def test_a_slow_transcript_the_fetcher_keeps_trying_is_not_flagged_by_the_reconciler(stack_factory):
+    stack = stack_factory(time_scale=0.01)  # fetch retries come back in a fraction of a second
+    stack.simulator.set_faults(Faults(drop_webhook=1.0, slow_transcript_seconds=36_000))
+    key = stack.submit_meeting(URL, datetime.now(UTC) + timedelta(seconds=1))
+    stack.drain()
+    wait_bot(stack, "Stopped")  # the transcript is hours away
+    clock = FixedClock(datetime.now(UTC) + timedelta(minutes=40))
+    actions = []
+    for _ in range(6):
+        report = run_reconcile(stack, clock, max_attempts=2)
+        actions.extend(report.actions)
+        deadline = time.monotonic() + 5
+        tries = stack.session_for(key).transcript_tries
+        while stack.session_for(key).transcript_tries == tries and time.monotonic() < deadline:
+            stack.drain()
+            time.sleep(0.05)
+        clock.advance(2400)
+    session = stack.session_for(key)
+    assert session.outcome is None, session.outcome_reason
+    assert session.transcript_tries >= 6
+    assert actions.count("transcript_in_progress") == 5 and "flagged" not in actions
+    assert session.reconcile_attempts == 1  # only the first request counted

@@ -149,6 +149,19 @@ def reconcile_session(
             return current
 
         latest = update_session(repo, session_id, queue_job, clock) or latest
+    if (
+        latest.outcome is None
+        and latest.transcript_state is TranscriptState.QUEUED
+        and not latest.transcript_job_pending
+    ):
+        if latest.transcript_tries != latest.transcript_tries_seen:
+            # The fetcher has tried since the last look (the transcript is slow, not lost): its own
+            # budget decides when to give up, so this check does not count against the session.
+            _mark_seen(repo, session_id, latest.transcript_tries, clock)
+            return "transcript_in_progress"
+        # No fetch since the last look: the job may be lost (or parked in the DLQ). Send another;
+        # a second copy of a live job is harmless (the fetcher stores a transcript once).
+        latest.transcript_job_pending = True
     if latest.transcript_job_pending:
         transcript_queue.send(transcript_job(latest, to_iso(clock.now())))
 
@@ -192,6 +205,16 @@ def _count_attempt(repo: Repository, session_id: str, clock: Clock) -> None:
         return current
 
     update_session(repo, session_id, bump, clock)
+
+
+def _mark_seen(repo: Repository, session_id: str, tries: int, clock: Clock) -> None:
+    def mark(current: Session) -> Session | None:
+        if current.outcome is not None:
+            return None
+        current.transcript_tries_seen = tries
+        return current
+
+    update_session(repo, session_id, mark, clock)
 
 
 def _flag(repo: Repository, session_id: str, reason: str, clock: Clock) -> None:

@@ -99,6 +99,7 @@ def fetch_transcript(
             delay = min(900.0, retry_base_seconds * 2**attempt)
         next_job = dict(job)
         next_job.update(attempt=attempt + 1, first_attempt_at=to_iso(first_attempt))
+        _count_try(repo, session_id, clock)
         return FetchResult(FetchOutcome.RETRY, session_id, retry_in=delay, next_job=next_job, reason=reason)
 
     try:
@@ -229,6 +230,18 @@ def _converge_with_provider(session: Session, *, repo: Repository, provider: Bot
     if latest is not None and latest.outcome is not None and latest.transcript_state is not TranscriptState.STORED:
         return latest.outcome_reason or latest.outcome.value
     return None
+
+
+def _count_try(repo: Repository, session_id: str, clock: Clock) -> None:
+    """Record that the fetcher is still at it, so the reconciler does not take it for lost."""
+
+    def bump(current: Session) -> Session | None:
+        if current.outcome is not None or current.transcript_state is TranscriptState.STORED:
+            return None
+        current.transcript_tries += 1
+        return current
+
+    update_session(repo, session_id, bump, clock)
 
 
 def _remember_transcript_id(repo: Repository, session_id: str, transcript_id: str, clock: Clock) -> None:

@@ -63,6 +63,8 @@ class Session:
     seen: set[str] = field(default_factory=set)
     unknown_events: int = 0
     reconcile_attempts: int = 0  # reconciler checks without the session reaching an outcome
+    transcript_tries: int = 0  # transcript fetches that found nothing yet (the fetcher's progress)
+    transcript_tries_seen: int = 0  # transcript_tries as the reconciler last saw it
     version: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
