@@ -6,11 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lint typecheck test demo clean dynamodb-local checkov
+.PHONY: help install lint typecheck test demo bench clean dynamodb-local checkov
 
 help:
 	@echo "make demo   - set up .venv and run the local end-to-end demo"
 	@echo "make test   - set up .venv, lint, type-check and run the test suite"
+	@echo "make bench  - set up .venv and run the benchmarks into bench/RESULTS.md (about 6 minutes)"
 	@echo "make clean  - remove .venv and caches"
 
 $(STAMP): pyproject.toml
@@ -22,8 +23,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: install
 	$(BIN)/mypy src/meetpilot/domain src/meetpilot/app
@@ -42,6 +43,10 @@ test: lint typecheck dynamodb-local checkov
 
 demo: install
 	$(BIN)/meetpilot demo
+
+# Writes bench/RESULTS.md, bench/results.json and the plots; `$(BIN)/python -m bench --help` for one part.
+bench: install
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .venv-checkov .cache .pytest_cache .ruff_cache .mypy_cache .aws-sam
