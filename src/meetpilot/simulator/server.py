@@ -26,6 +26,9 @@ _MAX_BODY_BYTES = 1024 * 1024
 class SimulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = False  # handler threads are joined on close
     block_on_close = True
+    # A burst of clients connecting at once (the benchmarks open dozens) must queue, not be reset:
+    # the listen backlog's default of 5 is far below what a real API front end accepts.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], api: MeetStreamAPI) -> None:
         self.api = api
