@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from meetpilot.domain.clock import to_iso
 from meetpilot.errors import TranscriptFormatError
@@ -27,8 +27,9 @@ _NOT_A_TRANSCRIPT = "transcript body is neither a JSON array nor an object with 
 # --- turns -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Word:
+class Word(NamedTuple):
+    # A tuple, not a dataclass: a long transcript makes one per spoken word, and a frozen
+    # dataclass costs several times as much to build.
     text: str
     start: float | None
     end: float | None
@@ -88,12 +89,18 @@ def _speaker(value: Any) -> str:
 
 
 def _words(value: Any) -> Iterator[Word]:
+    # The hot loop of a long transcript (one call per spoken word): the common shapes (a str
+    # word without inner whitespace, float times) take the short paths.
     if not isinstance(value, list):
         return
     for item in value:
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):
             continue
-        text = " ".join(_first_text(item, "punctuated_word", "word", "text").split())
+        text = item.get("punctuated_word")
+        if type(text) is not str or not text or text.isspace():
+            text = _first_text(item, "word", "text")
+        if " " in text or not text.isprintable():
+            text = " ".join(text.split())
         if text:
             yield Word(
                 text=text,
@@ -120,6 +127,11 @@ def _first_number(mapping: Mapping[str, Any], *keys: str) -> float | None:
 
 
 def _number(value: Any) -> float | None:
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is int and -(2**53) <= value <= 2**53:
+        return float(value)
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -265,7 +277,21 @@ class _JsonStream:
             # short by the chunk boundary.
             value, end = _DECODER.raw_decode(self._buf, self._pos)
         except ValueError:
-            pass  # cut by the boundary, or malformed: find where it ends, then judge it whole
+            # Cut by the boundary (usually) or malformed. One more chunk settles the common case
+            # cheaply; otherwise scan to where the value ends, then judge it whole.
+            if not self._eof and len(self._buf) - self._pos < self._chunk_size:
+                self._anchor = self._pos
+                try:
+                    self._fill()
+                finally:
+                    self._anchor = None
+                try:
+                    value, end = _DECODER.raw_decode(self._buf, self._pos)
+                except ValueError:
+                    pass
+                else:
+                    self._pos = end
+                    return value
         else:
             self._pos = end
             return value
