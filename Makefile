@@ -57,7 +57,8 @@ LAMBDA_PIP = $(PYTHON) -m pip install --quiet --platform manylinux2014_aarch64 -
 	--python-version 3.13 --only-binary=:all: --target "$(ARTIFACTS_DIR)" -r requirements-lambda.txt
 
 build-DispatchFunction build-IngestFunction build-BotEventsFunction build-TranscriptFetchFunction \
-build-ReconcileFunction build-CalendarSyncFunction build-CalendarPollFunction build-CalendarPushFunction:
+build-ReconcileFunction build-CalendarSyncFunction build-CalendarPollFunction build-CalendarPushFunction \
+build-ManagementFunction:
 	$(LAMBDA_PIP)
 	mkdir -p "$(ARTIFACTS_DIR)/meetpilot"
 	cp -R src/meetpilot/. "$(ARTIFACTS_DIR)/meetpilot/"

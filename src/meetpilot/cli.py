@@ -8,6 +8,7 @@ import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,16 +28,49 @@ meetings_app = typer.Typer(help="Meetings to record.", no_args_is_help=True)
 app.add_typer(meetings_app, name="meetings")
 calendars_app = typer.Typer(help="Calendars whose meetings get a bot.", no_args_is_help=True)
 app.add_typer(calendars_app, name="calendars")
+sessions_app = typer.Typer(help="Bot sessions: one bot in one meeting, with its history.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+transcript_app = typer.Typer(help="Stored transcripts.", no_args_is_help=True)
+app.add_typer(transcript_app, name="transcript")
+api_app = typer.Typer(help="The management HTTP API itself.", no_args_is_help=True)
+app.add_typer(api_app, name="api")
+
+# Every command that talks to the management API works against the running 'meetpilot dev' by
+# default, or against a deployed stack with --stack (or MEETPILOT_STACK) and your AWS credentials.
+Stack = Annotated[
+    str | None,
+    typer.Option(
+        "--stack",
+        envvar="MEETPILOT_STACK",
+        help="a deployed CloudFormation stack to work on (default: the running 'meetpilot dev')",
+    ),
+]
 
 
-def _dev_container() -> Any:
-    from meetpilot.local.dev import container_from_state, read_state
+def _api(stack: str | None) -> Any:
+    """The management API client for the chosen target; exits 2 with the reason when there is none."""
+    from meetpilot.api.client import ManagementClient
+    from meetpilot.errors import MeetpilotError
 
     try:
-        return container_from_state(read_state())
+        return ManagementClient.for_stack(stack) if stack else ManagementClient.for_dev()
     except FileNotFoundError as exc:
+        console.print(f"[red]error:[/red] {exc}, or pass --stack NAME for a deployed one")
+        raise typer.Exit(2) from None
+    except MeetpilotError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+def _call(action: Any) -> Any:
+    """Run one API call; an error answer becomes its message and exit code 2 (your request) or 1."""
+    from meetpilot.api.client import ApiError
+
+    try:
+        return action()
+    except ApiError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2 if 400 <= exc.status < 500 else 1) from None
 
 
 @calendars_app.command("add")
@@ -45,62 +79,53 @@ def calendars_add(
     user: Annotated[str, typer.Option(help="whose calendar it is")],
     email: Annotated[str | None, typer.Option(help="the owner's email, to honour their declines")] = None,
     label: Annotated[str, typer.Option(help="a name to show")] = "",
+    stack: Stack = None,
 ) -> None:
-    """Register an ICS feed with the running local stack; its meetings get bots.
+    """Register an ICS feed; its meetings get bots from its first sync on.
 
     Example: meetpilot calendars add --ics https://example.com/alice.ics --user alice
     """
-    from meetpilot.app.calendars import IcsRegistration, add_ics_calendar
-    from meetpilot.errors import InvalidInput
-
-    c = _dev_container()
-    try:
-        done = add_ics_calendar(
-            IcsRegistration(user_id=user, feed_url=ics, owner_email=email, label=label),
-            repo=c.repository,
-            sync_queue=c.calendar_sync_queue,
-            clock=c.clock,
-        )
-    except InvalidInput as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    state = "registered" if done.created else "already registered"
-    console.print(f"{state}: {done.calendar.calendar_id}")
+    api = _api(stack)
+    body = {"ics_url": ics, "user_id": user, "owner_email": email, "label": label}
+    status, calendar = _call(lambda: api.post("/v1/calendars", body))
+    state = "registered" if status == 201 else "already registered"
+    console.print(f"{state}: {calendar['calendar_id']}")
 
 
 @calendars_app.command("list")
 def calendars_list(
     user: Annotated[str | None, typer.Option(help="only this user's calendars")] = None,
+    stack: Stack = None,
 ) -> None:
-    """List the calendars the running local stack watches.
+    """List the calendars meetpilot watches, with when each was last synced.
 
     Example: meetpilot calendars list --user alice
     """
-    from meetpilot.app.calendars import list_calendars
-
-    c = _dev_container()
-    for cal in list_calendars(repo=c.repository, user_id=user):
-        console.print(f"{cal.calendar_id}  {cal.kind.value}  user={cal.user_id}  {cal.label}")
+    api = _api(stack)
+    listed = _call(lambda: api.get("/v1/calendars", params={"user_id": user}))
+    for cal in listed["items"]:
+        synced = cal.get("last_synced_at") or "not synced yet"
+        problem = f"  [red]{cal['last_error']}[/red]" if cal.get("last_error") else ""
+        console.print(
+            f"{cal['calendar_id']}  {cal['kind']}  user={cal['user_id']}  {cal['label']}  ({synced}){problem}"
+        )
 
 
 @calendars_app.command("remove")
 def calendars_remove(
     calendar_id: Annotated[str, typer.Argument(help="the id 'calendars list' shows")],
+    stack: Stack = None,
 ) -> None:
     """Remove a calendar; meetings that only it asked for lose their schedule or bot.
 
-    Example: meetpilot calendars remove cal-0123abcd
+    Example: meetpilot calendars remove ics-0123abcd
     """
-    from meetpilot.app.calendars import remove_calendar
-    from meetpilot.errors import NotFound
+    from meetpilot.api.client import quote_segment
 
-    c = _dev_container()
-    try:
-        removal = remove_calendar(calendar_id, deps=c.calendar_sync_deps, google=lambda: c.google_calendars)
-    except NotFound as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    details = ", ".join(f"{k} {v}" for k, v in sorted(removal.actions.items())) or "nothing else to undo"
+    api = _api(stack)
+    with console.status(f"removing {calendar_id} and withdrawing what only it asked for"):
+        removal = _call(lambda: api.delete(f"/v1/calendars/{quote_segment(calendar_id)}"))
+    details = ", ".join(f"{k} {v}" for k, v in sorted(removal["actions"].items())) or "nothing else to undo"
     console.print(f"removed {calendar_id}: {details}")
 
 
@@ -179,43 +204,346 @@ def dev(
     run_dev(stop, options=StackOptions(speed=speed, quiet_logs=True), say=console.print)
 
 
+def _when(start: str | None, in_seconds: int | None) -> datetime:
+    from meetpilot.domain.clock import parse_iso
+
+    try:
+        return parse_iso(start) if start else datetime.now(UTC) + timedelta(seconds=in_seconds or 60)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
 @meetings_app.command("add")
 def meetings_add(
     url: Annotated[str, typer.Argument(help="the meeting link (Zoom, Meet, Teams, Webex)")],
     start: Annotated[str | None, typer.Option(help="start time, ISO-8601 with a zone")] = None,
     in_seconds: Annotated[int | None, typer.Option("--in", help="start this many seconds from now")] = None,
+    end: Annotated[str | None, typer.Option(help="end time, ISO-8601 with a zone (default: an hour on)")] = None,
     title: Annotated[str, typer.Option(help="meeting title")] = "",
     user: Annotated[str | None, typer.Option(help="who asked for the recording")] = None,
+    stack: Stack = None,
 ) -> None:
-    """Ask the running local stack to record a meeting.
+    """Ask for a bot in a meeting; it joins at the start (dispatched a few minutes before).
 
-    Example: meetpilot meetings add https://meet.google.com/abc-defg-hij --in 60
+    Example: meetpilot meetings add https://meet.google.com/abc-defg-hij --in 60 --user alice
     """
-    import boto3
+    from meetpilot.domain.clock import to_iso
 
-    from meetpilot.domain.clock import parse_iso, to_iso
+    when = _when(start, in_seconds)
+    body: dict[str, Any] = {"meeting_url": url, "start": to_iso(when), "title": title, "user_id": user}
+    if end:
+        body["end"] = to_iso(_when(end, None))
+    api = _api(stack)
+    status, meeting = _call(lambda: api.post("/v1/meetings", body))
+    state = "queued" if status == 201 else "already known, queued again"
+    console.print(f"{state} {meeting['meeting_key']}")
+    console.print(f"  meeting id: {meeting['meeting_id']}  (meetpilot meetings cancel {meeting['meeting_id']})")
+
+
+@meetings_app.command("cancel")
+def meetings_cancel(
+    meeting: Annotated[str, typer.Argument(help="the meeting id 'meetings add' printed, or the meeting link")],
+    start: Annotated[str | None, typer.Option(help="with a link: its start time, ISO-8601 with a zone")] = None,
+    stack: Stack = None,
+) -> None:
+    """Cancel a meeting you asked for: its schedule goes, a scheduled bot is cancelled, a bot in the
+    call is removed. Meetings that calendar events still want keep their bot.
+
+    Example: meetpilot meetings cancel https://meet.google.com/abc-defg-hij --start 2026-06-01T15:00:00Z
+    """
+    from meetpilot.api.models import meeting_id
     from meetpilot.domain.meeting import meeting_key
     from meetpilot.errors import InvalidInput
-    from meetpilot.local.dev import read_state
+
+    ident = meeting
+    if "://" in meeting:
+        if not start:
+            console.print("[red]error:[/red] with a meeting link, give --start too (or pass the meeting id)")
+            raise typer.Exit(2)
+        try:
+            ident = meeting_id(meeting_key(meeting, _when(start, None)))
+        except InvalidInput as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+    api = _api(stack)
+    with console.status("cancelling the meeting and withdrawing its bot"):
+        _, done = _call(lambda: api.post(f"/v1/meetings/{ident}/cancel"))
+    console.print(f"{done['result'].replace('_', ' ')}: {done['meeting_key']}")
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+_STATUS_STYLE = {
+    "done": "green",
+    "stopped": "cyan",
+    "recording": "bold magenta",
+    "in_meeting": "magenta",
+    "dispatch_failed": "red",
+}
+
+
+def _session_filters(
+    status: str | None, user: str | None, event: str | None, since: str | None, until: str | None
+) -> dict[str, Any]:
+    return {"status": status, "user_id": user, "calendar_event_id": event, "from": since, "to": until}
+
+
+def _sessions_table(rows: list[dict[str, Any]], title: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("meeting start", "bot id", "status", "outcome", "meeting"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        style = _STATUS_STYLE.get(row["status"], "")
+        outcome = row.get("outcome") or ""
+        if row.get("needs_review"):
+            outcome = f"[red]{outcome} (review)[/red]"
+        table.add_row(
+            (row.get("meeting_start") or "")[:16].replace("T", " "),
+            row.get("bot_id") or "-",
+            f"[{style}]{row['status']}[/{style}]" if style else row["status"],
+            outcome,
+            row["meeting_key"].rsplit("|", 1)[0],
+        )
+    return table
+
+
+StatusFilter = Annotated[str | None, typer.Option(help="only this status (e.g. recording, done, stopped)")]
+UserFilter = Annotated[str | None, typer.Option("--user", help="only this user's meetings")]
+EventFilter = Annotated[str | None, typer.Option("--calendar-event", help="<calendar id>#<event id>")]
+SinceFilter = Annotated[str | None, typer.Option("--from", help="meetings starting at or after (ISO-8601)")]
+UntilFilter = Annotated[str | None, typer.Option("--to", help="meetings starting at or before (ISO-8601)")]
+
+
+@sessions_app.command("list")
+def sessions_list(
+    status: StatusFilter = None,
+    user: UserFilter = None,
+    calendar_event: EventFilter = None,
+    since: SinceFilter = None,
+    until: UntilFilter = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="rows per page")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="continue a listing where the last page stopped")] = None,
+    all_pages: Annotated[bool, typer.Option("--all", help="follow every page")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON lines instead of a table")] = False,
+    stack: Stack = None,
+) -> None:
+    """List bot sessions, newest meeting first: by status, user, calendar event or date range.
+
+    Example: meetpilot sessions list --status done --from 2026-06-01T00:00:00Z
+    """
+    api = _api(stack)
+    params = _session_filters(status, user, calendar_event, since, until) | {"limit": limit}
+    rows: list[dict[str, Any]] = []
+    with console.status("reading sessions") as progress:
+        while True:
+            page = _call(partial(api.get, "/v1/sessions", params=params | {"cursor": cursor}))
+            rows.extend(page["items"])
+            cursor = page.get("next_cursor")
+            progress.update(f"reading sessions ({len(rows)} so far)")
+            if not (all_pages and cursor):
+                break
+    if as_json:
+        for row in rows:
+            print(json.dumps(row))
+    else:
+        console.print(_sessions_table(rows, f"{len(rows)} session(s)"))
+    if cursor:
+        console.print(f"more: meetpilot sessions list --cursor {cursor} (same filters), or --all")
+
+
+@sessions_app.command("show")
+def sessions_show(
+    bot_id: Annotated[str, typer.Argument(help="the bot id (or the session id)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the session as JSON")] = False,
+    stack: Stack = None,
+) -> None:
+    """Show one session: status, outcome, transcript figures and its full event history.
+
+    Example: meetpilot sessions show 6667fd0c-0165-471a-a880-06a1180be377
+    """
+    from rich.table import Table
+
+    from meetpilot.api.client import quote_segment
+
+    api = _api(stack)
+    session = _call(lambda: api.get(f"/v1/sessions/{quote_segment(bot_id)}"))
+    if as_json:
+        print(json.dumps(session, indent=2))
+        return
+    meeting = session.get("meeting") or {}
+    console.print(f"[bold]session {session['session_id']}[/bold]  bot {session.get('bot_id') or '-'}")
+    console.print(f"  meeting   : {meeting.get('title') or ''} {meeting.get('meeting_url') or session['meeting_key']}")
+    console.print(f"  starts    : {meeting.get('start') or '-'}")
+    console.print(f"  status    : {session['status']}  (stop reason {session.get('stop_reason') or '-'})")
+    reason = f" - {session['outcome_reason']}" if session.get("outcome_reason") else ""
+    console.print(f"  outcome   : {session.get('outcome') or 'not yet'}{reason}")
+    figures = session.get("transcript") or {}
+    if figures.get("words") is not None:
+        console.print(
+            f"  transcript: {figures['words']} words, {figures.get('turns')} turns, "
+            f"{figures.get('speaker_count')} speakers (meetpilot transcript get {session.get('bot_id')})"
+        )
+    else:
+        console.print(f"  transcript: {session['transcript_state']}")
+    table = Table(title="history")
+    for column in ("received", "event", "status", "message"):
+        table.add_column(column, overflow="fold")
+    for entry in session.get("history") or []:
+        table.add_row(
+            str(entry.get("received_at") or "")[11:19],
+            str(entry.get("name") or ""),
+            str(entry.get("status") or ""),
+            str(entry.get("message") or ""),
+        )
+    console.print(table)
+
+
+@sessions_app.command("watch")
+def sessions_watch(
+    status: StatusFilter = None,
+    user: UserFilter = None,
+    since: SinceFilter = None,
+    until: UntilFilter = None,
+    interval: Annotated[float, typer.Option(min=0.2, help="seconds between refreshes")] = 2.0,
+    count: Annotated[int | None, typer.Option(min=1, help="stop after this many refreshes (default: Ctrl-C)")] = None,
+    stack: Stack = None,
+) -> None:
+    """A live table of sessions that refreshes until Ctrl-C.
+
+    Example: meetpilot sessions watch --from 2026-06-01T00:00:00Z --interval 2
+    """
+    import time
+
+    from rich.live import Live
+
+    api = _api(stack)
+    params = _session_filters(status, user, None, since, until) | {"limit": 50}
+    refreshes = 0
+
+    def table() -> Any:
+        page = _call(lambda: api.get("/v1/sessions", params=params))
+        stamp = datetime.now(UTC).strftime("%H:%M:%S")
+        return _sessions_table(page["items"], f"meetpilot sessions, {stamp} UTC (Ctrl-C stops)")
 
     try:
-        when = parse_iso(start) if start else datetime.now(UTC) + timedelta(seconds=in_seconds or 60)
-        key = meeting_key(url, when)
-        state = read_state()
-    except (ValueError, InvalidInput, FileNotFoundError) as exc:
+        with Live(table(), console=console, refresh_per_second=4) as live:
+            refreshes = 1
+            while count is None or refreshes < count:
+                time.sleep(interval)
+                live.update(table())
+                refreshes += 1
+    except KeyboardInterrupt:
+        pass
+
+
+# --- transcripts ------------------------------------------------------------------------------
+
+
+class TranscriptFormat(StrEnum):
+    TXT = "txt"
+    VTT = "vtt"
+    JSON = "json"
+
+
+@transcript_app.command("get")
+def transcript_get(
+    bot_id: Annotated[str, typer.Argument(help="the bot id (or the session id)")],
+    fmt: Annotated[TranscriptFormat, typer.Option("--format", help="txt, vtt or json")] = TranscriptFormat.TXT,
+    out: Annotated[
+        Path | None, typer.Option(help="write it to this file ('-' prints it; default: <bot id>.<format>)")
+    ] = None,
+    stack: Stack = None,
+) -> None:
+    """Download a stored transcript through a short-lived link.
+
+    Example: meetpilot transcript get 6667fd0c-0165-471a-a880-06a1180be377 --format vtt
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from meetpilot.api.client import quote_segment
+
+    api = _api(stack)
+    link = _call(lambda: api.get(f"/v1/transcripts/{quote_segment(bot_id)}", params={"format": fmt.value}))
+    if out is not None and str(out) == "-":
+        _call(lambda: api.download(link["url"], sys.stdout.buffer))
+        sys.stdout.flush()
+        return
+    target = out or Path(f"{link.get('bot_id') or bot_id}.{fmt.value}")
+    with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console) as bar:
+        task = bar.add_task(f"downloading {target.name}", total=None)
+
+        def advance(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        with target.open("wb") as sink:
+            size = _call(lambda: api.download(link["url"], sink, progress=advance))
+    console.print(f"saved {target} ({size} bytes)")
+
+
+# --- the API document -------------------------------------------------------------------------
+
+
+@api_app.command("openapi")
+def api_openapi() -> None:
+    """Print the management API's OpenAPI document (docs/openapi.json is this output).
+
+    Example: meetpilot api openapi > docs/openapi.json
+    """
+    from meetpilot.api.openapi import openapi_json
+
+    sys.stdout.write(openapi_json())
+
+
+@app.command()
+def reconcile(stack: Stack = None) -> None:
+    """Run one reconciler round now: missed dispatches, stuck sessions, transcripts never fetched,
+    calendar channels about to expire. Prints what it did.
+
+    Example: meetpilot reconcile
+    """
+    if stack:
+        summary = _invoke_stack_function(stack, "ReconcileFunction")
+    else:
+        from meetpilot.composition import using_container
+        from meetpilot.handlers.reconcile import handler
+        from meetpilot.local.dev import container_from_state, read_state
+        from meetpilot.local.invoke import LambdaContext
+
+        try:
+            dev = container_from_state(read_state())
+        except FileNotFoundError as exc:
+            console.print(f"[red]error:[/red] {exc}, or pass --stack NAME for a deployed one")
+            raise typer.Exit(2) from None
+        with console.status("reconciling"), using_container(dev):
+            summary = handler({}, LambdaContext("ReconcileFunction"))
+    for name, value in sorted((summary or {}).items()):
+        console.print(f"  {name}: {value}")
+
+
+def _invoke_stack_function(stack: str, logical_id: str) -> Any:
+    """Invoke one of a deployed stack's functions synchronously, with the caller's AWS credentials."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    session = boto3.session.Session()
+    try:
+        name = session.client("cloudformation").describe_stack_resource(StackName=stack, LogicalResourceId=logical_id)[
+            "StackResourceDetail"
+        ]["PhysicalResourceId"]
+        with console.status(f"running {logical_id} in {stack}"):
+            answer = session.client("lambda").invoke(FunctionName=name, Payload=b"{}")
+    except (ClientError, BotoCoreError) as exc:
         console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    env = state["environment"]
-    sqs = boto3.session.Session(
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-    ).client("sqs", endpoint_url=env["AWS_ENDPOINT_URL"])
-    submit = {"meeting_url": url, "start": to_iso(when), "title": title}
-    if user:
-        submit["user_id"] = user
-    sqs.send_message(QueueUrl=env["DISPATCH_QUEUE_URL"], MessageBody=json.dumps({"submit": submit}))
-    console.print(f"queued {key}")
+        raise typer.Exit(1) from None
+    payload = json.loads(answer["Payload"].read() or b"null")
+    if answer.get("FunctionError"):
+        console.print(f"[red]error:[/red] {logical_id} failed: {payload.get('errorMessage') if payload else ''}")
+        raise typer.Exit(1)
+    return payload
 
 
 @app.command()
@@ -254,6 +582,11 @@ class RedriveQueue(StrEnum):
         """The environment variable (as the functions get it) holding the queue's URL."""
         return f"{self.name}_QUEUE_URL"
 
+    @property
+    def output_key(self) -> str:
+        """The stack output holding the queue's URL."""
+        return "".join(part.capitalize() for part in self.name.split("_")) + "QueueUrl"
+
 
 @app.command()
 def redrive(
@@ -266,12 +599,13 @@ def redrive(
             "output), used with your usual AWS credentials; default: the running 'meetpilot dev'"
         ),
     ] = None,
+    stack: Stack = None,
 ) -> None:
     """Move the messages in a queue's dead-letter queue back to the queue, once the cause is fixed.
 
     Each message goes back with its body and attributes and leaves the DLQ only once that send succeeded.
 
-    Example: meetpilot redrive bot-events
+    Example: meetpilot redrive bot-events   (or: meetpilot redrive dispatch --stack meetpilot)
     """
     import boto3
 
@@ -279,6 +613,18 @@ def redrive(
     from meetpilot.redrive import RedriveError, dead_letter_queue_url, queue_name
     from meetpilot.redrive import redrive as move_back
 
+    if stack and not queue_url:
+        from meetpilot.api.client import stack_outputs
+        from meetpilot.errors import MeetpilotError
+
+        try:
+            queue_url = stack_outputs(stack).get(queue.output_key)
+        except MeetpilotError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        if not queue_url:
+            console.print(f"[red]error:[/red] stack {stack} has no {queue.output_key} output")
+            raise typer.Exit(2)
     if queue_url:
         sqs = boto3.client("sqs")
         target = queue_url

@@ -8,6 +8,8 @@ start only for the clients its own path touches.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
@@ -46,8 +48,10 @@ class Container:
                 from botocore.config import Config
 
                 session = self._boto_session or boto3.session.Session()
+                # Presigned transcript links must be SigV4 (SigV2 links are refused in newer regions).
+                extra = {"signature_version": "s3v4"} if service == "s3" else {}
                 self._clients[service] = session.client(
-                    service, config=Config(**_BOTO_CONFIG_KW), endpoint_url=self._endpoint_url
+                    service, config=Config(**_BOTO_CONFIG_KW, **extra), endpoint_url=self._endpoint_url
                 )
             return self._clients[service]
 
@@ -174,6 +178,14 @@ class Container:
 
         return push_address(self.settings.require("public_base_url"))
 
+    # --- management API -----------------------------------------------------------------------
+
+    @cached_property
+    def session_listing(self) -> Any:
+        from meetpilot.adapters.session_listing import DynamoSessionListing
+
+        return DynamoSessionListing(self.client("dynamodb"), self.settings.require("table_name"))
+
 
 _current: Container | None = None
 _current_lock = threading.Lock()
@@ -193,3 +205,17 @@ def use_container(new: Container | None) -> None:
     global _current
     with _current_lock:
         _current = new
+
+
+@contextmanager
+def using_container(new: Container) -> Iterator[Container]:
+    """Install ``new`` for the duration of a block, then put back whatever was there (CLI commands
+    that run a handler in-process against a stack)."""
+    global _current
+    with _current_lock:
+        previous, _current = _current, new
+    try:
+        yield new
+    finally:
+        with _current_lock:
+            _current = previous

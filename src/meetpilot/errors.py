@@ -31,6 +31,11 @@ class NotFound(MeetpilotError):
     """The meeting, session or bot asked for does not exist."""
 
 
+class Conflict(MeetpilotError):
+    """The request cannot be carried out in the current state (a transcript not stored yet, a meeting
+    that calendars still want); the message says what would change that."""
+
+
 class ConcurrentUpdate(MeetpilotError):
     """Someone else changed the item between our read and our conditional write; retry."""
 

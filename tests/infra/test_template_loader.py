@@ -87,6 +87,8 @@ def test_table_definition_is_ready_for_create_table(template: dict[str, Any]) ->
         "by-calendar-event",
         "by-bot",
         "attention",
+        "sessions-by-status",
+        "sessions-by-month",
     ]
     assert ttl_attribute(template) == "expires_at"
 

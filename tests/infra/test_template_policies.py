@@ -28,6 +28,7 @@ FUNCTIONS = {
     "CalendarSyncFunction": "meetpilot.handlers.calendar_sync.handler",
     "CalendarPollFunction": "meetpilot.handlers.calendar_poll.handler",
     "CalendarPushFunction": "meetpilot.handlers.calendar_push.handler",
+    "ManagementFunction": "meetpilot.handlers.management.handler",
 }
 
 
@@ -115,6 +116,31 @@ EXPECTED_GRANTS = {
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"CalendarPushFunctionLogGroup.Arn"}),
         ("dynamodb:GetItem", {"Table.Arn"}),
         ("sqs:SendMessage", {"CalendarSyncQueue.Arn"}),
+    ),
+    "ManagementFunction": _grants(
+        (("logs:CreateLogStream", "logs:PutLogEvents"), {"ManagementFunctionLogGroup.Arn"}),
+        (
+            (
+                "dynamodb:GetItem",
+                "dynamodb:BatchGetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+            ),
+            {"Table.Arn"},
+        ),
+        (
+            "dynamodb:Query",
+            {"Table.Arn"}
+            | {
+                f"${{Table.Arn}}/index/{index}"
+                for index in ("by-bot", "by-calendar-event", "sessions-by-status", "sessions-by-month")
+            },
+        ),
+        ("sqs:SendMessage", {"DispatchQueue.Arn", "CalendarSyncQueue.Arn"}),
+        ("ssm:GetParameter", {API_KEY, CALENDAR_CREDENTIALS}),
+        ("scheduler:DeleteSchedule", {SCHEDULES}),
+        ("s3:GetObject", {"${TranscriptBucket.Arn}/transcripts/*"}),
     ),
 }
 
@@ -291,6 +317,19 @@ def test_function_roles_trust_only_lambda(template: dict[str, Any]) -> None:
 # --- storage ----------------------------------------------------------------------------------
 
 
+SESSION_SUMMARY = [
+    "session_id",
+    "meeting_key",
+    "bot_id",
+    "status",
+    "outcome",
+    "outcome_reason",
+    "needs_review",
+    "transcript_state",
+    "created_at",
+]
+
+
 def test_table_is_durable_and_indexed_for_every_access_pattern(template: dict[str, Any]) -> None:
     table = template["Resources"]["Table"]
     assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
@@ -312,6 +351,15 @@ def test_table_is_durable_and_indexed_for_every_access_pattern(template: dict[st
         ),
         "by-bot": ([("bot_id", "HASH")], {"ProjectionType": "KEYS_ONLY"}),
         "attention": ([("attention_shard", "HASH"), ("attention_due", "RANGE")], {"ProjectionType": "KEYS_ONLY"}),
+        # The management API's session lists: the summary a list shows, not the history.
+        "sessions-by-status": (
+            [("status", "HASH"), ("meeting_start", "RANGE")],
+            {"ProjectionType": "INCLUDE", "NonKeyAttributes": SESSION_SUMMARY[:3] + SESSION_SUMMARY[4:]},
+        ),
+        "sessions-by-month": (
+            [("start_month", "HASH"), ("meeting_start", "RANGE")],
+            {"ProjectionType": "INCLUDE", "NonKeyAttributes": SESSION_SUMMARY},
+        ),
     }
     assert {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]} == {
         "pk": "S",
@@ -320,6 +368,9 @@ def test_table_is_durable_and_indexed_for_every_access_pattern(template: dict[st
         "bot_id": "S",
         "attention_shard": "S",
         "attention_due": "S",
+        "status": "S",
+        "meeting_start": "S",
+        "start_month": "S",
     }
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
@@ -438,7 +489,11 @@ def test_transcript_fetch_has_room_to_spool_large_transcripts(template: dict[str
 
 
 def test_webhook_routes_reach_ingest_and_are_throttled(template: dict[str, Any]) -> None:
-    routes = {(r.method, r.path): r.function_logical_id for r in http_routes(template)}
+    routes = {
+        (r.method, r.path): r.function_logical_id
+        for r in http_routes(template)
+        if r.function_logical_id != "ManagementFunction"
+    }
     assert routes == {
         ("POST", "/webhooks/meetstream/{session_id}/{token}"): "IngestFunction",
         ("POST", "/webhooks/meetstream"): "IngestFunction",
@@ -456,6 +511,7 @@ def test_every_function_sees_the_shared_environment(template: dict[str, Any], fu
         "DispatchFunction": {"PUBLIC_BASE_URL"} | scheduling,
         "CalendarSyncFunction": scheduling,
         "ReconcileFunction": {"PUBLIC_BASE_URL"},  # address of renewed Google push channels
+        "ManagementFunction": {"DISPATCH_QUEUE_ARN", "SCHEDULER_ROLE_ARN"},  # to build the scheduler adapter
     }
     assert set(env) == GLOBAL_ENVIRONMENT | own.get(function_id, set())
 
@@ -467,6 +523,32 @@ def test_api_functions_do_not_depend_on_the_api_they_serve(template: dict[str, A
     props.pop("Events")
     assert "WebhookApi" not in repr(props)
     assert "WebhookApi" not in repr(template["Globals"])
+
+
+def test_management_routes_are_iam_only_on_their_own_throttled_api(template: dict[str, Any]) -> None:
+    routes = [r for r in http_routes(template) if r.function_logical_id == "ManagementFunction"]
+    assert {(r.method, r.path) for r in routes} == {
+        ("POST", "/v1/meetings"),
+        ("GET", "/v1/meetings/{meeting_id}"),
+        ("POST", "/v1/meetings/{meeting_id}/cancel"),
+        ("GET", "/v1/sessions"),
+        ("GET", "/v1/sessions/{session_id}"),
+        ("GET", "/v1/transcripts/{bot_id}"),
+        ("POST", "/v1/calendars"),
+        ("GET", "/v1/calendars"),
+        ("DELETE", "/v1/calendars/{calendar_id}"),
+    }
+    assert all(r.authorizer == "AWS_IAM" for r in routes)
+    for event in function_properties(template, "ManagementFunction")["Events"].values():
+        assert event["Type"] == "HttpApi"
+        assert referenced_logical_id(event["Properties"]["ApiId"]) == "ManagementApi"
+        assert event["Properties"]["Auth"] == {"Authorizer": "AWS_IAM"}
+    api = template["Resources"]["ManagementApi"]["Properties"]
+    assert api["Auth"] == {"EnableIamAuthorizer": True, "DefaultAuthorizer": "AWS_IAM"}
+    assert 0 < api["DefaultRouteSettings"]["ThrottlingRateLimit"] <= api["DefaultRouteSettings"]["ThrottlingBurstLimit"]
+    assert referenced_logical_id(api["AccessLogSettings"]["DestinationArn"]) == "ManagementApiAccessLogGroup"
+    # No webhook route may need a signature MeetStream cannot make.
+    assert all(r.authorizer is None for r in http_routes(template) if r.function_logical_id != "ManagementFunction")
 
 
 def test_calendar_poll_runs_every_ten_minutes_through_its_own_role(template: dict[str, Any]) -> None:
@@ -508,6 +590,7 @@ def test_parameters_have_the_documented_defaults(template: dict[str, Any]) -> No
 
 def test_outputs(template: dict[str, Any]) -> None:
     assert set(template["Outputs"]) == {
+        "ManagementApiUrl",
         "WebhookApiUrl",
         "TableName",
         "TranscriptBucketName",

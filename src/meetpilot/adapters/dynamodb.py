@@ -9,6 +9,9 @@ Item layout (``pk`` / ``sk``):
   ``<calendar id>#<event id>`` feeds the ``by-calendar-event`` index; ``meeting_key`` says which
   meeting the event asks a bot for)
 - Google push channel ``CHANNEL#<channel id>`` / ``CHANNEL`` (the push endpoint's one lookup)
+- user's meeting ``USER#<user id>`` / ``MTG#<start>#<meeting key>`` (a user's meetings by start)
+Sessions also carry ``meeting_start`` and ``start_month`` for the listing indexes
+``sessions-by-status`` and ``sessions-by-month`` (read by ``adapters.session_listing``).
 Every session write is conditional on the version it read (optimistic concurrency).
 """
 
@@ -25,7 +28,7 @@ from botocore.exceptions import ClientError
 from meetpilot.app.ports import ClaimUnavailable
 from meetpilot.domain.calendar import Calendar, CalendarFilters, CalendarKind, CalendarLink, PushChannel
 from meetpilot.domain.clock import parse_iso, to_iso
-from meetpilot.domain.meeting import DesiredState, DispatchState, Meeting
+from meetpilot.domain.meeting import DesiredState, DispatchState, Meeting, start_of_meeting_key
 from meetpilot.domain.session import Session, TranscriptMode, TranscriptState, attention_due
 from meetpilot.domain.status import BotStatus, Outcome, StopReason
 from meetpilot.errors import ConcurrentUpdate
@@ -102,6 +105,26 @@ def channel_pk(channel_id: str) -> str:
     return f"CHANNEL#{channel_id}"
 
 
+def user_pk(user_id: str) -> str:
+    return f"USER#{user_id}"
+
+
+def user_meeting_sk(start: datetime, key: str) -> str:
+    return f"MTG#{to_iso(start)}#{key}"
+
+
+def session_index_attrs(meeting_key: str) -> dict[str, str]:
+    """The keys of the session listing indexes: the meeting's start (from its dedup key) and its month.
+
+    ``sessions-by-status`` (status, meeting_start) and ``sessions-by-month`` (start_month,
+    meeting_start) list sessions without a Scan; a session whose key carries no start stays out.
+    """
+    start = start_of_meeting_key(meeting_key)
+    if start is None:
+        return {}
+    return {"meeting_start": to_iso(start), "start_month": start.strftime("%Y-%m")}
+
+
 class DynamoRepository:
     """Meetings and sessions in one table, through a low-level boto3 DynamoDB client."""
 
@@ -132,6 +155,7 @@ class DynamoRepository:
             )
             stored = self.get_meeting(meeting.meeting_key)
             assert stored is not None
+            self._link_users(meeting)
             return stored, True
         except ClientError as exc:
             if not _is_condition_failure(exc):
@@ -157,7 +181,45 @@ class DynamoRepository:
             )
         stored = self.get_meeting(meeting.meeting_key)
         assert stored is not None
+        self._link_users(meeting)
         return stored, False
+
+    def _link_users(self, meeting: Meeting) -> None:
+        """One item per (user, meeting) in the user's partition, sorted by start: "a user's meetings"
+        is then one Query (a set attribute cannot be an index key). Users never leave a meeting, so
+        the items are only ever added; they expire with the sessions."""
+        for user_id in meeting.user_ids:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=_item(
+                    {
+                        "pk": user_pk(user_id),
+                        "sk": user_meeting_sk(meeting.start, meeting.meeting_key),
+                        "type": "user_meeting",
+                        "user_id": user_id,
+                        "meeting_key": meeting.meeting_key,
+                        "start": to_iso(meeting.start),
+                        "expires_at": int(meeting.start.timestamp()) + SESSION_TTL_DAYS * 86400,
+                    }
+                ),
+            )
+
+    def withdraw_request(self, key: str) -> Meeting | None:
+        """Take back a direct ("record this meeting") request; calendar events that want the meeting
+        still do. Returns the meeting as it is now, or None if there is no such meeting."""
+        try:
+            resp = self._ddb.update_item(
+                TableName=self._table,
+                Key=_item({"pk": meeting_pk(key), "sk": "MEETING"}),
+                UpdateExpression="REMOVE adhoc",
+                ConditionExpression="attribute_exists(pk)",
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            return None
+        return _meeting_from(_plain(resp["Attributes"]))
 
     def claim_meeting(
         self, key: str, *, now: datetime, lease_seconds: int, session_id: str, idempotency_key: str
@@ -423,6 +485,7 @@ class DynamoRepository:
         session.created_at = session.created_at or now
         session.updated_at = now
         attrs = _session_attrs(session, now)
+        attrs.update(session_index_attrs(session.meeting_key))
         attrs["version"] = 0
         try:
             self._ddb.put_item(TableName=self._table, Item=_item(attrs), ConditionExpression="attribute_not_exists(pk)")
@@ -473,6 +536,7 @@ class DynamoRepository:
         for fixed in ("pk", "sk", "type", "session_id", "meeting_key", "created_at"):
             attrs.pop(fixed, None)
         attrs["version"] = expected + 1
+        attrs.update(session_index_attrs(session.meeting_key))
         removals = [name for name in _SESSION_OPTIONAL if attrs.get(name) is None]
         sets = {name: value for name, value in attrs.items() if value is not None}
         names = {f"#a{i}": name for i, name in enumerate(sets)}

@@ -38,3 +38,21 @@ class S3TranscriptStore:
                 chunk = entries[start : start + 1000]
                 self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
         return versions
+
+    def presign_get(self, key: str, *, expires_in: int, filename: str) -> str:
+        """A time-limited GET link for one object, which browsers save as ``filename``.
+
+        The link carries the signer's credentials' authority: on Lambda it stops working when
+        either ``expires_in`` runs out or the function's session credentials expire.
+        """
+        return str(
+            self._s3.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": key,
+                    "ResponseContentDisposition": f'attachment; filename="{filename}"',
+                },
+                ExpiresIn=expires_in,
+            )
+        )

@@ -49,6 +49,17 @@ def meeting_key(url: str, start: datetime) -> str:
     return f"{normalise_meeting_url(url)}|{start_minute(start)}"
 
 
+def start_of_meeting_key(key: str) -> datetime | None:
+    """The start minute a dedup key carries (its part after the last ``|``), or None if it has none."""
+    _, sep, minute = key.rpartition("|")
+    if not sep:
+        return None
+    try:
+        return datetime.strptime(minute, "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
 @dataclass
 class Meeting:
     meeting_key: str

@@ -19,6 +19,7 @@ def describe(stack: LocalStack) -> list[str]:
     lines = [
         "meetpilot dev is running (Ctrl-C stops it)",
         f"  webhook gateway : {stack.gateway.url}/webhooks/meetstream",
+        f"  management API  : {stack.gateway.url}/v1  (SigV4-signed; the meetpilot commands sign for you)",
         f"  simulator       : {stack.simulator.base_url}  (API key in {STATE_FILE})",
         f"  AWS emulator    : {stack.aws_endpoint}",
         "",
@@ -27,8 +28,9 @@ def describe(stack: LocalStack) -> list[str]:
     lines += [f"  export {name}={value}" for name, value in sorted(stack.environment().items())]
     lines += [
         "",
-        "Add a meeting from another terminal:",
+        "Add a meeting from another terminal, then follow it:",
         "  meetpilot meetings add https://meet.google.com/abc-defg-hij --in 60",
+        "  meetpilot sessions watch",
     ]
     return lines
 

@@ -2,7 +2,8 @@
 
 Each request becomes a real v2 event (rawPath, lower-cased headers, pathParameters, base64 for
 non-text bodies, requestContext) for the handler its route names, and the handler's response
-is written back. Bound to 127.0.0.1 only.
+is written back. Routes whose authoriser is AWS_IAM need a valid SigV4 signature (403 otherwise),
+and their event carries the caller in ``requestContext.authorizer.iam``. Bound to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from meetpilot.local.invoke import Handler, LambdaContext, load_handler
+from meetpilot.local.sigv4 import SignatureRejected, SigV4Verifier
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 _TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded", "application/xml")
@@ -30,6 +32,7 @@ class GatewayRoute:
     path: str  # template form: /webhooks/meetstream/{session_id}/{token}
     handler: str  # dotted handler name
     function_name: str
+    authorizer: str | None = None  # "AWS_IAM": SigV4-signed requests only
 
     def pattern(self) -> re.Pattern[str]:
         regex = re.sub(r"\\\{([A-Za-z_][A-Za-z0-9_]*)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path))
@@ -49,6 +52,7 @@ def build_event(
     body: bytes,
     params: dict[str, str],
     source_ip: str,
+    authorizer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     lowered: dict[str, str] = {}
     for name, value in headers.items():
@@ -90,6 +94,8 @@ def build_event(
         },
         "isBase64Encoded": text is None and bool(body),
     }
+    if authorizer is not None:
+        event["requestContext"]["authorizer"] = authorizer
     if query:
         event["queryStringParameters"] = dict(parse_qsl(query, keep_blank_values=True))
     if params:
@@ -102,8 +108,22 @@ def build_event(
 class Gateway:
     """Routes requests to handlers; ``start()`` returns the base URL."""
 
-    def __init__(self, routes: list[GatewayRoute], *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        routes: list[GatewayRoute],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        iam: SigV4Verifier | None = None,
+    ) -> None:
         self.routes = [(r, r.pattern()) for r in routes]
+        unverifiable = [
+            f"{r.method} {r.path}" for r in routes if r.authorizer and (r.authorizer != "AWS_IAM" or not iam)
+        ]
+        if unverifiable:
+            # Serving such a route open would hide a missing signature until deployment.
+            raise ValueError(f"the gateway cannot authorise {', '.join(unverifiable)}")
+        self._iam = iam
         self._host, self._port = host, port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -134,8 +154,16 @@ class Gateway:
         if matched is None:
             return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
         route, params = matched
+        authorizer = None
+        if route.authorizer == "AWS_IAM":
+            assert self._iam is not None
+            try:
+                identity = self._iam.verify(method, target, headers, body)
+            except SignatureRejected as exc:
+                return 403, {"content-type": "application/json"}, json.dumps({"message": str(exc)}).encode()
+            authorizer = identity.as_authorizer()
         handler: Handler = load_handler(route.handler)
-        event = build_event(route, method, parts.path, parts.query, headers, body, params, source_ip)
+        event = build_event(route, method, parts.path, parts.query, headers, body, params, source_ip, authorizer)
         try:
             result = handler(event, LambdaContext(route.function_name))
         except Exception:

@@ -18,11 +18,15 @@ from meetpilot.local.emulator import AwsEmulator
 from meetpilot.local.gateway import Gateway, GatewayRoute
 from meetpilot.local.invoke import load_handler
 from meetpilot.local.scheduler_runner import SchedulerRunner, SchedulerThread, rate_schedules_from_template
+from meetpilot.local.sigv4 import SigV4Verifier
 from meetpilot.local.sqs_runner import PollerThread, QueueFeeder
 from meetpilot.local.template import http_routes, load_template, sqs_event_sources
 from meetpilot.settings import Settings
 
 REGION = "us-east-1"
+# The emulator's fixed dummy credentials; the gateway checks SigV4 signatures made with them.
+LOCAL_ACCESS_KEY = "local"
+LOCAL_SECRET_KEY = "local"  # noqa: S105
 SIM_API_KEY_LENGTH = 24
 
 
@@ -83,9 +87,7 @@ class LocalStack:
         self._moto = AwsEmulator()
         self.aws_endpoint = self._moto.start()
         session = boto3.session.Session(
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - the emulator's fixed dummy credentials
-            region_name=REGION,
+            aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_SECRET_KEY, region_name=REGION
         )
         self.boto_session = session
         self.resources = create_stack_resources(
@@ -117,9 +119,11 @@ class LocalStack:
 
         self.gateway = Gateway(
             [
-                GatewayRoute(r.method.upper(), r.path, r.handler, r.function_logical_id)
+                GatewayRoute(r.method.upper(), r.path, r.handler, r.function_logical_id, r.authorizer)
                 for r in http_routes(self.template)
-            ]
+            ],
+            # Signed with the emulator's credentials, as a deployed API checks the caller's IAM ones.
+            iam=SigV4Verifier({LOCAL_ACCESS_KEY: LOCAL_SECRET_KEY}, region=REGION),
         )
         gateway_url = self.gateway.start()
         google_env: dict[str, str] = {}
@@ -248,8 +252,8 @@ class LocalStack:
         assert self.resources is not None
         env = {
             "AWS_ENDPOINT_URL": self.aws_endpoint,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_KEY,
             "AWS_DEFAULT_REGION": REGION,
         }
         env.update(self.resources.environment())

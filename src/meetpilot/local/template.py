@@ -334,6 +334,19 @@ class Route:
     path: str
     function_logical_id: str
     handler: str
+    # "AWS_IAM" for routes that need a SigV4-signed request; None when anyone may call the route.
+    authorizer: str | None = None
+
+
+def _route_authorizer(tpl: Mapping[str, Any], props: Mapping[str, Any]) -> str | None:
+    """The route's own Auth.Authorizer, else its API's DefaultAuthorizer; "NONE" means none."""
+    chosen = (props.get("Auth") or {}).get("Authorizer")
+    if chosen is None:
+        api_id = referenced_logical_id(props.get("ApiId"))
+        api = _resources(tpl).get(api_id) if api_id else None
+        if isinstance(api, Mapping):
+            chosen = ((api.get("Properties") or {}).get("Auth") or {}).get("DefaultAuthorizer")
+    return None if chosen in (None, "NONE") else str(chosen)
 
 
 def http_routes(tpl: Mapping[str, Any]) -> list[Route]:
@@ -350,6 +363,7 @@ def http_routes(tpl: Mapping[str, Any]) -> list[Route]:
                     path=str(props.get("Path", "$default")),
                     function_logical_id=logical_id,
                     handler=_handler(tpl, logical_id),
+                    authorizer=_route_authorizer(tpl, props),
                 )
             )
     return routes

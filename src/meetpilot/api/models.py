@@ -1,0 +1,267 @@
+"""The management API's request and response bodies (pydantic), which its OpenAPI document shows."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from meetpilot.app.queries import SessionSummary
+from meetpilot.domain.calendar import Calendar
+from meetpilot.domain.clock import to_iso
+from meetpilot.domain.meeting import Meeting
+from meetpilot.domain.session import Session
+
+# Times far outside this window are typing mistakes, and date arithmetic on them overflows.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _unicode_text(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (it contains an unpaired surrogate)") from None
+    return value
+
+
+def _plausible_time(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must be a time between the years 2000 and 2100")
+    return value.astimezone(UTC)
+
+
+Text = Annotated[str, AfterValidator(_unicode_text)]
+Time = Annotated[AwareDatetime, AfterValidator(_plausible_time)]
+
+
+def meeting_id(key: str) -> str:
+    """A meeting's id in URLs: its dedup key (a URL and a minute) in base64url, so it fits a path segment."""
+    return base64.urlsafe_b64encode(key.encode()).decode("ascii").rstrip("=")
+
+
+def meeting_key_of(meeting_id_: str) -> str | None:
+    """The dedup key a meeting id stands for, or None when it is not one."""
+    try:
+        return base64.urlsafe_b64decode(meeting_id_ + "=" * (-len(meeting_id_) % 4)).decode("utf-8")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return to_iso(value) if value else None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: what went wrong and what to do about it."""
+
+    message: str = Field(description="a sentence a person can act on; for invalid input it names the field")
+
+
+# --- meetings ---------------------------------------------------------------------------------
+
+
+class MeetingCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    meeting_url: Text = Field(
+        min_length=1,
+        max_length=2048,
+        description="the meeting link (Zoom, Google Meet, Teams, Webex)",
+        examples=["https://meet.google.com/abc-defg-hij"],
+    )
+    start: Time = Field(description="when the meeting starts, ISO-8601 with a zone", examples=["2026-06-01T15:00:00Z"])
+    end: Time | None = Field(None, description="when it ends (default: an hour after the start)")
+    title: Text = Field("", max_length=300)
+    user_id: Text | None = Field(None, min_length=1, max_length=200, description="who asked for the recording")
+
+
+class MeetingOut(BaseModel):
+    meeting_id: str = Field(description="the id used in /v1/meetings/{meeting_id}")
+    meeting_key: str = Field(description="the dedup key: normalised link and start minute (UTC)")
+    meeting_url: str
+    start: str
+    end: str | None = None
+    title: str = ""
+    user_ids: list[str] = []
+    calendar_event_ids: list[str] = []
+    desired: str = Field(description="record or cancelled")
+    dispatch_state: str = Field(description="pending, claimed, dispatched or failed")
+    dispatch_at: str | None = None
+    session_id: str | None = None
+    bot_id: str | None = None
+    failure_reason: str | None = None
+    requested_directly: bool = Field(description="someone asked for it through the API or CLI (not only calendars)")
+
+    @classmethod
+    def of(cls, m: Meeting) -> MeetingOut:
+        return cls(
+            meeting_id=meeting_id(m.meeting_key),
+            meeting_key=m.meeting_key,
+            meeting_url=m.meeting_url,
+            start=to_iso(m.start),
+            end=_iso(m.end),
+            title=m.title,
+            user_ids=list(m.user_ids),
+            calendar_event_ids=list(m.calendar_event_ids),
+            desired=m.desired.value,
+            dispatch_state=m.dispatch_state.value,
+            dispatch_at=_iso(m.dispatch_at),
+            session_id=m.session_id,
+            bot_id=m.bot_id,
+            failure_reason=m.failure_reason,
+            requested_directly=m.adhoc,
+        )
+
+
+class MeetingCancelled(BaseModel):
+    meeting_id: str
+    meeting_key: str
+    result: str = Field(
+        description="cancelled (no bot yet), bot_cancelled, bot_removed, bot_left_in_meeting, no_bot, "
+        "already_over or already_cancelled"
+    )
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+class SessionSummaryOut(BaseModel):
+    session_id: str
+    meeting_id: str
+    meeting_key: str
+    bot_id: str | None = None
+    status: str
+    outcome: str | None = None
+    outcome_reason: str | None = None
+    needs_review: bool = False
+    transcript_state: str | None = None
+    meeting_start: str | None = None
+    created_at: str | None = None
+
+    @classmethod
+    def of(cls, s: SessionSummary) -> SessionSummaryOut:
+        return cls(
+            session_id=s.session_id,
+            meeting_id=meeting_id(s.meeting_key),
+            meeting_key=s.meeting_key,
+            bot_id=s.bot_id,
+            status=s.status,
+            outcome=s.outcome,
+            outcome_reason=s.outcome_reason,
+            needs_review=s.needs_review,
+            transcript_state=s.transcript_state,
+            meeting_start=_iso(s.meeting_start),
+            created_at=_iso(s.created_at),
+        )
+
+
+class SessionPage(BaseModel):
+    items: list[SessionSummaryOut]
+    next_cursor: str | None = Field(None, description="pass as ?cursor= (with the same filters) for the next page")
+
+
+class SessionOut(BaseModel):
+    session_id: str
+    meeting_id: str
+    meeting_key: str
+    bot_id: str | None = None
+    status: str
+    stop_reason: str | None = None
+    outcome: str | None = None
+    outcome_reason: str | None = None
+    needs_review: bool = False
+    transcript_mode: str
+    transcript_state: str
+    transcript: dict[str, Any] = Field(
+        default_factory=dict, description="where the transcript is stored and its figures (words, turns, speakers)"
+    )
+    unknown_events: int = 0
+    history: list[dict[str, Any]] = Field(description="every accepted event, oldest first (capped)")
+    created_at: str | None = None
+    updated_at: str | None = None
+    meeting: MeetingOut | None = None
+
+    @classmethod
+    def of(cls, s: Session, meeting: Meeting | None) -> SessionOut:
+        return cls(
+            session_id=s.session_id,
+            meeting_id=meeting_id(s.meeting_key),
+            meeting_key=s.meeting_key,
+            bot_id=s.bot_id,
+            status=s.status.value,
+            stop_reason=s.stop_reason.value if s.stop_reason else None,
+            outcome=s.outcome.value if s.outcome else None,
+            outcome_reason=s.outcome_reason,
+            needs_review=s.needs_review,
+            transcript_mode=s.transcript_mode.value,
+            transcript_state=s.transcript_state.value,
+            transcript=dict(s.transcript),
+            unknown_events=s.unknown_events,
+            history=list(s.history),
+            created_at=_iso(s.created_at),
+            updated_at=_iso(s.updated_at),
+            meeting=MeetingOut.of(meeting) if meeting else None,
+        )
+
+
+class TranscriptLinkOut(BaseModel):
+    session_id: str
+    bot_id: str | None = None
+    format: str
+    url: str = Field(description="a presigned download link; it stops working at expires_at")
+    expires_at: str
+
+
+# --- calendars --------------------------------------------------------------------------------
+
+
+class CalendarCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ics_url: Text = Field(
+        min_length=1,
+        max_length=2048,
+        description="the calendar's secret iCal (ICS) address; it is stored, never shown again",
+    )
+    user_id: Text = Field(min_length=1, max_length=200, description="whose calendar it is")
+    owner_email: Text | None = Field(None, max_length=320, description="the owner's email, to honour their declines")
+    label: Text = Field("", max_length=200)
+
+
+class CalendarOut(BaseModel):
+    calendar_id: str
+    kind: str = Field(description="ics or google")
+    user_id: str
+    owner_email: str | None = None
+    label: str = ""
+    created_at: str | None = None
+    last_synced_at: str | None = None
+    last_error: str | None = None
+    removing: bool = False
+
+    @classmethod
+    def of(cls, c: Calendar) -> CalendarOut:
+        return cls(
+            calendar_id=c.calendar_id,
+            kind=c.kind.value,
+            user_id=c.user_id,
+            owner_email=c.owner_email,
+            label=c.label,
+            created_at=_iso(c.created_at),
+            last_synced_at=_iso(c.last_synced_at),
+            last_error=c.last_error,
+            removing=c.removing,
+        )
+
+
+class CalendarList(BaseModel):
+    items: list[CalendarOut]
+
+
+class CalendarRemoved(BaseModel):
+    calendar_id: str
+    actions: dict[str, int] = Field(description="what removing it did to its meetings, e.g. {'cancelled': 2}")

@@ -1,0 +1,35 @@
+"""A local stack for the management API tests: the template's routes behind the SigV4-checking
+gateway, the emulator and the simulator. No background pollers: a test drains the queues it needs,
+and nothing it registers (calendar feeds included) is ever fetched."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from meetpilot.api.client import ManagementClient
+from meetpilot.local.stack import LocalStack, StackOptions
+
+
+@pytest.fixture(scope="session")
+def api_stack() -> Iterator[LocalStack]:
+    stack = LocalStack(StackOptions(background_pollers=False, speed=600.0))
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def api(api_stack: LocalStack) -> Iterator[ManagementClient]:
+    assert api_stack.gateway is not None
+    client = ManagementClient.for_dev({"gateway": api_stack.gateway.url, "environment": api_stack.environment()})
+    yield client
+    client.close()
+
+
+def dispatch_now(stack: LocalStack) -> int:
+    """Run the dispatcher over everything queued for it (and nothing else)."""
+    return stack.feeders["DispatchFunction"].drain()
