@@ -131,7 +131,20 @@ class Container:
             schedule_margin_seconds=self.settings.schedule_margin_seconds,
             lease_seconds=self.settings.scaled(90),
             remove_bot_on_cancel=self.settings.remove_bot_on_cancel,
+            live_transcripts=self.settings.wants_live_transcripts,
         )
+
+    @cached_property
+    def event_publisher(self) -> Any:
+        from meetpilot.adapters.eventbridge import EventBridgePublisher
+
+        return EventBridgePublisher(self.client("events"), self.settings.event_bus_name)
+
+    @cached_property
+    def live_segments(self) -> Any:
+        from meetpilot.adapters.live_segments import DynamoLiveSegments
+
+        return DynamoLiveSegments(self.client("dynamodb"), self.settings.require("table_name"))
 
     # --- calendars ----------------------------------------------------------------------------
 

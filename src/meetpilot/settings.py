@@ -39,6 +39,8 @@ _ENV = {
     "google_api_base": "GOOGLE_CALENDAR_API_BASE",
     "google_token_uri": "GOOGLE_TOKEN_URI",
     "remove_bot_on_cancel": "REMOVE_BOT_ON_CANCEL",
+    "event_bus_name": "EVENT_BUS_NAME",
+    "live_transcripts": "LIVE_TRANSCRIPTS",
 }
 
 
@@ -73,6 +75,17 @@ class Settings:
     google_token_uri: str = DEFAULT_GOOGLE_TOKEN_URI
     # A meeting cancelled in the calendars while its bot is in the call: remove the bot (or let it record).
     remove_bot_on_cancel: bool = True
+    # The EventBridge bus (its name) that gets SessionStatusChanged, TranscriptReady and LiveTranscriptSegment.
+    event_bus_name: str = "default"
+    # Ask MeetStream for live transcription: "auto" (streaming providers only), "true" or "false".
+    live_transcripts: str = "auto"
+
+    @property
+    def wants_live_transcripts(self) -> bool:
+        """Whether bots are created with a live-transcript URL (see ``live_transcripts``)."""
+        if self.live_transcripts == "auto":
+            return bool(self.transcript_provider and self.transcript_provider.endswith("_streaming"))
+        return self.live_transcripts == "true"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -98,6 +111,11 @@ class Settings:
                 if flag not in ("true", "false", "1", "0", "yes", "no"):
                     raise ConfigurationError(f"REMOVE_BOT_ON_CANCEL must be true or false, got {raw[:40]!r}")
                 values[f.name] = flag in ("true", "1", "yes")
+            elif f.name == "live_transcripts":
+                mode = raw.strip().lower()
+                if mode not in ("auto", "true", "false"):
+                    raise ConfigurationError(f"LIVE_TRANSCRIPTS must be auto, true or false, got {raw[:40]!r}")
+                values[f.name] = mode
             elif f.name == "transcript_provider":
                 values[f.name] = None if raw.strip().lower() == "none" else raw.strip()
             else:

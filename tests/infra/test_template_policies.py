@@ -29,6 +29,7 @@ FUNCTIONS = {
     "CalendarPollFunction": "meetpilot.handlers.calendar_poll.handler",
     "CalendarPushFunction": "meetpilot.handlers.calendar_push.handler",
     "ManagementFunction": "meetpilot.handlers.management.handler",
+    "LiveTranscriptFunction": "meetpilot.handlers.live_transcript.handler",
 }
 
 
@@ -41,6 +42,7 @@ WEBHOOK_SECRET = _ssm("WebhookSecretParam")
 CALENDAR_CREDENTIALS = _ssm("CalendarSecretsPrefix") + "*"
 SCHEDULES = "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"
 POLL = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+EVENT_BUS = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
 
 
 def _grants(*pairs: tuple[tuple[str, ...] | str, set[str]]) -> dict[str, set[str]]:
@@ -62,6 +64,7 @@ EXPECTED_GRANTS = {
         (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), {"Table.Arn"}),
         (("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"), {SCHEDULES}),
         ("iam:PassRole", {"SchedulerRole.Arn"}),
+        ("events:PutEvents", {EVENT_BUS}),
     ),
     "IngestFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"IngestFunctionLogGroup.Arn"}),
@@ -76,14 +79,16 @@ EXPECTED_GRANTS = {
             {"Table.Arn", "${Table.Arn}/index/by-bot"},
         ),
         ("sqs:SendMessage", {"TranscriptQueue.Arn"}),
+        ("events:PutEvents", {EVENT_BUS}),
     ),
     "TranscriptFetchFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"TranscriptFetchFunctionLogGroup.Arn"}),
         (POLL, {"TranscriptQueue.Arn"}),
         ("sqs:SendMessage", {"TranscriptQueue.Arn"}),
         ("ssm:GetParameter", {API_KEY}),
-        (("dynamodb:GetItem", "dynamodb:UpdateItem"), {"Table.Arn"}),
+        (("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"), {"Table.Arn"}),
         (("s3:PutObject", "s3:AbortMultipartUpload"), {"${TranscriptBucket.Arn}/transcripts/*"}),
+        ("events:PutEvents", {EVENT_BUS}),
     ),
     "ReconcileFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"ReconcileFunctionLogGroup.Arn"}),
@@ -94,6 +99,13 @@ EXPECTED_GRANTS = {
         ),
         ("dynamodb:Query", {"Table.Arn", "${Table.Arn}/index/attention"}),
         ("sqs:SendMessage", {"DispatchQueue.Arn", "TranscriptQueue.Arn"}),
+        ("events:PutEvents", {EVENT_BUS}),
+    ),
+    "LiveTranscriptFunction": _grants(
+        (("logs:CreateLogStream", "logs:PutLogEvents"), {"LiveTranscriptFunctionLogGroup.Arn"}),
+        ("ssm:GetParameter", {WEBHOOK_SECRET}),
+        (("dynamodb:GetItem", "dynamodb:PutItem"), {"Table.Arn"}),
+        ("events:PutEvents", {EVENT_BUS}),
     ),
     "CalendarSyncFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"CalendarSyncFunctionLogGroup.Arn"}),
@@ -165,6 +177,8 @@ GLOBAL_ENVIRONMENT = {
     "CALENDAR_SYNC_QUEUE_URL",
     "CALENDAR_SECRETS_PREFIX",
     "REMOVE_BOT_ON_CANCEL",
+    "EVENT_BUS_NAME",
+    "LIVE_TRANSCRIPTS",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_PARAMETERS_MAX_AGE",
@@ -497,6 +511,7 @@ def test_webhook_routes_reach_ingest_and_are_throttled(template: dict[str, Any])
     assert routes == {
         ("POST", "/webhooks/meetstream/{session_id}/{token}"): "IngestFunction",
         ("POST", "/webhooks/meetstream"): "IngestFunction",
+        ("POST", "/webhooks/meetstream/live/{session_id}/{token}"): "LiveTranscriptFunction",
         ("POST", "/calendar/google"): "CalendarPushFunction",
     }
     settings = template["Resources"]["WebhookApi"]["Properties"]["DefaultRouteSettings"]
@@ -516,7 +531,7 @@ def test_every_function_sees_the_shared_environment(template: dict[str, Any], fu
     assert set(env) == GLOBAL_ENVIRONMENT | own.get(function_id, set())
 
 
-@pytest.mark.parametrize("function_id", ["IngestFunction", "CalendarPushFunction"])
+@pytest.mark.parametrize("function_id", ["IngestFunction", "CalendarPushFunction", "LiveTranscriptFunction"])
 def test_api_functions_do_not_depend_on_the_api_they_serve(template: dict[str, Any], function_id: str) -> None:
     # The API's integration depends on the function; a reference back would be a cycle.
     props = dict(template["Resources"][function_id]["Properties"])

@@ -834,6 +834,7 @@ _SESSION_OPTIONAL = (
     "attention_due",
     "needs_review",
     "transcript",
+    "outbox",  # emptied once its events are published
 )
 
 
@@ -934,6 +935,8 @@ def _session_attrs(s: Session, now: datetime) -> dict[str, Any]:
         "reconcile_attempts": s.reconcile_attempts,
         "transcript_tries": s.transcript_tries or None,
         "transcript_tries_seen": s.transcript_tries_seen or None,
+        "live_transcript": True if s.live_transcript else None,
+        "outbox": s.outbox or None,
         "attention_shard": _shard(s.session_id) if due else None,
         "attention_due": to_iso(due) if due else None,
         "created_at": to_iso(s.created_at) if s.created_at else to_iso(now),
@@ -963,6 +966,8 @@ def _session_from(a: dict[str, Any]) -> Session:
         reconcile_attempts=int(a.get("reconcile_attempts", 0)),
         transcript_tries=int(a.get("transcript_tries") or 0),
         transcript_tries_seen=int(a.get("transcript_tries_seen") or 0),
+        live_transcript=bool(a.get("live_transcript", False)),
+        outbox=list(a.get("outbox") or []),
         version=int(a.get("version", 0)),
         created_at=_dt(a.get("created_at")),
         updated_at=_dt(a.get("updated_at")),

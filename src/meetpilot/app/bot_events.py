@@ -14,7 +14,8 @@ from meetpilot.app.ports import MessageQueue, Repository
 from meetpilot.app.sessions import update_session
 from meetpilot.domain.clock import Clock, to_iso
 from meetpilot.domain.events import BotEvent, normalise_event
-from meetpilot.domain.session import EventVerdict, Session, apply_event
+from meetpilot.domain.session import EventVerdict, Session, TranscriptMode, apply_event
+from meetpilot.domain.status import Outcome
 from meetpilot.errors import InvalidEvent, InvalidInput
 
 
@@ -90,6 +91,11 @@ def apply_delivery(
         sent = True
         latest = _clear_pending(repo, latest.session_id, clock) or latest
 
+    if decision.verdict is EventVerdict.APPLIED and _lost_post_call(decision.session, decision.outcome_decided):
+        # The post-call transcription failed: the live transcript, if any, is kept as a partial one.
+        transcript_queue.send({**transcript_job(latest, to_iso(clock.now())), "live_fallback": True})
+        sent = True
+
     if decision.verdict is EventVerdict.DUPLICATE:
         return ApplyResult(ApplyOutcome.DUPLICATE, session.session_id, event, transcript_job_sent=sent, session=latest)
     return ApplyResult(
@@ -99,6 +105,15 @@ def apply_delivery(
         status_changed=decision.status_changed,
         transcript_job_sent=sent,
         session=latest,
+    )
+
+
+def _lost_post_call(session: Session, outcome_decided: bool) -> bool:
+    return (
+        outcome_decided
+        and session.live_transcript
+        and session.transcript_mode is TranscriptMode.POST_CALL
+        and session.outcome is Outcome.TRANSCRIPTION_FAILED
     )
 
 

@@ -63,6 +63,9 @@ class DispatchConfig:
     # A cancelled meeting whose bot is already in the call: remove it (True) or let it record.
     remove_bot_on_cancel: bool = True
     automatic_leave: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_AUTOMATIC_LEAVE))
+    # Ask for live transcription (its own capability-token URL); the settings turn it on for
+    # streaming providers by default.
+    live_transcripts: bool = False
 
 
 class DispatchOutcome(StrEnum):
@@ -83,6 +86,8 @@ class DispatchResult:
     session_id: str | None = None
     retry_in: float | None = None
     reason: str | None = None
+    planned_at: datetime | None = None  # when the bot was meant to be dispatched (schedule or start - lead)
+    calendar_event_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,11 @@ def callback_url(base_url: str, session_id: str, secret: str) -> str:
     return f"{base_url.rstrip('/')}/webhooks/meetstream/{session_id}/{capability_token(secret, session_id)}"
 
 
+def live_transcript_url(base_url: str, session_id: str, secret: str) -> str:
+    token = capability_token(secret, session_id, live=True)
+    return f"{base_url.rstrip('/')}/webhooks/meetstream/live/{session_id}/{token}"
+
+
 def dispatch_meeting(
     meeting_key: str,
     *,
@@ -217,20 +227,25 @@ def dispatch_meeting(
             session_id=session_id,
             meeting_key=meeting_key,
             transcript_mode=TranscriptMode.for_provider(config.transcript_provider),
+            live_transcript=config.live_transcripts,
         ),
         now,
     )
+    secret = secrets.webhook_secrets()[0]
 
     join_at = claimed.start if claimed.start > now + timedelta(seconds=config.join_margin_seconds) else None
     request = BotRequest(
         meeting_url=claimed.meeting_url,
         bot_name=config.bot_name,
-        callback_url=callback_url(config.public_base_url, session_id, secrets.webhook_secrets()[0]),
+        callback_url=callback_url(config.public_base_url, session_id, secret),
         deduplication_key=claimed.deduplication_key,
         join_at=join_at,
         custom_attributes={"meeting_key": meeting_key, "session_id": session_id},
         transcript_provider=config.transcript_provider,
         automatic_leave=config.automatic_leave,
+        live_transcription_url=(
+            live_transcript_url(config.public_base_url, session_id, secret) if config.live_transcripts else None
+        ),
     )
     try:
         created = provider.create_bot(request, idempotency_key=idempotency_key)
@@ -296,7 +311,18 @@ def dispatch_meeting(
         meeting_key,
         bot_id=created.bot_id,
         session_id=session_id,
+        planned_at=_planned_at(claimed, config),
+        calendar_event_ids=tuple(claimed.calendar_event_ids),
     )
+
+
+def _planned_at(meeting: Meeting, config: DispatchConfig) -> datetime:
+    """When the bot was due to be dispatched: its schedule, else start minus lead time, but never
+    before the meeting was known (a meeting added at the last minute is not late by design)."""
+    planned = meeting.dispatch_at or meeting.start - timedelta(seconds=config.lead_time_seconds)
+    if meeting.created_at is not None and meeting.created_at > planned:
+        return meeting.created_at
+    return planned
 
 
 def _fail(repo: Repository, meeting_key: str, session_id: str, reason: str, clock: Clock) -> None:

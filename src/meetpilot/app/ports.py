@@ -5,12 +5,13 @@ Adapters implement them over AWS and MeetStream; tests may implement them with i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
 from meetpilot.domain.calendar import Calendar, CalendarEvent, CalendarLink, PushChannel
+from meetpilot.domain.live_transcript import LiveSegment
 from meetpilot.domain.meeting import DispatchState, Meeting
 from meetpilot.domain.session import Session
 
@@ -84,6 +85,8 @@ class MessageQueue(Protocol):
 
 
 class TranscriptStore(Protocol):
+    bucket: str  # where the files land; downstream events name it
+
     def put_file(self, key: str, path: str, *, content_type: str, content_encoding: str | None = None) -> None:
         """Upload a local file (streamed, never read whole into memory) under ``key``."""
         ...
@@ -258,3 +261,30 @@ class GoogleCalendars(Protocol):
     ) -> PushChannel: ...
 
     def stop(self, calendar: Calendar, channel: PushChannel) -> None: ...
+
+
+# --- downstream events and live transcripts ----------------------------------------------------
+
+
+class EventPublisher(Protocol):
+    """Publishes events to the event bus (EventBridge)."""
+
+    def publish(self, entries: Sequence[Mapping[str, Any]]) -> set[str]:
+        """Publish outbox entries (``{"detail_type", "detail"}``, see domain/notifications.py).
+
+        Returns the ``event_id`` of every entry the bus accepted; raises when it could not be
+        reached at all.
+        """
+        ...
+
+
+class LiveSegmentStore(Protocol):
+    """Final live-transcript segments kept under their session (DynamoDB in production)."""
+
+    def put_segment(self, session_id: str, segment: LiveSegment, *, expires_at: int) -> bool:
+        """Store a segment unless the same one is stored; True when it was new."""
+        ...
+
+    def segments(self, session_id: str) -> Iterator[LiveSegment]:
+        """Every stored segment of the session, oldest first, page by page."""
+        ...

@@ -11,16 +11,16 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from meetpilot.app.ports import BotProvider, Repository, TranscriptStore
+from meetpilot.app.ports import BotProvider, LiveSegmentStore, Repository, TranscriptStore
 from meetpilot.app.sessions import update_session
 from meetpilot.domain.clock import Clock, parse_iso, to_iso
 from meetpilot.domain.retry import retry_delay
-from meetpilot.domain.session import Session, TranscriptState
+from meetpilot.domain.session import Session, TranscriptMode, TranscriptState
 from meetpilot.domain.status import Outcome
 from meetpilot.domain.transcript import TranscriptSummary, TranscriptWriter, iter_segments, normalise_segment
 from meetpilot.errors import (
@@ -34,6 +34,9 @@ from meetpilot.errors import (
 )
 
 NOT_READY_BUDGET = timedelta(minutes=30)
+# A streaming-only bot's transcript is assembled this long after it stopped, so the last live
+# deliveries (still in flight when the bot left) are in.
+LIVE_SETTLE_SECONDS = 30.0
 _COPY_CHUNK = 1 << 20
 
 
@@ -55,6 +58,8 @@ class FetchResult:
     keys: dict[str, str] | None = None
     summary: TranscriptSummary | None = None
     reason: str | None = None
+    latency_seconds: float | None = None  # from the bot leaving to the transcript being stored
+    partial_kept: bool = False  # a failed post-call transcription kept the live transcript instead
 
 
 def transcript_prefix(session: Session, meeting_start: datetime | None, now: datetime) -> str:
@@ -73,6 +78,112 @@ def fetch_transcript(
     spool_dir: str | None = None,
     not_ready_budget: timedelta = NOT_READY_BUDGET,
     retry_base_seconds: float = 15.0,
+    segments: LiveSegmentStore | None = None,
+) -> FetchResult:
+    """Store the session's transcript: the provider's post-call one, or for a streaming-only bot
+    the one assembled from its live segments. A post-call transcription that fails for good keeps
+    the live transcript (when there was one) as a partial transcript."""
+    result = _fetch(
+        job,
+        repo=repo,
+        provider=provider,
+        store=store,
+        clock=clock,
+        spool_dir=spool_dir,
+        not_ready_budget=not_ready_budget,
+        retry_base_seconds=retry_base_seconds,
+        segments=segments,
+    )
+    if result.outcome in (FetchOutcome.STORED, FetchOutcome.EMPTY):
+        session = repo.get_session(result.session_id)
+        stopped = _stopped_at(session) if session else None
+        if stopped is not None:
+            latency = max(0.0, (clock.now() - stopped).total_seconds())
+            result = replace(result, latency_seconds=latency)
+    elif result.outcome in (FetchOutcome.GAVE_UP, FetchOutcome.FAILED) and segments is not None:
+        session = repo.get_session(result.session_id)
+        if session is not None and session.live_transcript and session.transcript_mode is TranscriptMode.POST_CALL:
+            kept = keep_live_partial(
+                session, repo=repo, segments=segments, store=store, clock=clock, spool_dir=spool_dir
+            )
+            result = replace(result, partial_kept=kept)
+    return result
+
+
+def _stopped_at(session: Session) -> datetime | None:
+    """When the bot left, from the terminal event in the session's history."""
+    for entry in session.history:
+        if entry.get("stop_reason"):
+            for key in ("timestamp", "received_at"):
+                value = entry.get(key)
+                if isinstance(value, str) and value:
+                    try:
+                        return parse_iso(value)
+                    except ValueError:
+                        continue
+    return None
+
+
+def keep_live_partial(
+    session: Session,
+    *,
+    repo: Repository,
+    segments: LiveSegmentStore,
+    store: TranscriptStore,
+    clock: Clock,
+    spool_dir: str | None = None,
+) -> bool:
+    """After a post-call transcription failed, store what the live stream caught; True if any."""
+    from meetpilot.app.live_transcripts import store_live_transcript
+
+    if session.transcript.get("keys", {}).get("json"):
+        return False  # a transcript (full or partial) is already stored
+    meeting = repo.get_meeting(session.meeting_key)
+    prefix = transcript_prefix(session, meeting.start if meeting else None, clock.now())
+    live = store_live_transcript(
+        session,
+        segments.segments(session.session_id),
+        prefix=prefix + "live/",
+        store=store,
+        metadata=_metadata(session, meeting),
+        clock=clock,
+        spool_dir=spool_dir,
+        partial=True,
+    )
+    if live is None:
+        return False
+
+    def keep(current: Session) -> Session | None:
+        if current.transcript.get("keys", {}).get("json"):
+            return None
+        current.transcript = {**current.transcript, **live.figures}
+        return current
+
+    update_session(repo, session.session_id, keep, clock)
+    return True
+
+
+def _metadata(session: Session, meeting: Any) -> dict[str, Any]:
+    return {
+        "bot_id": session.bot_id,
+        "session_id": session.session_id,
+        "meeting_key": session.meeting_key,
+        "title": meeting.title if meeting else "",
+        "meeting_start": to_iso(meeting.start) if meeting else None,
+    }
+
+
+def _fetch(
+    job: Mapping[str, Any],
+    *,
+    repo: Repository,
+    provider: BotProvider,
+    store: TranscriptStore,
+    clock: Clock,
+    spool_dir: str | None,
+    not_ready_budget: timedelta,
+    retry_base_seconds: float,
+    segments: LiveSegmentStore | None,
 ) -> FetchResult:
     session_id = job.get("session_id")
     if not isinstance(session_id, str) or not session_id:
@@ -87,6 +198,9 @@ def fetch_transcript(
         raise InvalidInput(f"transcript job for unknown session {session_id}")
     if session.transcript_state is TranscriptState.STORED:
         return FetchResult(FetchOutcome.ALREADY_STORED, session_id)
+    if job.get("live_fallback"):
+        # The post-call transcription failed (its webhook said so): only the partial is left to keep.
+        return FetchResult(FetchOutcome.FAILED, session_id, reason=session.outcome_reason or "transcription failed")
 
     def retry(reason: str, retry_after: float | None = None) -> FetchResult:
         if now - first_attempt >= not_ready_budget:
@@ -101,6 +215,22 @@ def fetch_transcript(
         next_job.update(attempt=attempt + 1, first_attempt_at=to_iso(first_attempt))
         _count_try(repo, session_id, clock)
         return FetchResult(FetchOutcome.RETRY, session_id, retry_in=delay, next_job=next_job, reason=reason)
+
+    if session.transcript_mode is TranscriptMode.STREAMING:
+        if segments is None or not session.live_transcript:
+            why = "the transcript provider streams only and no live transcript was requested"
+            _settle(repo, session_id, Outcome.STREAMING_ONLY, why, clock)
+            return FetchResult(FetchOutcome.FAILED, session_id, reason=why)
+        if attempt == 0:
+            next_job = {**job, "attempt": 1, "first_attempt_at": to_iso(first_attempt)}
+            return FetchResult(
+                FetchOutcome.RETRY,
+                session_id,
+                retry_in=LIVE_SETTLE_SECONDS,
+                next_job=next_job,
+                reason="waiting for the last live deliveries",
+            )
+        return _store_live(session, repo=repo, segments=segments, store=store, clock=clock, spool_dir=spool_dir)
 
     try:
         transcript_id = session.transcript_id
@@ -132,6 +262,49 @@ def fetch_transcript(
         raise  # auth or request problem: fail the message so it reaches the DLQ for a redrive
 
 
+def _store_live(
+    session: Session,
+    *,
+    repo: Repository,
+    segments: LiveSegmentStore,
+    store: TranscriptStore,
+    clock: Clock,
+    spool_dir: str | None,
+) -> FetchResult:
+    from meetpilot.app.live_transcripts import store_live_transcript
+
+    meeting = repo.get_meeting(session.meeting_key)
+    live = store_live_transcript(
+        session,
+        segments.segments(session.session_id),
+        prefix=transcript_prefix(session, meeting.start if meeting else None, clock.now()),
+        store=store,
+        metadata=_metadata(session, meeting),
+        clock=clock,
+        spool_dir=spool_dir,
+    )
+    if live is None:
+        why = "the transcript provider streams only, and no final live segment arrived"
+        _settle(repo, session.session_id, Outcome.STREAMING_ONLY, why, clock)
+        return FetchResult(FetchOutcome.FAILED, session.session_id, reason=why)
+    empty = live.summary.is_empty
+    _settle(
+        repo,
+        session.session_id,
+        Outcome.EMPTY if empty else Outcome.TRANSCRIPT_STORED,
+        "the live transcript has no speech" if empty else None,
+        clock,
+        transcript=live.figures,
+        stored=True,
+    )
+    return FetchResult(
+        FetchOutcome.EMPTY if empty else FetchOutcome.STORED,
+        session.session_id,
+        keys=live.figures["keys"],
+        summary=live.summary,
+    )
+
+
 def _store(
     session: Session,
     raw_path: str,
@@ -161,13 +334,7 @@ def _store(
     os.remove(gz_path)
 
     paths = {fmt: os.path.join(tmp, f"transcript.{fmt}") for fmt in ("json", "txt", "vtt")}
-    metadata = {
-        "bot_id": session.bot_id,
-        "session_id": session.session_id,
-        "meeting_key": session.meeting_key,
-        "title": meeting.title if meeting else "",
-        "meeting_start": to_iso(meeting.start) if meeting else None,
-    }
+    metadata = _metadata(session, meeting)
     try:
         with (
             open(raw_path, "rb") as raw,
@@ -197,6 +364,8 @@ def _store(
 
     outcome = Outcome.EMPTY if summary.is_empty else Outcome.TRANSCRIPT_STORED
     figures = {
+        "bucket": store.bucket,
+        "source": "post_call",
         "keys": keys,
         "turns": summary.turns,
         "words": summary.words,

@@ -19,6 +19,7 @@ from meetpilot.domain.status import BotStatus, EventKind, Outcome, StopReason, T
 HISTORY_CAP = 100  # entries kept on the item; DynamoDB items are capped at 400 KB
 SEEN_CAP = 300  # dedupe hashes kept; a bot sends a few dozen events in its life
 MAX_JOINING_EVENTS = 3  # MeetStream retries a join up to three times
+OUTBOX_RETRY = timedelta(minutes=2)  # an unpublished event is retried by the next reconciler round
 
 
 class TranscriptMode(StrEnum):
@@ -65,6 +66,12 @@ class Session:
     reconcile_attempts: int = 0  # reconciler checks without the session reaching an outcome
     transcript_tries: int = 0  # transcript fetches that found nothing yet (the fetcher's progress)
     transcript_tries_seen: int = 0  # transcript_tries as the reconciler last saw it
+    # Live transcription was requested: final segments are kept under the session and assembled
+    # into a transcript when no post-call one comes (streaming-only provider, failed transcription).
+    live_transcript: bool = False
+    # Events for downstream consumers written with the change that caused them, not yet published
+    # (see domain/notifications.py); cleared once EventBridge has them.
+    outbox: list[dict[str, Any]] = field(default_factory=list)
     version: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -97,7 +104,7 @@ def _decide_outcome(session: Session, event: BotEvent) -> tuple[Outcome, str] | 
             return Outcome.NOT_ADMITTED, "the bot was never admitted from the waiting room"
         if reason is StopReason.DENIED:
             return Outcome.DENIED, "a host refused to let the bot in"
-        if session.transcript_mode is TranscriptMode.STREAMING:
+        if session.transcript_mode is TranscriptMode.STREAMING and not session.live_transcript:
             return Outcome.STREAMING_ONLY, "the transcript provider streams only; no post-call transcript"
         if session.transcript_mode is TranscriptMode.NONE:
             if reason is StopReason.FAILED:
@@ -112,9 +119,12 @@ def _decide_outcome(session: Session, event: BotEvent) -> tuple[Outcome, str] | 
 
 
 def _wants_transcript_job(session: Session, event: BotEvent) -> bool:
-    if session.transcript_mode is not TranscriptMode.POST_CALL:
-        return False
     if session.transcript_state is not TranscriptState.NONE or session.outcome is not None:
+        return False
+    if session.transcript_mode is TranscriptMode.STREAMING and session.live_transcript:
+        # No post-call transcript will come: once the bot is out, assemble the live segments.
+        return event.kind is EventKind.TERMINAL and bool(event.stop_reason and event.stop_reason.has_media)
+    if session.transcript_mode is not TranscriptMode.POST_CALL:
         return False
     if event.transcript_signal is TranscriptSignal.PROCESSED:
         return True
@@ -194,7 +204,10 @@ def apply_event(session: Session, event: BotEvent, now: datetime, *, source: str
 
 
 def attention_due(session: Session, now: datetime) -> datetime | None:
-    """When the reconciler should look at this session again; None once it has an outcome."""
+    """When the reconciler should look at this session again; None once it has an outcome (and
+    nothing left to publish: an outbox that could not be published is retried from there)."""
+    if session.outbox:
+        return now + OUTBOX_RETRY
     if session.outcome is not None:
         return None
     deadlines = {

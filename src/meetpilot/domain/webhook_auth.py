@@ -13,6 +13,8 @@ from datetime import datetime
 from meetpilot.domain.clock import parse_iso
 
 _TOKEN_CONTEXT = b"meetpilot:callback:v1:"
+# Live-transcript URLs get tokens of their own: one route's token never opens the other.
+_LIVE_TOKEN_CONTEXT = b"meetpilot:live-transcript:v1:"
 SIGNATURE_TOLERANCE_SECONDS = 300
 
 
@@ -28,20 +30,24 @@ def parse_secrets(value: str) -> tuple[str, ...]:
     return secrets
 
 
-def capability_token(secret: str, session_id: str) -> str:
-    """The token embedded in a session's callback URL: HMAC-SHA256 of the session id, base64url."""
-    digest = hmac.new(secret.encode(), _TOKEN_CONTEXT + session_id.encode(), hashlib.sha256).digest()
+def capability_token(secret: str, session_id: str, *, live: bool = False) -> str:
+    """The token embedded in a session's callback URL: HMAC-SHA256 of the session id, base64url.
+
+    ``live=True`` gives the token of the session's live-transcript URL instead.
+    """
+    context = _LIVE_TOKEN_CONTEXT if live else _TOKEN_CONTEXT
+    digest = hmac.new(secret.encode(), context + session_id.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def verify_capability_token(secrets: Sequence[str], session_id: str, token: str) -> bool:
-    """True when ``token`` was minted for ``session_id`` under any of the accepted secrets."""
+def verify_capability_token(secrets: Sequence[str], session_id: str, token: str, *, live: bool = False) -> bool:
+    """True when ``token`` was minted for ``session_id`` (and route kind) under any accepted secret."""
     if not token or not session_id:
         return False
     ok = False
     for secret in secrets:
         # No early exit: the time taken does not say which secret matched.
-        ok |= hmac.compare_digest(capability_token(secret, session_id).encode(), token.encode())
+        ok |= hmac.compare_digest(capability_token(secret, session_id, live=live).encode(), token.encode())
     return ok
 
 

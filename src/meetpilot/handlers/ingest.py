@@ -9,7 +9,7 @@ from typing import Any
 
 from meetpilot.app.ingest import WebhookRequest, ingest_webhook
 from meetpilot.composition import container
-from meetpilot.handlers.observability import logger
+from meetpilot.handlers.observability import count, count_by, instrumented, logger
 
 
 def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -37,14 +37,20 @@ def request_from_event(event: dict[str, Any]) -> WebhookRequest:
     )
 
 
+@instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         request = request_from_event(event)
     except (binascii.Error, ValueError):
         logger.warning("webhook rejected", extra={"reason": "bad_base64"})
+        count_by("WebhooksRejected", "reason", "bad_base64")
         return _response(400, {"message": "body is not valid base64"})
     c = container()
     result = ingest_webhook(request, secrets=c.secrets, queue=c.bot_events_queue, clock=c.clock)
+    if result.status == 200:
+        count("WebhooksAccepted")
+    else:
+        count_by("WebhooksRejected", "reason", result.reason)
     log = logger.info if result.status == 200 else logger.warning
     log(
         "webhook accepted" if result.status == 200 else "webhook rejected",

@@ -1,8 +1,109 @@
-"""The shared Powertools logger. JSON lines; the Lambda event itself is never logged (it can carry
-capability tokens in its path)."""
+"""The shared Powertools logger and metrics. JSON lines; the Lambda event itself is never logged
+(it can carry capability tokens in its path).
+
+Correlation keys (``bot_id``, ``meeting_key``, ``calendar_event_id``, ``session_id``) are put on
+every line logged while one record or request is handled (``correlated``), so one bot's or one
+meeting's story can be read back with a single filter. Metrics go to stdout as CloudWatch EMF in
+namespace ``meetpilot``; Powertools' metrics module is imported on first use, not at cold start.
+"""
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
 logger = Logger(service="meetpilot", log_uncaught_exceptions=False)
+
+NAMESPACE = "meetpilot"
+SERVICE = "meetpilot"
+CORRELATION_KEYS = ("bot_id", "meeting_key", "calendar_event_id", "session_id")
+
+_metrics: Any = None
+
+
+def _get_metrics() -> Any:
+    global _metrics
+    if _metrics is None:
+        from aws_lambda_powertools.metrics import Metrics
+
+        _metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+    return _metrics
+
+
+def count(name: str, value: float = 1.0) -> None:
+    """Add to a count metric (dimension: service), published when the invocation ends."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    _get_metrics().add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def seconds(name: str, value: float) -> None:
+    """Record a duration in seconds (dimension: service), published when the invocation ends."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    _get_metrics().add_metric(name=name, unit=MetricUnit.Seconds, value=round(value, 3))
+
+
+def count_by(name: str, dimension: str, value_of_dimension: str, value: float = 1.0) -> None:
+    """A count with one more dimension (e.g. the reason a webhook was rejected); written at once."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=value,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE},
+    ) as metric:
+        metric.add_dimension(name=dimension, value=value_of_dimension[:64] or "none")
+
+
+def flush_metrics() -> None:
+    """Write the metrics gathered so far as one EMF line (nothing when there are none)."""
+    if _metrics is not None and _metrics.metric_set:
+        _metrics.flush_metrics()
+
+
+def instrumented(handler: Callable[[dict[str, Any], Any], Any]) -> Callable[[dict[str, Any], Any], Any]:
+    """Publish the invocation's metrics when the handler returns or raises."""
+
+    @functools.wraps(handler)
+    def wrapper(event: dict[str, Any], context: Any) -> Any:
+        try:
+            return handler(event, context)
+        finally:
+            flush_metrics()
+
+    return wrapper
+
+
+@contextmanager
+def correlated(**keys: Any) -> Iterator[None]:
+    """Put the given correlation keys (those not None) on every line logged inside the block."""
+    present = {k: v for k, v in keys.items() if v is not None and v != ""}
+    logger.append_keys(**present)
+    try:
+        yield
+    finally:
+        # Also the keys ``correlate`` added inside the block: the next record starts clean.
+        logger.remove_keys([*present, *CORRELATION_KEYS])
+
+
+def correlate(**keys: Any) -> None:
+    """Add correlation keys learnt in the middle of a ``correlated`` block (a bot id, say)."""
+    logger.append_keys(**{k: v for k, v in keys.items() if v is not None and v != ""})
+
+
+def count_published(published: list[dict[str, Any]], failed: int) -> None:
+    """Metrics for the events one publish sent: how many, and the sessions now needing review."""
+    if published:
+        count("EventsPublished", len(published))
+    if failed:
+        count("EventPublishFailures", failed)
+    review = sum(1 for e in published if e["detail"].get("needs_review"))
+    if review:
+        count("SessionsNeedingReview", review)

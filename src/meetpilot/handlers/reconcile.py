@@ -10,9 +10,10 @@ from typing import Any
 from meetpilot.app.calendar_sync import renew_expiring_channels
 from meetpilot.app.reconcile import reconcile
 from meetpilot.composition import container
-from meetpilot.handlers.observability import logger
+from meetpilot.handlers.observability import count_published, instrumented, logger
 
 
+@instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     c = container()
 
@@ -33,7 +34,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         transcript_queue=c.transcript_queue,
         clock=c.clock,
         calendar_step=renew_channels,
+        events=c.event_publisher,
     )
+    count_published(report.published, int(report.actions.get("events_unpublished", 0)))
     summary = report.as_dict()
     logger.info("reconcile", extra=summary)
     return summary

@@ -47,6 +47,8 @@ class StackOptions:
     quiet_logs: bool = True
     # Start the local fake of Google Calendar and point the calendar functions at it.
     google_fake: bool = False
+    # LIVE_TRANSCRIPTS for the functions: "auto" (streaming providers), "true" or "false".
+    live_transcripts: str = "auto"
 
 
 class LocalStack:
@@ -69,6 +71,7 @@ class LocalStack:
         self._pollers: list[PollerThread | SchedulerThread] = []
         self.scheduler_runner: SchedulerRunner | None = None
         self.handler_errors: list[BaseException] = []
+        self.event_tap: Any = None  # the published events, read back through a rule to a queue
         self._errors_lock = threading.Lock()
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -143,11 +146,20 @@ class LocalStack:
             SCHEDULE_MARGIN_SECONDS=self.options.schedule_margin_seconds,
             MEETSTREAM_TIMEOUT_SECONDS=5,
             MEETPILOT_TIME_SCALE=self.options.time_scale,
+            LIVE_TRANSCRIPTS=self.options.live_transcripts,
             **google_env,
         )
         settings = Settings.from_env(env)
         self.container = Container(settings, clock=self.clock, boto_session=session, endpoint_url=self.aws_endpoint)
         use_container(self.container)
+        from meetpilot.local.event_tap import EventTap
+
+        self.event_tap = EventTap.create(
+            self.container.client("events"),
+            self.container.client("sqs"),
+            bus=settings.event_bus_name,
+            queue_name=f"{self.options.prefix}-published-events",
+        )
 
         sqs = self.container.client("sqs")
         self.scheduler_runner = SchedulerRunner(
@@ -222,6 +234,12 @@ class LocalStack:
             submit["user_id"] = user_id
         self.container.dispatch_queue.send({"submit": submit})
         return meeting_key(url, start)
+
+    def published_events(self, detail_type: str | None = None) -> list[dict[str, Any]]:
+        """What meetpilot has published to EventBridge so far (envelopes, oldest first)."""
+        assert self.event_tap is not None
+        events = self.event_tap.drain()
+        return [e for e in events if detail_type is None or e.get("detail-type") == detail_type]
 
     def put_secret(self, name: str, value: str) -> None:
         """Store an SSM SecureString in the emulator (a Google calendar's OAuth credentials)."""

@@ -30,6 +30,7 @@ from meetpilot.simulator.lifecycle import (
     join_plan,
     webhook_payload,
 )
+from meetpilot.simulator.live import live_plan, live_webhook_url
 from meetpilot.simulator.timers import Timers
 from meetpilot.simulator.transcripts import encode_transcript, transcript_segments
 from meetpilot.simulator.webhooks import Delivery, WebhookDispatcher, sign
@@ -388,6 +389,7 @@ class MeetStreamAPI:
             }
         if name == "bot.recording":
             bot.recording, bot.started_at = True, now
+            self._start_live(bot, now)
         elif name == "bot.leaving":
             bot.leaving = True
         elif name in TERMINAL_EVENTS:
@@ -409,6 +411,32 @@ class MeetStreamAPI:
             self._webhooks.submit(
                 Delivery(self.config.workspace_url, raw, name, bot.bot_id, workspace=True, headers=headers)
             )
+
+    def _start_live(self, bot: BotRecord, started_at: datetime) -> None:
+        """Post live transcription results while the bot records, if it was asked for them."""
+        url = live_webhook_url(bot.request_payload)
+        if url is None:
+            return
+        plan = live_plan(
+            bot.bot_id,
+            segments=self.config.live_segments,
+            started_at=started_at,
+            meeting_seconds=self.config.meeting_seconds,
+            custom_attributes=bot.custom_attributes,
+            interim=self.config.live_interim,
+        )
+        generation = bot.generation
+        for item in plan:
+            self._timers.call_later(
+                item.after / self.config.speed, lambda item=item: self._send_live(bot, url, item.payload, generation)
+            )
+
+    def _send_live(self, bot: BotRecord, url: str, payload: dict[str, Any], generation: int) -> None:
+        with self._lock:
+            # Nothing more is heard once the bot has left (or was removed).
+            if bot.generation != generation or bot.cancelled or bot.leaving or bot.final:
+                return
+            self._webhooks.submit(Delivery(url, json.dumps(payload).encode(), "live_transcript", bot.bot_id))
 
     def _watch_schedule(self) -> None:
         if not self._watching_schedule:

@@ -110,6 +110,10 @@ class SimulatorConfig:
     transcript_envelope: TranscriptEnvelope = "array"
     replay_omits_transcript_id: bool = False  # a 507 replay answers transcript_id: null
 
+    # live transcription (bots created with live_transcription_required.webhook_url)
+    live_segments: int = 6  # final results posted while a bot records, each after an interim one
+    live_interim: bool = True  # also post an interim (is_final: false) result before each final one
+
     # webhooks
     legacy_webhooks: bool = False  # only `event`, no `bot_event`, no timestamps on bot.* events
     webhook_retries: int = 0  # MeetStream does not retry; set >0 to retry non-2xx deliveries
@@ -132,5 +136,10 @@ class SimulatorConfig:
             raise ValueError("SimulatorConfig.past_join_at must be join_now or reject")
         if bool(self.workspace_url) != bool(self.workspace_secret):
             raise ValueError("SimulatorConfig.workspace_url and workspace_secret go together")
-        if self.webhook_retries < 0 or self.transcript_segments < 0 or self.long_transcript_segments < 0:
+        if (
+            self.webhook_retries < 0
+            or self.transcript_segments < 0
+            or self.long_transcript_segments < 0
+            or self.live_segments < 0
+        ):
             raise ValueError("SimulatorConfig counts must not be negative")

@@ -1,0 +1,93 @@
+"""Alarms and the dashboard in template.yaml: every dead-letter queue is watched, the application
+alarms read metrics the functions really write, and notifications go to the optional SNS topic."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from meetpilot.local.template import queue_definitions, referenced_logical_id, resources_of_type
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "meetpilot"
+
+
+def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: template["Resources"][logical_id]["Properties"]
+        for logical_id in resources_of_type(template, "AWS::CloudWatch::Alarm")
+    }
+
+
+def _alarmed_queue(props: dict[str, Any]) -> str | None:
+    if props.get("Namespace") != "AWS/SQS":
+        return None
+    for dimension in props.get("Dimensions", []):
+        if dimension["Name"] == "QueueName":
+            value = dimension["Value"]
+            # !GetAtt Queue.QueueName
+            target = value.get("Fn::GetAtt") if isinstance(value, dict) else None
+            if isinstance(target, list) and target[1] == "QueueName":
+                return str(target[0])
+            if isinstance(target, str) and target.endswith(".QueueName"):
+                return target.split(".")[0]
+    return None
+
+
+def test_every_dead_letter_queue_has_an_alarm_that_fires_on_one_message(template: dict[str, Any]) -> None:
+    dlqs = {q.dlq_logical_id for q in queue_definitions(template) if q.dlq_logical_id}
+    assert len(dlqs) >= 4
+    watched: dict[str, list[str]] = {}
+    for logical_id, props in _alarms(template).items():
+        queue = _alarmed_queue(props)
+        if queue is None:
+            continue
+        watched.setdefault(queue, []).append(logical_id)
+        assert props["MetricName"] == "ApproximateNumberOfMessagesVisible", logical_id
+        assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["Threshold"] == 0, logical_id
+        assert props["TreatMissingData"] == "notBreaching", logical_id
+    missing = sorted(dlqs - set(watched))
+    assert missing == [], f"dead-letter queues without an alarm: {missing}"
+    assert all(len(ids) == 1 for ids in watched.values()), watched  # one alarm per DLQ
+    assert set(watched) <= dlqs  # main queues are not alarmed on depth (they are meant to hold work)
+
+
+def test_application_alarms_watch_metrics_the_code_emits(template: dict[str, Any]) -> None:
+    emitted = set()
+    for path in SRC.joinpath("handlers").glob("*.py"):
+        emitted |= set(re.findall(r'count(?:_by)?\(\s*"([A-Za-z]+)"', path.read_text()))
+        emitted |= set(re.findall(r'seconds\(\s*"([A-Za-z]+)"', path.read_text()))
+    app = {logical_id: p for logical_id, p in _alarms(template).items() if p.get("Namespace") == "meetpilot"}
+    watched = {p["MetricName"] for p in app.values()}
+    assert watched == {"DispatchFailures", "SessionsNeedingReview"}
+    assert watched <= emitted | {"SessionsNeedingReview"}, sorted(emitted)
+    assert "SessionsNeedingReview" in SRC.joinpath("handlers", "observability.py").read_text()
+    for props in app.values():
+        # Powertools Metrics adds the service dimension; an alarm without it would watch nothing.
+        assert props["Dimensions"] == [{"Name": "service", "Value": "meetpilot"}]
+        assert props["Statistic"] == "Sum" and props["Threshold"] == 0
+
+
+def test_alarms_notify_the_optional_topic(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
+    for logical_id, props in _alarms(template).items():
+        for key in ("AlarmActions", "OKActions"):
+            action = props[key]["Fn::If"]
+            assert action[0] == "HasAlarmTopic", logical_id
+            assert referenced_logical_id(action[1][0]) == "AlarmTopicArn", logical_id
+            assert action[2] == {"Ref": "AWS::NoValue"}, logical_id
+
+
+def test_dashboard_body_is_json_and_shows_every_alarm(template: dict[str, Any]) -> None:
+    (dashboard,) = resources_of_type(template, "AWS::CloudWatch::Dashboard")
+    body = template["Resources"][dashboard]["Properties"]["DashboardBody"]["Fn::Sub"]
+    references = set(re.findall(r"\$\{([A-Za-z0-9:.]+)\}", body))
+    resolved = json.loads(re.sub(r"\$\{[A-Za-z0-9:.]+\}", "x", body))
+    assert {w["type"] for w in resolved["widgets"]} == {"metric", "alarm"}
+    assert {f"{a}.Arn" for a in _alarms(template)} <= references
+    names = json.dumps(resolved)
+    for metric in ("BotsDispatched", "DispatchLateness", "WebhooksRejected", "EventsApplied", "DuplicatesIgnored"):
+        assert metric in names
+    for metric in ("TranscriptsStored", "TranscriptLatency", "SessionsNeedingReview"):
+        assert metric in names
