@@ -68,7 +68,8 @@ def test_a_meeting_calendars_still_want_is_not_cancelled(api, api_stack):
 def test_invalid_input_is_422_and_names_the_field(api):
     missing = _error(lambda: api.post("/v1/meetings", {"meeting_url": "https://meet.google.com/abc-defg-hij"}))
     assert missing.status == 422 and missing.message == "start: is required"
-    naive = _error(lambda: api.post("/v1/meetings", {"meeting_url": "https://x.example/m", "start": "2026-06-01T10:00"}))
+    naive_start = {"meeting_url": "https://x.example/m", "start": "2026-06-01T10:00"}
+    naive = _error(lambda: api.post("/v1/meetings", naive_start))
     assert naive.status == 422 and naive.message.startswith("start:")
     not_a_link = _error(lambda: api.post("/v1/meetings", {"meeting_url": "tomorrow at ten", "start": _future(30)}))
     assert not_a_link.status == 422 and "meeting URL" in not_a_link.message

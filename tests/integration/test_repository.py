@@ -141,7 +141,13 @@ def _item_size(backend: DynamoBackend, pk: str, sk: str) -> int:
 
 def test_table_matches_the_template(ddb_backend: DynamoBackend) -> None:  # noqa: F811
     table = ddb_backend.client.describe_table(TableName=ddb_backend.table_name)["Table"]
-    assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {"by-calendar-event", "by-bot", "attention"}
+    assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {
+        "by-calendar-event",
+        "by-bot",
+        "attention",
+        "sessions-by-status",
+        "sessions-by-month",
+    }
     ttl = ddb_backend.client.describe_time_to_live(TableName=ddb_backend.table_name)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == "expires_at"
     assert ttl["TimeToLiveStatus"] in ("ENABLED", "ENABLING")
