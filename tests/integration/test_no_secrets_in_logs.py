@@ -114,7 +114,8 @@ def refuse_our_api_key(stack: LocalStack, refuse: bool) -> None:
 def test_a_full_run_logs_no_api_key_secret_token_or_signature(
     stack_factory: Callable[..., LocalStack], captured: Callable[[], str]
 ) -> None:
-    stack = stack_factory(quiet_logs=False)
+    # Every bot also gets a live-transcript URL, whose token must stay out of the logs as well.
+    stack = stack_factory(quiet_logs=False, live_transcripts="true", simulator_overrides={"live_segments": 3})
     logging.getLogger("meetpilot").setLevel(logging.DEBUG)  # quiet or not, the stack sets a level
     enable_workspace_deliveries(stack)
     meetings = {
@@ -160,6 +161,15 @@ def test_a_full_run_logs_no_api_key_secret_token_or_signature(
         ),
     ]
     assert [r.status_code for r in rejected] == [401, 401, 400, 401, 401]
+    live_token = capability_token(stack.webhook_secret, sessions[0].session_id, live=True)
+    live_rejected = [
+        # the callback token on the live route, the live token on the callback route, a bad body
+        httpx.post(f"{gateway}/live/{sessions[0].session_id}/{other_token}", content=b"{}"),
+        httpx.post(f"{gateway}/{sessions[0].session_id}/{live_token}", content=body),
+        httpx.post(f"{gateway}/live/{sessions[0].session_id}/{live_token}", content=b"{"),
+    ]
+    assert [r.status_code for r in live_rejected] == [401, 401, 400]
+    assert any("/live/" in d["url"] and d["status"] == 200 for d in deliveries), "no live delivery got in"
 
     # The reconciler reads the provider with the API key; a provider that refuses the key makes
     # dispatch fail with an error whose traceback is searched as well.
@@ -181,6 +191,10 @@ def test_a_full_run_logs_no_api_key_secret_token_or_signature(
     secrets = [("the MeetStream API key", stack.api_key), ("the webhook secret", stack.webhook_secret)]
     secrets += [
         (f"the token of {s.session_id}", capability_token(stack.webhook_secret, s.session_id)) for s in sessions
+    ]
+    secrets += [
+        (f"the live token of {s.session_id}", capability_token(stack.webhook_secret, s.session_id, live=True))
+        for s in sessions
     ]
     for delivery in deliveries:
         if delivery["workspace"]:
