@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lint typecheck test demo bench clean dynamodb-local checkov
+.PHONY: help install lint typecheck test demo bench clean dynamodb-local checkov chromium
 
 help:
 	@echo "make demo   - set up .venv and run the local end-to-end demo"
@@ -38,7 +38,11 @@ dynamodb-local:
 checkov:
 	@scripts/checkov.sh install
 
-test: lint typecheck dynamodb-local checkov
+# Debian's Chromium, which Playwright drives in the dev dashboard's test.
+chromium:
+	@scripts/install-chromium.sh
+
+test: lint typecheck dynamodb-local checkov chromium
 	$(BIN)/pytest
 
 demo: install

@@ -186,10 +186,13 @@ def chaos(
 @app.command()
 def dev(
     speed: Annotated[float, typer.Option(help="simulator speed: simulated seconds per real second")] = 60.0,
+    dashboard_port: Annotated[int, typer.Option(help="port of the local dashboard (0: any free port)")] = 0,
+    no_dashboard: Annotated[bool, typer.Option("--no-dashboard", help="run without the dashboard")] = False,
 ) -> None:
-    """Run the local stack until Ctrl-C: gateway, AWS emulator, queue pollers, scheduler, simulator.
+    """Run the local stack until Ctrl-C: gateway, AWS emulator, queue pollers, scheduler, simulator,
+    and a dashboard of sessions, their timelines and transcripts on 127.0.0.1.
 
-    Example: meetpilot dev --speed 60
+    Example: meetpilot dev --speed 60 --dashboard-port 8765
     """
     from meetpilot.local.dev import run_dev
     from meetpilot.local.stack import StackOptions
@@ -201,7 +204,12 @@ def dev(
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    run_dev(stop, options=StackOptions(speed=speed, quiet_logs=True), say=console.print)
+    run_dev(
+        stop,
+        options=StackOptions(speed=speed, quiet_logs=True),
+        say=console.print,
+        dashboard_port=None if no_dashboard else dashboard_port,
+    )
 
 
 def _when(start: str | None, in_seconds: int | None) -> datetime:

@@ -9,15 +9,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from meetpilot.api.client import ManagementClient
+from meetpilot.local.dashboard import DashboardServer
 from meetpilot.local.stack import LocalStack, StackOptions
 
 STATE_FILE = Path(".meetpilot") / "dev.json"
 
 
-def describe(stack: LocalStack) -> list[str]:
+def describe(stack: LocalStack, dashboard_url: str | None = None) -> list[str]:
     assert stack.gateway is not None and stack.simulator is not None
     lines = [
         "meetpilot dev is running (Ctrl-C stops it)",
+        *([f"  dashboard       : {dashboard_url}"] if dashboard_url else []),
         f"  webhook gateway : {stack.gateway.url}/webhooks/meetstream",
         f"  management API  : {stack.gateway.url}/v1  (SigV4-signed; the meetpilot commands sign for you)",
         f"  simulator       : {stack.simulator.base_url}  (API key in {STATE_FILE})",
@@ -35,11 +38,12 @@ def describe(stack: LocalStack) -> list[str]:
     return lines
 
 
-def write_state(stack: LocalStack, path: Path = STATE_FILE) -> None:
+def write_state(stack: LocalStack, path: Path = STATE_FILE, *, dashboard_url: str | None = None) -> None:
     assert stack.gateway is not None and stack.simulator is not None
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "pid": os.getpid(),
+        "dashboard": dashboard_url,
         "gateway": stack.gateway.url,
         "simulator": stack.simulator.base_url,
         "simulator_api_key": stack.api_key,
@@ -63,20 +67,41 @@ def run_dev(
     options: StackOptions | None = None,
     say: Callable[[str], None] = print,
     state_path: Path = STATE_FILE,
+    dashboard_port: int | None = 0,
 ) -> None:
-    """Run the stack until ``stop`` is set, then stop every thread and server."""
+    """Run the stack until ``stop`` is set, then stop every thread and server.
+
+    ``dashboard_port`` 0 picks a free port for the dashboard; None runs without it.
+    """
     stack = LocalStack(options or StackOptions(speed=60.0))
+    dashboard: DashboardServer | None = None
     try:
         stack.start()
-        write_state(stack, state_path)
-        for line in describe(stack):
+        if dashboard_port is not None:
+            dashboard = DashboardServer(dev_api_client(stack), port=dashboard_port).start()
+        url = dashboard.url if dashboard else None
+        write_state(stack, state_path, dashboard_url=url)
+        for line in describe(stack, url):
             say(line)
         while not stop.wait(0.5):
             pass
     finally:
+        if dashboard is not None:
+            dashboard.stop()
+            dashboard.api.close()
         stack.stop()
         state_path.unlink(missing_ok=True)
         say("meetpilot dev stopped")
+
+
+def dev_api_client(stack: LocalStack) -> ManagementClient:
+    """A management API client for this stack, signing with its local credentials."""
+    from botocore.credentials import Credentials
+
+    assert stack.gateway is not None
+    env = stack.environment()
+    credentials = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    return ManagementClient(stack.gateway.url, credentials, env["AWS_DEFAULT_REGION"])
 
 
 def container_from_state(state: dict[str, Any]) -> Any:

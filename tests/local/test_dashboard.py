@@ -1,0 +1,176 @@
+"""The dev dashboard in headless Chromium, driven by Playwright, over the real management API.
+
+Three meetings go through the whole local stack (schedules, gateway, pollers, simulator): one ends
+with a stored transcript, one with a bot nobody admitted, one with a bot a host denied. The page
+must show exactly those rows with their outcomes, filter them, show a session's timeline and its
+transcript, and a screenshot must show each row's outcome badge in its colour.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from meetpilot.local.dashboard import DashboardServer
+from meetpilot.local.demo import demo_options
+from meetpilot.local.dev import dev_api_client
+from meetpilot.local.stack import LocalStack
+from meetpilot.simulator import Scenario
+
+CHROMIUM = os.environ.get("MEETPILOT_CHROMIUM", "/usr/bin/chromium")
+# Headless and quiet: no sandbox (CI runs as root), and no background calls to the network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# The page's badge colours: a stored transcript, and an outcome without one that needs no review.
+BADGE_RGB = {"ok": (0x1F, 0x8F, 0x4E), "quiet": (0x7A, 0x81, 0x94)}
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+ROWS = "#sessions tbody tr[data-session]"
+pytestmark = pytest.mark.skipif(
+    shutil.which(CHROMIUM) is None and not os.path.exists(CHROMIUM),
+    reason="Chromium is not installed (make test installs Debian's chromium)",
+)
+
+MEETINGS = (
+    ("https://meet.google.com/das-hboa-rdok", Scenario.NORMAL, "transcript_stored"),
+    ("https://meet.google.com/das-hboa-rdna", Scenario.NOT_ADMITTED, "not_admitted"),
+    ("https://meet.google.com/das-hboa-rdde", Scenario.DENIED, "denied"),
+)
+
+
+@pytest.fixture(scope="module")
+def finished_stack() -> Iterator[tuple[LocalStack, dict[str, str]]]:
+    with LocalStack(demo_options()) as stack:
+        start = stack.clock.now() + timedelta(seconds=6)
+        keys = {}
+        for url, scenario, outcome in MEETINGS:
+            stack.simulator.set_scenario(url, scenario)
+            keys[stack.submit_meeting(url, start, title=f"dashboard {outcome}", user_id="ada")] = outcome
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            sessions = [stack.session_for(k) for k in keys]
+            if all(s is not None and s.outcome is not None for s in sessions):
+                break
+            time.sleep(0.2)
+        sessions = {k: stack.session_for(k) for k in keys}
+        assert {s.outcome.value for s in sessions.values()} == set(keys.values())
+        yield stack, {sessions[k].session_id: outcome for k, outcome in keys.items()}
+
+
+@pytest.fixture(scope="module")
+def dashboard(finished_stack: tuple[LocalStack, dict[str, str]]) -> Iterator[DashboardServer]:
+    stack, _ = finished_stack
+    with DashboardServer(dev_api_client(stack)) as server:
+        yield server
+        server.api.close()
+
+
+@pytest.fixture(scope="module")
+def page(dashboard: DashboardServer) -> Iterator[object]:
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 900})
+        tab.goto(dashboard.url)
+        tab.wait_for_selector("#sessions tbody tr[data-session]")
+        yield tab
+        browser.close()
+
+
+def _rows(page) -> dict[str, str]:
+    return {
+        row.get_attribute("data-session"): row.get_attribute("data-outcome")
+        for row in page.locator("#sessions tbody tr[data-session]").all()
+    }
+
+
+def test_dashboard_lists_every_session_with_its_outcome(page, finished_stack):
+    _, expected = finished_stack
+    assert _rows(page) == expected
+    assert "3 sessions · 1 transcripts · 0 need review" in page.inner_text("#summary")
+
+
+def test_a_screenshot_shows_each_rows_outcome_badge_in_its_colour(page, finished_stack, tmp_path):
+    from PIL import Image
+
+    _, expected = finished_stack
+    shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
+    shot.save(tmp_path / "dashboard.png")
+    for session_id, outcome in expected.items():
+        badge = page.locator(f'tr[data-session="{session_id}"] .badge')
+        box = badge.bounding_box()
+        assert box is not None and box["width"] > 20
+        # The badge's middle, away from its text: sample a strip along its left edge.
+        x, y = int(box["x"] + 3), int(box["y"] + box["height"] / 2)
+        pixel = shot.getpixel((x, y))
+        want = BADGE_RGB["ok" if outcome == "transcript_stored" else "quiet"]
+        assert max(abs(a - b) for a, b in zip(pixel, want, strict=True)) <= 12, (outcome, pixel)
+        assert badge.inner_text() == outcome
+
+
+def test_filters_narrow_the_rows(page, finished_stack):
+    _, expected = finished_stack
+    page.check("#f-review")  # none of them needs a person's review: not admitted and denied are answers
+    expect(page.locator(ROWS)).to_have_count(0)
+    page.uncheck("#f-review")
+    page.fill("#f-search", "rd")
+    expect(page.locator(ROWS)).to_have_count(3)
+    page.fill("#f-search", "rdok")
+    expect(page.locator(ROWS)).to_have_count(1)
+    assert list(_rows(page).values()) == ["transcript_stored"]
+    page.fill("#f-search", "")
+    page.select_option("#f-status", "pending")  # a server-side filter: no session is pending any more
+    expect(page.locator(ROWS)).to_have_count(0)
+    assert "no sessions match" in page.inner_text("#list-message")
+    page.select_option("#f-status", "")
+    expect(page.locator(ROWS)).to_have_count(3)
+    assert _rows(page) == expected
+
+
+def test_a_session_shows_its_timeline_and_its_transcript(page, finished_stack):
+    stack, expected = finished_stack
+    stored = next(s for s, outcome in expected.items() if outcome == "transcript_stored")
+    page.click(f'tr[data-session="{stored}"]')
+    page.wait_for_selector("#detail ol.timeline li")
+    timeline = page.inner_text("#detail ol.timeline")
+    for step in ("bot.joining", "bot.inmeeting", "bot.stopped", "bot.done"):
+        assert step in timeline
+    expect(page.locator("#viewer")).to_have_attribute("data-format", "txt")
+    session = stack.container.repository.get_session(stored)
+    body = stack.container.client("s3").get_object(
+        Bucket=stack.container.settings.transcript_bucket, Key=session.transcript["keys"]["txt"]
+    )["Body"].read()
+    assert page.inner_text("#viewer").strip() == body.decode().strip()
+    page.click('#detail button[data-format="vtt"]')
+    expect(page.locator("#viewer")).to_have_attribute("data-format", "vtt")
+    assert page.inner_text("#viewer").startswith("WEBVTT")
+
+    flagged = next(s for s, outcome in expected.items() if outcome == "denied")
+    page.click(f'tr[data-session="{flagged}"]')
+    page.wait_for_selector("#detail .error")
+    assert "refused" in page.inner_text("#detail .error")
+    assert "no transcript stored" in page.inner_text("#detail")
+
+
+def test_the_dashboard_is_read_only_and_answers_only_its_loopback_name(dashboard):
+    assert httpx.post(dashboard.url + "api/sessions").status_code == 405
+    other_host = httpx.get(dashboard.url + "api/sessions", headers={"Host": "attacker.example"})
+    assert other_host.status_code == 403
+    missing = httpx.get(dashboard.url + "api/sessions/no-such-session")
+    assert missing.status_code == 404 and "no session or bot with that id" in missing.json()["message"]
+    bad_format = httpx.get(dashboard.url + "api/transcripts/x?format=pdf")
+    assert bad_format.status_code == 422
