@@ -25,6 +25,8 @@ from meetpilot.simulator import Scenario
 class DiskStore:
     """A TranscriptStore on local disk, so a memory measurement sees only meetpilot's own copies."""
 
+    bucket = "local-disk"  # the TranscriptStore port names where files land
+
     def __init__(self, root):
         self.root = root
         self.objects: dict[str, dict] = {}
