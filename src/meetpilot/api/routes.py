@@ -8,6 +8,9 @@ request yet, 422 for invalid input (naming the field).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -51,6 +54,11 @@ API_PREFIX = "/v1"
 TRANSCRIPT_LINK_SECONDS = 300
 
 app = APIGatewayHttpResolver(enable_validation=True)
+
+
+def _answers(ok: type[BaseModel], *codes: int) -> dict[int | str, Any]:
+    """The OpenAPI responses of a route: 200 with ``ok``, and the error answers it may give."""
+    return {200: {"description": "OK", "content": {"application/json": {"model": ok}}}, **_errors(*codes)}
 
 
 def _errors(*codes: int) -> dict[int | str, Any]:
@@ -111,7 +119,7 @@ def create_meeting(body: MeetingCreate) -> Response[MeetingOut]:
 @app.get(
     f"{API_PREFIX}/meetings/<meeting_id>",
     summary="A meeting and where its bot is",
-    responses=_errors(404, 422),
+    responses=_answers(MeetingOut, 404, 422),
     tags=["meetings"],
 )
 def get_meeting(meeting_id: Annotated[str, Path(max_length=4096)]) -> MeetingOut:
@@ -126,7 +134,7 @@ def get_meeting(meeting_id: Annotated[str, Path(max_length=4096)]) -> MeetingOut
     summary="Cancel a meeting asked for directly",
     description="Withdraws the direct request and the bot (cancelled while scheduled, removed from the call). "
     "409 when calendar events still want the meeting.",
-    responses=_errors(404, 409, 422, 502),
+    responses=_answers(MeetingCancelled, 404, 409, 422, 502),
     tags=["meetings"],
 )
 def cancel_meeting(meeting_id: Annotated[str, Path(max_length=4096)]) -> MeetingCancelled:
@@ -153,7 +161,7 @@ def cancel_meeting(meeting_id: Annotated[str, Path(max_length=4096)]) -> Meeting
     summary="List sessions, newest meeting first",
     description="Filter by one of status, user_id or calendar_event_id; from/to bound the meeting start "
     "(without any filter: 30 days back to 30 days ahead). Pages continue with next_cursor.",
-    responses=_errors(422),
+    responses=_answers(SessionPage, 422),
     tags=["sessions"],
 )
 def list_sessions(
@@ -186,7 +194,7 @@ def list_sessions(
     f"{API_PREFIX}/sessions/<session_id>",
     summary="A session with its full event history",
     description="The id may be the session id or the bot id.",
-    responses=_errors(404, 422),
+    responses=_answers(SessionOut, 404, 422),
     tags=["sessions"],
 )
 def get_session(session_id: Annotated[str, Path(max_length=200)]) -> SessionOut:
@@ -203,7 +211,7 @@ def get_session(session_id: Annotated[str, Path(max_length=200)]) -> SessionOut:
     f"{API_PREFIX}/transcripts/<bot_id>",
     summary="A short-lived download link for a stored transcript",
     description=f"The id may be the bot id or the session id. The link works for {TRANSCRIPT_LINK_SECONDS} s.",
-    responses=_errors(404, 409, 422),
+    responses=_answers(TranscriptLinkOut, 404, 409, 422),
     tags=["transcripts"],
 )
 def get_transcript_link(
@@ -252,7 +260,12 @@ def add_calendar(body: CalendarCreate) -> Response[CalendarOut]:
     return _json(201 if done.created else 200, CalendarOut.of(done.calendar))
 
 
-@app.get(f"{API_PREFIX}/calendars", summary="List registered calendars", responses=_errors(422), tags=["calendars"])
+@app.get(
+    f"{API_PREFIX}/calendars",
+    summary="List registered calendars",
+    responses=_answers(CalendarList, 422),
+    tags=["calendars"],
+)
 def list_calendars(user_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None) -> CalendarList:
     from meetpilot.app.calendars import list_calendars as registered
 
@@ -263,7 +276,7 @@ def list_calendars(user_id: Annotated[str | None, Query(min_length=1, max_length
     f"{API_PREFIX}/calendars/<calendar_id>",
     summary="Remove a calendar",
     description="Meetings only it asked for lose their schedule or bot. 409 while it is being synced.",
-    responses=_errors(404, 409, 422, 502),
+    responses=_answers(CalendarRemoved, 404, 409, 422, 502),
     tags=["calendars"],
 )
 def remove_calendar(calendar_id: Annotated[str, Path(max_length=200)]) -> CalendarRemoved:
@@ -320,8 +333,33 @@ def _no_route(_: Exception) -> Response[Any]:
     return _error(404, f"no such route; the API's routes are under {API_PREFIX}/ (see docs/openapi.json)")
 
 
+def _body_problem(event: dict[str, Any]) -> str | None:
+    """Why a request body is not the JSON every route takes, or None. Checked before Powertools sees
+    it, which would try other encodings (form data) and fail on malformed ones."""
+    raw = event.get("body")
+    if not raw:
+        return None
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    kind = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        return "send it as JSON (content-type: application/json)"
+    try:
+        text = base64.b64decode(raw, validate=True).decode("utf-8") if event.get("isBase64Encoded") else str(raw)
+        json.loads(text)
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        return "is not valid JSON in UTF-8"
+    return None
+
+
 def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Answer one API Gateway (HTTP API, payload v2) event."""
+    problem = _body_problem(event)
+    if problem is not None:
+        return {
+            "statusCode": 422,
+            "headers": {"content-type": "application/json"},
+            "body": ErrorBody(message=f"body: {problem}").model_dump_json(),
+        }
     try:
         return app.resolve(event, context)
     except Exception:

@@ -199,9 +199,17 @@ class Gateway:
                         self.send_header(name, value)
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+            def __getattr__(self, name: str) -> Any:
+                # Any other method (HEAD, TRACE, QUERY, ...) reaches the router too, so one that no
+                # route serves gets API Gateway's JSON 404 rather than the server's own 501 page.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return  # request lines would print capability tokens from the path
