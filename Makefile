@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lint typecheck test demo bench clean dynamodb-local checkov chromium
+.PHONY: help install lint typecheck test demo bench clean dynamodb-local checkov chromium sam-cli
 
 help:
 	@echo "make demo   - set up .venv and run the local end-to-end demo"
@@ -42,7 +42,11 @@ checkov:
 chromium:
 	@scripts/install-chromium.sh
 
-test: lint typecheck dynamodb-local checkov chromium
+# The AWS SAM CLI (tests/infra/test_sam_build.py runs `sam build`) pins its own boto3 and click too.
+sam-cli:
+	@scripts/sam.sh install
+
+test: lint typecheck dynamodb-local checkov chromium sam-cli
 	$(BIN)/pytest
 
 demo: install
@@ -53,17 +57,25 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-checkov .cache .pytest_cache .ruff_cache .mypy_cache .aws-sam
+	rm -rf $(VENV) .venv-checkov .venv-sam .cache .pytest_cache .ruff_cache .mypy_cache .aws-sam
 
 # --- sam build (BuildMethod: makefile) ------------------------------------------------------
-# Dependencies are fetched as arm64 wheels for Python 3.13, whatever Python runs the build.
-LAMBDA_PIP = $(PYTHON) -m pip install --quiet --platform manylinux2014_aarch64 --implementation cp \
-	--python-version 3.13 --only-binary=:all: --target "$(ARTIFACTS_DIR)" -r requirements-lambda.txt
+# `sam build` calls build-<LogicalId> with ARTIFACTS_DIR set. The third-party dependencies go into
+# one layer, DependenciesLayer (under python/, where Lambda looks), built once per build; each
+# function's artifact is the meetpilot package alone, so a new function needs no target here.
+# Wheels are fetched for the Lambda runtime (arm64, CPython 3.13) whatever Python runs the build;
+# `LAMBDA_WHEELS=` (empty) installs for the building Python instead, which is how
+# tests/infra/test_sam_build.py imports the artifacts on the host.
+LAMBDA_WHEELS ?= --platform manylinux2014_aarch64 --implementation cp --python-version 3.13 --only-binary=:all:
 
-build-DispatchFunction build-IngestFunction build-BotEventsFunction build-TranscriptFetchFunction \
-build-ReconcileFunction build-CalendarSyncFunction build-CalendarPollFunction build-CalendarPushFunction \
-build-ManagementFunction:
-	$(LAMBDA_PIP)
+build-DependenciesLayer:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile $(LAMBDA_WHEELS) \
+		--target "$(ARTIFACTS_DIR)/python" -r requirements-lambda.txt
+
+# A pattern rule, not a list: implicit rules are never searched for .PHONY targets, so these stay
+# off .PHONY (no file of such a name exists).
+build-%Function:
 	mkdir -p "$(ARTIFACTS_DIR)/meetpilot"
 	cp -R src/meetpilot/. "$(ARTIFACTS_DIR)/meetpilot/"
 	rm -rf "$(ARTIFACTS_DIR)/meetpilot/simulator" "$(ARTIFACTS_DIR)/meetpilot/local"
+	find "$(ARTIFACTS_DIR)/meetpilot" -name __pycache__ -prune -exec rm -rf {} +

@@ -11,7 +11,8 @@ import pytest
 from meetpilot.local.template import DEFAULT_TEMPLATE_PATH
 
 TEMPLATE_PATH = DEFAULT_TEMPLATE_PATH
-# What `sam package` puts in place of `CodeUri: .`; the translator only accepts S3 locations.
+# What `sam package` puts in place of `CodeUri: .` (and a layer's `ContentUri`); the translator only
+# accepts S3 locations.
 PACKAGED_CODE_URI = "s3://meetpilot-artifacts-example/meetpilot.zip"
 LINT_REGIONS = ["us-east-1", "eu-west-1", "eu-central-1", "ap-southeast-2"]
 
@@ -33,6 +34,8 @@ def translate(template: dict[str, Any]) -> dict[str, Any]:
     for resource in packaged["Resources"].values():
         if resource.get("Type") == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = PACKAGED_CODE_URI
+        elif resource.get("Type") == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = PACKAGED_CODE_URI
     return transform(packaged, {}, _NoManagedPolicyLookups())
 
 
