@@ -95,17 +95,17 @@ def units(size: int, unit: int) -> int:
 class DynamoMeter:
     """Request units of each DynamoDB call, from the items themselves."""
 
-    def __init__(self, side_client: Any, indexes: list[tuple[str, list[str]]]) -> None:
+    def __init__(self, side_client: Any, indexes: list[Index]) -> None:
         self._side = side_client
-        self._indexes = indexes  # (name, key attributes)
+        self._indexes = indexes
         self._local = threading.local()
         self.rru = 0.0
         self.wru = 0.0
         self.index_wru = 0.0
         self.writes_by_index: Counter[str] = Counter()
-        # What the same writes would cost the indexes if they projected keys only: an index entry
-        # is then written only when it appears, disappears or its key changes.
-        self.keys_only_index_wru = 0.0
+        # What the same writes would cost if every index projected ALL attributes (the template's
+        # choice before the projections were narrowed): the figure the projections save.
+        self.all_projection_index_wru = 0.0
         self.largest_item = 0
         self._lock = threading.Lock()
 
@@ -144,30 +144,59 @@ class DynamoMeter:
 
     def _index_writes(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> int:
         total = 0
-        for name, keys in self._indexes:
-            start = total
-            was = before is not None and all(k in before for k in keys)
-            now = after is not None and all(k in after for k in keys)
-            if was and now:
-                assert before is not None and after is not None
-                if any(before[k] != after[k] for k in keys):
-                    total += units(item_size(before), 1024) + units(item_size(after), 1024)
-                elif before != after:
-                    total += units(item_size(after), 1024)  # ALL projection: any change is written
-            elif now:
-                total += units(item_size(after), 1024)
-            elif was:
-                total += units(item_size(before), 1024)
-            keys_only = 0
-            if was and now:
-                assert before is not None and after is not None
-                keys_only = 2 if any(before[k] != after[k] for k in keys) else 0
-            elif was or now:
-                keys_only = 1
+        for index in self._indexes:
+            units_here = index.writes(before, after)
+            everything = Index(index.name, index.keys, "ALL", ()).writes(before, after)
+            total += units_here
             with self._lock:
-                self.writes_by_index[name] += total - start
-                self.keys_only_index_wru += keys_only
+                self.writes_by_index[index.name] += units_here
+                self.all_projection_index_wru += everything
         return total
+
+
+@dataclass(frozen=True)
+class Index:
+    """A global secondary index as the template declares it, and what a table write costs it.
+
+    DynamoDB writes an index entry when an item enters or leaves the index, twice when its index
+    key changes (delete and put), and once when an attribute the index projects changes; the units
+    follow the size of the projected entry (keys plus projected attributes), not the whole item.
+    """
+
+    name: str
+    keys: tuple[str, ...]
+    projection: str  # ALL, KEYS_ONLY or INCLUDE
+    included: tuple[str, ...]
+
+    @classmethod
+    def of(cls, definition: dict[str, Any]) -> Index:
+        projection = definition.get("Projection", {})
+        return cls(
+            definition["IndexName"],
+            tuple(k["AttributeName"] for k in definition["KeySchema"]),
+            projection.get("ProjectionType", "ALL"),
+            tuple(projection.get("NonKeyAttributes", ())),
+        )
+
+    def entry(self, item: dict[str, Any] | None) -> dict[str, Any] | None:
+        if item is None or not all(k in item for k in self.keys):
+            return None
+        if self.projection == "ALL":
+            return item
+        names = {*self.keys, "pk", "sk", *(self.included if self.projection == "INCLUDE" else ())}
+        return {k: v for k, v in item.items() if k in names}
+
+    def writes(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> int:
+        was, now = self.entry(before), self.entry(after)
+        if was is not None and now is not None:
+            if any(was[k] != now[k] for k in self.keys):
+                return units(item_size(was), 1024) + units(item_size(now), 1024)
+            return units(item_size(now), 1024) if was != now else 0
+        if now is not None:
+            return units(item_size(now), 1024)
+        if was is not None:
+            return units(item_size(was), 1024)
+        return 0
 
 
 # --- the meter ----------------------------------------------------------------------------------
@@ -416,10 +445,7 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
         assert stack.container is not None and stack.simulator is not None and stack.gateway is not None
         c = stack.container
         definition = table_definition(load_template())
-        indexes = [
-            (g["IndexName"], [k["AttributeName"] for k in g["KeySchema"]])
-            for g in definition.get("GlobalSecondaryIndexes", [])
-        ]
+        indexes = [Index.of(g) for g in definition.get("GlobalSecondaryIndexes", [])]
         side = stack.boto_session.client("dynamodb", endpoint_url=stack.aws_endpoint)
         meter = Meter(DynamoMeter(side, indexes))
         for client in list(c._clients.values()):  # the clients made while the stack started
@@ -497,9 +523,9 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
     unbatched["lambda_invocations"] += extra
     unbatched["sqs_requests"] += 2 * extra  # a receive and a delete for each extra batch
     ours_unbatched = sum(price_lines(unbatched, prices).values()) * 1000
-    keys_only = dict(per_meeting)
-    keys_only["wru"] = (meter.dynamo.wru + meter.dynamo.keys_only_index_wru) / cfg.meetings
-    ours_keys_only = sum(price_lines(keys_only, prices).values()) * 1000
+    all_projected = dict(per_meeting)
+    all_projected["wru"] = (meter.dynamo.wru + meter.dynamo.all_projection_index_wru) / cfg.meetings
+    ours_all_projected = sum(price_lines(all_projected, prices).values()) * 1000
     original = {k: v * 1000 for k, v in price_lines(original_usage(per_meeting, meter, memory), prices).items()}
 
     runs_per_month = {"ReconcileFunction": 30 * 24 * 12, "CalendarPollFunction": 30 * 24 * 6}
@@ -538,8 +564,9 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
         "meetpilot_per_1000": ours,
         "meetpilot_total_per_1000": sum(ours.values()),
         "meetpilot_total_per_1000_unbatched": ours_unbatched,
-        "meetpilot_total_per_1000_keys_only_indexes": ours_keys_only,
-        "keys_only_wru_per_meeting": keys_only["wru"],
+        "meetpilot_total_per_1000_all_projected_indexes": ours_all_projected,
+        "all_projected_wru_per_meeting": all_projected["wru"],
+        "index_projections": {i.name: i.projection for i in indexes},
         "original_per_1000": original,
         "original_total_per_1000": sum(original.values()),
         "fixed_per_month": fixed_month,

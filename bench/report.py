@@ -237,10 +237,13 @@ def cost_section(r: dict[str, Any]) -> str:
         f"S3 PUTs per stored transcript: {usage['s3_put'] / max(1e-9, r['transcript_jobs_per_meeting']):.1f} per "
         f"job, {usage['s3_put']:.1f} per meeting: every transcript job beyond the first for a session (they race "
         "when two deliveries for one session are applied at once) uploads the four objects again.",
-        f"DynamoDB write units per meeting: {wru} (largest item {r['largest_item_bytes']} bytes). Both GSIs that "
-        "hold sessions project ALL attributes, so every session write is written again to each index it is in. "
-        f"Counted over the same writes, KEYS_ONLY projections would make it {r['keys_only_wru_per_meeting']:.1f} WRU "
-        f"per meeting and the total ${r['meetpilot_total_per_1000_keys_only_indexes']:.4f} per 1,000 meetings.",
+        f"DynamoDB write units per meeting: {wru} (largest item {r['largest_item_bytes']} bytes). Index writes "
+        "follow the template's projections ("
+        + ", ".join(f"{name} {kind}" for name, kind in r["index_projections"].items())
+        + "): an entry is written when it appears, disappears, changes key or changes a projected attribute. "
+        f"Had every index projected ALL attributes, the same writes would cost "
+        f"{r['all_projected_wru_per_meeting']:.1f} WRU per meeting and "
+        f"${r['meetpilot_total_per_1000_all_projected_indexes']:.4f} per 1,000 meetings.",
         f"If every SQS-triggered invocation carried one record (quiet traffic in AWS): "
         f"${r['meetpilot_total_per_1000_unbatched']:.4f} per 1,000 meetings.",
         f"Not per meeting: the reconcile (every 5 min) and calendar poll (every 10 min) schedules cost "

@@ -59,3 +59,23 @@ def test_report_marks_each_target_met_or_not():
     text = report._targets("transcripts", result)
     assert "10.0 MB | met" in text
     assert "15.0 MB/s (slowest) | **not met**" in text
+
+
+def test_index_writes_follow_the_projection():
+    from bench.cost import Index
+
+    def s(text):
+        return {"S": text}
+
+    before = {"pk": s("SESSION#1"), "sk": s("SESSION"), "bot_id": s("b1"), "history": s("x" * 3000)}
+    after = {**before, "history": s("y" * 3000)}
+    moved = {**after, "bot_id": s("b2")}
+    keys_only = Index("by-bot", ("bot_id",), "KEYS_ONLY", ())
+    everything = Index("by-bot", ("bot_id",), "ALL", ())
+    include = Index("by-bot", ("bot_id",), "INCLUDE", ("history",))
+    assert keys_only.writes(before, after) == 0  # only an unprojected attribute changed
+    assert everything.writes(before, after) == 3  # the whole 3 KB item is written again
+    assert include.writes(before, after) == 3
+    assert keys_only.writes(after, moved) == 2  # new key: the old entry goes, a new one comes
+    assert keys_only.writes(None, before) == 1 and keys_only.writes(before, None) == 1
+    assert keys_only.writes({"pk": s("M"), "sk": s("M")}, {"pk": s("M"), "sk": s("M")}) == 0  # not in the index
