@@ -123,8 +123,12 @@ class BotEvent:
     dedupe_key: str
 
     def history_entry(self) -> dict[str, Any]:
-        """What the session keeps about this event: small, JSON-able, no custom attributes."""
-        return {
+        """What the session keeps about this event: small, JSON-able, no custom attributes.
+
+        Fields without a value are left out: the entry is stored on every write of the session,
+        whose size decides what each write costs.
+        """
+        entry = {
             "name": self.name,
             "status": None if self.status is None else self.status.value,
             "stop_reason": None if self.stop_reason is None else self.stop_reason.value,
@@ -133,6 +137,7 @@ class BotEvent:
             "status_code": self.status_code,
             "message": self.message,
         }
+        return {key: value for key, value in entry.items() if value is not None}
 
 
 def normalise_event(payload: Mapping[str, Any]) -> BotEvent:
@@ -292,7 +297,9 @@ def _dedupe_key(payload: Mapping[str, Any], bot_id: str | None, kind: EventKind)
         # Two people can join in the same second; the participant tells their events apart.
         parts.append(_raw(_participant_id(payload)))
     encoded = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+    # 80 bits: collisions need ~2^40 events of one session, and the session keeps up to SEEN_CAP of
+    # them on its item, where a full SHA-256 in hex would be 64 bytes each.
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()[:20]
 
 
 def _participant_id(payload: Mapping[str, Any]) -> Any:
