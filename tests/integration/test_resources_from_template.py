@@ -79,7 +79,7 @@ def test_table_matches_the_template(session: boto3.Session, stack: StackResource
         i["IndexName"]: (_keys(i["KeySchema"]), i["Projection"]["ProjectionType"])
         for i in expected["GlobalSecondaryIndexes"]
     }
-    assert set(indexes) == {"by-calendar-event", "by-bot", "attention"}
+    assert set(indexes) == {"by-calendar-event", "by-bot", "attention", "sessions-by-status", "sessions-by-month"}
 
     ttl = dynamodb.describe_time_to_live(TableName=stack.table_name)["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": ttl_attribute(template)}

@@ -151,9 +151,11 @@ def test_a_session_shows_its_timeline_and_its_transcript(page, finished_stack):
         assert step in timeline
     expect(page.locator("#viewer")).to_have_attribute("data-format", "txt")
     session = stack.container.repository.get_session(stored)
-    body = stack.container.client("s3").get_object(
-        Bucket=stack.container.settings.transcript_bucket, Key=session.transcript["keys"]["txt"]
-    )["Body"].read()
+    body = (
+        stack.container.client("s3")
+        .get_object(Bucket=stack.container.settings.transcript_bucket, Key=session.transcript["keys"]["txt"])["Body"]
+        .read()
+    )
     assert page.inner_text("#viewer").strip() == body.decode().strip()
     page.click('#detail button[data-format="vtt"]')
     expect(page.locator("#viewer")).to_have_attribute("data-format", "vtt")

@@ -579,4 +579,9 @@ def test_history_entry_of_a_post_call_event_without_timestamp():
     entry = normalise_event(old_shape("transcription.failed", None, 500, message="no audio")).history_entry()
     assert entry["transcript_signal"] == "failed"
     # what the event does not carry is left out, not stored as null
-    assert entry == {"name": "transcription.failed", "transcript_signal": "failed", "status_code": 500, "message": "no audio"}
+    assert entry == {
+        "name": "transcription.failed",
+        "transcript_signal": "failed",
+        "status_code": 500,
+        "message": "no audio",
+    }
