@@ -138,6 +138,7 @@ FORMS = [
         "creates a CloudFormation stack: needs an AWS account. Its inputs are tested offline: the "
         "template's translation and lint (test_template_lint.py), the build, and samconfig.example.toml",
     ),
+    Form("make bench", _is("make", "bench"), "tests/bench/test_bench_smoke.py::test_bench_command_writes_results"),
 ]
 
 
