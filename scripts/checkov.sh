@@ -12,57 +12,20 @@
 # the same variable).
 set -euo pipefail
 
-CHECKOV_VERSION="3.3.30"
-
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOL="checkov.sh"
+SPEC="checkov==3.3.30"
 VENV="${MEETPILOT_CHECKOV_VENV:-$ROOT/.venv-checkov}"
-STAMP="$VENV/.installed"
-WANT_STAMP="checkov==$CHECKOV_VERSION"
-PYTHON="${PYTHON:-python3}"
-
-die() {
-	printf 'checkov.sh: %s\n' "$*" >&2
-	exit 1
-}
-
-installed() {
-	[ -x "$VENV/bin/checkov" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ]
-}
-
-install() {
-	if installed; then
-		return 0
-	fi
-	command -v "$PYTHON" >/dev/null || die "$PYTHON not found; set PYTHON to a Python 3.9+ interpreter"
-	rm -rf "$VENV"
-	"$PYTHON" -m venv "$VENV" || die "could not create $VENV"
-	# The virtualenv ignores itself, so it never shows up as untracked files.
-	printf '*\n' >"$VENV/.gitignore"
-	"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip ||
-		die "could not upgrade pip in $VENV"
-	"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION" ||
-		die "could not install checkov $CHECKOV_VERSION into $VENV"
-	printf '%s' "$WANT_STAMP" >"$STAMP"
-}
+EXE="checkov"
+# shellcheck source=scripts/lib/tool-venv.sh
+. "$ROOT/scripts/lib/tool-venv.sh"
 
 run() {
-	installed || die "checkov is not installed; run: scripts/checkov.sh install"
+	require_installed
 	cd "$ROOT"
 	# No look-up of newer checkov releases: the run stays offline (see also skip-download in the config).
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true \
 		"$VENV/bin/checkov" --config-file .checkov.yaml --file template.yaml "$@"
 }
 
-case "${1:-}" in
-install)
-	install
-	;;
-run)
-	shift
-	run "$@"
-	;;
-*)
-	install
-	run "$@"
-	;;
-esac
+tool_main "$@"

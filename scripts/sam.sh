@@ -11,54 +11,17 @@
 # same variable).
 set -euo pipefail
 
-SAM_CLI_VERSION="1.170.0"
-
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOL="sam.sh"
+SPEC="aws-sam-cli==1.170.0"
 VENV="${MEETPILOT_SAM_VENV:-$ROOT/.venv-sam}"
-STAMP="$VENV/.installed"
-WANT_STAMP="aws-sam-cli==$SAM_CLI_VERSION"
-PYTHON="${PYTHON:-python3}"
-
-die() {
-	printf 'sam.sh: %s\n' "$*" >&2
-	exit 1
-}
-
-installed() {
-	[ -x "$VENV/bin/sam" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ]
-}
-
-install() {
-	if installed; then
-		return 0
-	fi
-	command -v "$PYTHON" >/dev/null || die "$PYTHON not found; set PYTHON to a Python 3.9+ interpreter"
-	rm -rf "$VENV"
-	"$PYTHON" -m venv "$VENV" || die "could not create $VENV"
-	# The virtualenv ignores itself, so it never shows up as untracked files.
-	printf '*\n' >"$VENV/.gitignore"
-	"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip ||
-		die "could not upgrade pip in $VENV"
-	"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "aws-sam-cli==$SAM_CLI_VERSION" ||
-		die "could not install aws-sam-cli $SAM_CLI_VERSION into $VENV"
-	printf '%s' "$WANT_STAMP" >"$STAMP"
-}
+EXE="sam"
+# shellcheck source=scripts/lib/tool-venv.sh
+. "$ROOT/scripts/lib/tool-venv.sh"
 
 run() {
-	installed || die "the SAM CLI is not installed; run: scripts/sam.sh install"
+	require_installed
 	SAM_CLI_TELEMETRY=0 exec "$VENV/bin/sam" "$@"
 }
 
-case "${1:-}" in
-install)
-	install
-	;;
-run)
-	shift
-	run "$@"
-	;;
-*)
-	install
-	run "$@"
-	;;
-esac
+tool_main "$@"
