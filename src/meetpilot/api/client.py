@@ -64,9 +64,7 @@ class ManagementClient:
         credentials = session.get_credentials()
         if credentials is None:
             raise MeetpilotError("no AWS credentials found; configure them as for the AWS CLI")
-        host = urlsplit(url).hostname or ""
-        # https://<id>.execute-api.<region>.amazonaws.com
-        region = host.split(".")[2] if host.count(".") >= 3 else session.region_name
+        region = api_region(url) or session.region_name
         return cls(url, credentials, region)
 
     # --- requests -------------------------------------------------------------------------------
@@ -142,6 +140,20 @@ def stack_outputs(stack_name: str, *, session: Any = None) -> dict[str, str]:
     except (ClientError, BotoCoreError) as exc:
         raise MeetpilotError(f"cannot read stack {stack_name}: {exc}") from None
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+
+
+def api_region(url: str) -> str | None:
+    """The region in an API Gateway URL (``https://<id>.execute-api.<region>.amazonaws.com``), else None.
+
+    >>> api_region("https://abc123.execute-api.eu-west-1.amazonaws.com/")
+    'eu-west-1'
+    >>> api_region("http://127.0.0.1:8080") is None
+    True
+    """
+    labels = (urlsplit(url).hostname or "").split(".")
+    if len(labels) >= 5 and labels[1] == "execute-api" and labels[-2] == "amazonaws":
+        return labels[2]
+    return None
 
 
 def quote_segment(value: str) -> str:
