@@ -120,10 +120,18 @@ class CountingStore:
         self.puts: Counter[str] = Counter()
         self._lock = threading.Lock()
 
+    @property
+    def bucket(self) -> str:
+        return str(self._inner.bucket)
+
     def put_file(self, key: str, path: str, **kwargs: Any) -> None:
         self._inner.put_file(key, path, **kwargs)
         with self._lock:
             self.puts[key] += 1
+
+    def __getattr__(self, name: str) -> Any:
+        # The rest of the store's interface (reads, links, deletes) passes through uncounted.
+        return getattr(self._inner, name)
 
 
 @dataclass
