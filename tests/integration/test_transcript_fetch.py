@@ -102,6 +102,33 @@ def test_not_ready_is_retried_with_a_growing_delay_then_given_up(stack):
     assert s.outcome is Outcome.GAVE_UP and s.needs_review and "30 minutes" in s.outcome_reason
 
 
+class NoCallsProvider:
+    """A provider that fails the test if anything calls it."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the provider was called ({name})")
+
+
+@pytest.mark.parametrize("outcome", [Outcome.NOT_ADMITTED, Outcome.DENIED, Outcome.CANCELLED])
+def test_a_job_for_a_bot_that_never_recorded_ends_at_once_without_calling_the_provider(stack, outcome):
+    session = start_bot(stack, link=f"https://meet.google.com/nev-{outcome.value[:4]}-rec")
+    repo = stack.container.repository
+    settled = repo.get_session(session.session_id)
+    settled.outcome, settled.outcome_reason = outcome, "the host said no"
+    settled.transcript_state = TranscriptState.QUEUED  # a job was queued before the verdict came
+    repo.save_session(settled, datetime.now(UTC))
+    result = fetch_transcript(
+        {"session_id": session.session_id, "attempt": 3},
+        repo=repo,
+        provider=NoCallsProvider(),
+        store=stack.container.transcript_store,
+        clock=stack.container.clock,
+    )
+    assert result.outcome is FetchOutcome.FAILED and result.next_job is None
+    assert result.reason == "no transcript: the host said no"
+    assert stored_session(stack, session).outcome is outcome  # the verdict stands
+
+
 def test_transcript_stored_in_s3_in_four_forms_and_a_second_job_is_a_noop(stack):
     session = start_bot(stack)
     result = fetch_until_done(stack, session)
