@@ -104,7 +104,11 @@ def test_a_failed_post_call_transcription_keeps_the_live_one_as_partial(
 
 
 def test_the_live_route_takes_only_its_own_token(stack_factory: Callable[..., LocalStack]) -> None:
-    stack = stack_factory(transcript_provider="deepgram_streaming", simulator_overrides={"live_segments": 0})
+    stack = stack_factory(
+        transcript_provider="deepgram_streaming",
+        time_scale=0.02,  # the assembly's 30 s wait for in-flight deliveries, scaled down
+        simulator_overrides={"live_segments": 0},
+    )
     session = stack.session_for(_run(stack, "https://meet.google.com/liv-tokn-efg"))
     sid = session.session_id
     final = {"bot_id": session.bot_id, "timestamp": "2026-01-01T10:00:00Z", "new_text": "hello", "is_final": True}
