@@ -55,8 +55,8 @@ class BurstConfig:
     rate_per_second: float = 10.0  # the provider's create_bot admission rate
     lead_seconds: int = 600  # meetpilot's default lead time
     original_lead_seconds: int = 120  # the original design fired each create 2 minutes ahead
-    # The template's MaximumConcurrency for the dispatch function.
-    dispatch_concurrency: int = 5
+    # Pollers of the dispatch queue; None: the template's MaximumConcurrency for DispatchFunction.
+    dispatch_concurrency: int | None = None
     # Concurrent create calls of the original design (one invocation per meeting, all at once;
     # more than this and the simulator's HTTP server starts refusing connections).
     original_concurrency: int = 16
@@ -179,18 +179,30 @@ def fire_due_schedules(scheduler: Any, sqs: Any, group: str, now: datetime, *, t
         return sum(pool.map(fire, names))
 
 
+def template_dispatch_concurrency() -> int:
+    """MaximumConcurrency of the dispatch function's SQS event source in template.yaml."""
+    from meetpilot.local.template import load_template
+
+    events = load_template()["Resources"]["DispatchFunction"]["Properties"]["Events"]
+    for event in events.values():
+        if event.get("Type") == "SQS":
+            return int(event["Properties"]["ScalingConfig"]["MaximumConcurrency"])
+    raise RuntimeError("the dispatch function has no SQS event source in template.yaml")
+
+
 def run_meetpilot(cfg: BurstConfig) -> dict[str, Any]:
     from meetpilot.domain.meeting import DispatchState
     from meetpilot.local.stack import LocalStack, StackOptions
     from meetpilot.simulator import Faults
 
     clock = ShiftableClock()
+    pollers = cfg.dispatch_concurrency or template_dispatch_concurrency()
     options = StackOptions(
         lead_time_seconds=cfg.lead_seconds,
         schedule_margin_seconds=60,
         # Schedules are fired once, right after the due moment (below), not by the timer thread.
         scheduler_interval_seconds=3600,
-        pollers_per_queue=cfg.dispatch_concurrency,
+        pollers_per_queue=pollers,
         simulator_overrides={"faults": Faults(create_rate_per_second=cfg.rate_per_second)},
     )
     setup_started = time.monotonic()
@@ -265,6 +277,7 @@ def run_meetpilot(cfg: BurstConfig) -> dict[str, Any]:
         )
         result.update(
             design="meetpilot",
+            dispatch_pollers=pollers,
             lead_seconds=cfg.lead_seconds,
             setup_seconds=round(setup_seconds, 1),
             burst_window_seconds=round(window, 1),

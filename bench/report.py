@@ -83,6 +83,7 @@ def punctuality_section(r: dict[str, Any]) -> str:
     ]  # fmt: skip
     table = _table(["", "meetpilot", "original design"], rows)
     limit = r["physical_limit_seconds"]
+    pollers = ours.get("dispatch_pollers") or cfg["dispatch_concurrency"]
     closeness = r["physical_minimum_seconds"] / ours["last_create_after_due_seconds"] if ours["bots_created"] else 0
     notes = [
         f"Burst: {cfg['meetings']} meetings starting at the same minute; the simulator admits "
@@ -97,7 +98,7 @@ def punctuality_section(r: dict[str, Any]) -> str:
         f"({ours['setup_seconds']:.0f} s of setup), then the stack clock jumped to the due moment (the only shortcut:"
         " it skips the idle wait, nothing after it is scaled). The due schedules were delivered by "
         f"{cfg['firing_threads']} threads within {_s(ours['schedules_fired_within_seconds'])} s; "
-        f"{cfg['dispatch_concurrency']} dispatch pollers (the template's MaximumConcurrency) handled "
+        f"{pollers} dispatch pollers (the template's MaximumConcurrency) handled "
         f"{ours['dispatch_records']} records in {ours['dispatch_invocations']} invocations; a throttled meeting "
         "went back to SQS with a delay honouring Retry-After.",
         f"Original design: {cfg['original_concurrency']} concurrent create calls (one invocation per meeting, all at "
@@ -106,7 +107,7 @@ def punctuality_section(r: dict[str, Any]) -> str:
     if ours["rate_limited_429"] < ours["meetings"] / 10 and ours["throughput_share_of_limit"] < 0.9:
         notes.append(
             f"Why below the limit: only {ours['rate_limited_429']} 429s came back, so the provider was rarely the "
-            f"bottleneck; the {cfg['dispatch_concurrency']} pollers were. Each dispatch record is several sequential "
+            f"bottleneck; the {pollers} pollers were. Each dispatch record is several sequential "
             "DynamoDB calls plus the create call, so the dispatcher's ceiling is concurrency ÷ per-record time, and "
             "on this shared 2-core machine the emulator answers each call in tens of milliseconds under load."
         )
