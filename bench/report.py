@@ -107,9 +107,10 @@ def punctuality_section(r: dict[str, Any]) -> str:
     if ours["rate_limited_429"] < ours["meetings"] / 10 and ours["throughput_share_of_limit"] < 0.9:
         notes.append(
             f"Why below the limit: only {ours['rate_limited_429']} 429s came back, so the provider was rarely the "
-            f"bottleneck; the {pollers} pollers were. Each dispatch record is several sequential "
-            "DynamoDB calls plus the create call, so the dispatcher's ceiling is concurrency ÷ per-record time, and "
-            "on this shared 2-core machine the emulator answers each call in tens of milliseconds under load."
+            "bottleneck; the dispatch side was. Each dispatch record is a chain of sequential calls (claim, session, "
+            "create_bot, the status event's publish and outbox write), all but one answered by the single emulator "
+            "process that shares this machine's 2 cores with everything else, so the records per second follow the "
+            f"emulator's speed more than the {pollers} pollers."
         )
     return table + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
