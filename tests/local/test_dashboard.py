@@ -67,6 +67,10 @@ def finished_stack() -> Iterator[tuple[LocalStack, dict[str, str]]]:
             if all(s is not None and s.outcome is not None for s in sessions):
                 break
             time.sleep(0.2)
+        # An outcome can come before every delivery is applied (one that lost a race on the session
+        # comes back from SQS a little later): wait until nothing is in flight, so the timelines are whole.
+        while time.monotonic() < deadline and not stack.quiet():
+            time.sleep(0.2)
         sessions = {k: stack.session_for(k) for k in keys}
         assert {s.outcome.value for s in sessions.values()} == set(keys.values())
         yield stack, {sessions[k].session_id: outcome for k, outcome in keys.items()}
@@ -148,7 +152,7 @@ def test_a_session_shows_its_timeline_and_its_transcript(page, finished_stack):
     page.wait_for_selector("#detail ol.timeline li")
     timeline = page.inner_text("#detail ol.timeline")
     for step in ("bot.joining", "bot.inmeeting", "bot.stopped", "bot.done"):
-        assert step in timeline
+        assert step in timeline, (step, timeline)
     expect(page.locator("#viewer")).to_have_attribute("data-format", "txt")
     session = stack.container.repository.get_session(stored)
     body = (

@@ -245,12 +245,12 @@ def run_chaos(
             pending = [k for k, _ in plan if (s := stack.session_for(k)) is None or s.outcome is None]
             if progress:
                 progress(len(plan) - len(pending), len(plan))
-            if not pending and _quiet(stack):
+            if not pending and stack.quiet():
                 break  # every meeting final and nothing in flight that could still change one
             time.sleep(2.0)
             # Meetings last seconds here; once things settle (or every 15 s regardless, since
             # transcript retries keep the queues busy) let the reconciler's 40 minutes pass.
-            if _quiet(stack) or time.monotonic() - last_round > 15:
+            if stack.quiet() or time.monotonic() - last_round > 15:
                 last_round = time.monotonic()
                 reconcile_clock.set(max(reconcile_clock.now(), stack.clock.now()) + timedelta(minutes=40))
                 reconcile(
@@ -265,20 +265,6 @@ def run_chaos(
         report.faults = {**{k: v for k, v in stack.simulator.fault_counts().items() if v}, **ours.counts}
     report.seconds = time.monotonic() - started
     return report
-
-
-def _quiet(stack: LocalStack) -> bool:
-    """No message waiting or in flight in any main queue (delayed retries count as in flight)."""
-    assert stack.container is not None
-    sqs = stack.container.client("sqs")
-    for feeder in stack.feeders.values():
-        attrs = sqs.get_queue_attributes(QueueUrl=feeder.queue_url, AttributeNames=["All"])["Attributes"]
-        counts = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                  "ApproximateNumberOfMessagesDelayed")  # fmt: skip
-        busy = sum(int(attrs.get(k, 0)) for k in counts)
-        if busy:
-            return False
-    return True
 
 
 def _evaluate(stack: LocalStack, plan: list[tuple[str, Scenario]], store: CountingStore) -> ChaosReport:

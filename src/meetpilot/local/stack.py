@@ -254,6 +254,18 @@ class LocalStack:
             return None
         return repo.get_session(meeting.session_id)
 
+    def quiet(self) -> bool:
+        """No message waiting or in flight in any main queue (delayed retries count as in flight)."""
+        assert self.container is not None
+        sqs = self.container.client("sqs")
+        counts = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                  "ApproximateNumberOfMessagesDelayed")  # fmt: skip
+        for feeder in self.feeders.values():
+            attrs = sqs.get_queue_attributes(QueueUrl=feeder.queue_url, AttributeNames=["All"])["Attributes"]
+            if sum(int(attrs.get(k, 0)) for k in counts):
+                return False
+        return True
+
     def drain(self, rounds: int = 50) -> int:
         """Process every queue until all are empty (for tests without background pollers)."""
         total = 0
