@@ -37,9 +37,15 @@ install: $(STAMP)
 UV_COMPILE = scripts/uv.sh pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 	--custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
 
+# The tools in virtualenvs of their own (scripts/*.sh) have a lock each, from the SPEC they pin.
+TOOL_LOCKS := scripts/sam.lock scripts/checkov.lock scripts/uv.lock
+
 lock:
 	$(UV_COMPILE) pyproject.toml --extra dev -o $(DEV_LOCK)
 	$(UV_COMPILE) requirements-lambda.txt -c $(DEV_LOCK) -o $(LAYER_LOCK)
+	for tool in $(TOOL_LOCKS:scripts/%.lock=%); do \
+		scripts/$$tool.sh spec | $(UV_COMPILE) - -o scripts/$$tool.lock || exit 1; \
+	done
 
 lint: install
 	$(BIN)/ruff check src tests bench

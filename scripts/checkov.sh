@@ -15,6 +15,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOL="checkov.sh"
 SPEC="checkov==3.3.30"
+LOCK="$ROOT/scripts/checkov.lock"
 VENV="${MEETPILOT_CHECKOV_VENV:-$ROOT/.venv-checkov}"
 EXE="checkov"
 # shellcheck source=scripts/lib/tool-venv.sh

@@ -14,6 +14,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOL="sam.sh"
 SPEC="aws-sam-cli==1.170.0"
+LOCK="$ROOT/scripts/sam.lock"
 VENV="${MEETPILOT_SAM_VENV:-$ROOT/.venv-sam}"
 EXE="sam"
 # shellcheck source=scripts/lib/tool-venv.sh

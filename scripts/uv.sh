@@ -12,6 +12,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOL="uv.sh"
 SPEC="uv==0.13.9"
+LOCK="$ROOT/scripts/uv.lock"
 VENV="${MEETPILOT_UV_VENV:-$ROOT/.venv-uv}"
 EXE="uv"
 # shellcheck source=scripts/lib/tool-venv.sh
