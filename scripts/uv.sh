@@ -2,7 +2,7 @@
 # uv, which compiles the hashed locks (`make lock`), in a virtualenv of its own: only the lock
 # refresh needs it, so a normal install (pip from the locks) does without.
 #
-#   scripts/uv.sh install     create .venv-uv with the pinned uv (once; no-op after)
+#   scripts/uv.sh install     create .venv-uv from scripts/uv.lock (once; no-op after)
 #   scripts/uv.sh run ARGS    run `uv ARGS`; fails if not installed
 #   scripts/uv.sh ARGS        install if needed, then run
 #
