@@ -1,5 +1,5 @@
-# A command-line tool pinned in a virtualenv of its own (sourced by scripts/checkov.sh and
-# scripts/sam.sh): such tools pin boto3 and friends to versions that clash with meetpilot's .venv.
+# A command-line tool pinned in a virtualenv of its own (sourced by scripts/checkov.sh, scripts/sam.sh
+# and scripts/uv.sh): such tools pin boto3 and friends to versions that clash with meetpilot's .venv.
 #
 # The caller sets TOOL (its name in messages), SPEC (the pip requirement, pinned), LOCK (SPEC and
 # everything it pulls in, pinned with hashes: `make lock` writes it from `$0 spec`), VENV, EXE (the
