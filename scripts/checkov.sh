@@ -2,7 +2,7 @@
 # checkov (static analysis of template.yaml) in a virtualenv of its own: checkov pins boto3 and
 # friends to versions that clash with the ones meetpilot's .venv pins, so it cannot live there.
 #
-#   scripts/checkov.sh install     create .venv-checkov with the pinned checkov (once; no-op after)
+#   scripts/checkov.sh install     create .venv-checkov from scripts/checkov.lock (once; no-op after)
 #   scripts/checkov.sh run [ARGS]  check template.yaml with .checkov.yaml; ARGS go to checkov
 #                                  (e.g. --output json); fails if not installed
 #   scripts/checkov.sh [ARGS]      install if needed, then run
@@ -15,6 +15,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOL="checkov.sh"
 SPEC="checkov==3.3.30"
+LOCK="$ROOT/scripts/checkov.lock"
 VENV="${MEETPILOT_CHECKOV_VENV:-$ROOT/.venv-checkov}"
 EXE="checkov"
 # shellcheck source=scripts/lib/tool-venv.sh

@@ -1,10 +1,12 @@
-# A command-line tool pinned in a virtualenv of its own (sourced by scripts/checkov.sh and
-# scripts/sam.sh): such tools pin boto3 and friends to versions that clash with meetpilot's .venv.
+# A command-line tool pinned in a virtualenv of its own (sourced by scripts/checkov.sh, scripts/sam.sh
+# and scripts/uv.sh): such tools pin boto3 and friends to versions that clash with meetpilot's .venv.
 #
-# The caller sets TOOL (its name in messages), SPEC (the pip requirement, pinned), VENV, EXE (the
+# The caller sets TOOL (its name in messages), SPEC (the pip requirement, pinned), LOCK (SPEC and
+# everything it pulls in, pinned with hashes: `make lock` writes it from `$0 spec`), VENV, EXE (the
 # executable inside the virtualenv) and defines run(); then `tool_main "$@"` handles
-#   install      create the virtualenv with SPEC (once; a no-op while SPEC is unchanged)
+#   install      create the virtualenv from LOCK (once; a no-op while SPEC and LOCK are unchanged)
 #   run ARGS     run the tool; fails if it is not installed
+#   spec         print SPEC (what `make lock` resolves)
 #   ARGS         install if needed, then run
 # Only install needs the network.
 
@@ -16,8 +18,13 @@ die() {
 	exit 1
 }
 
+# What the stamp records: a changed lock reinstalls, like a changed SPEC.
+wanted() {
+	printf '%s %s' "$SPEC" "$(cksum <"$LOCK")"
+}
+
 installed() {
-	[ -x "$VENV/bin/$EXE" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$SPEC" ]
+	[ -x "$VENV/bin/$EXE" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(wanted)" ]
 }
 
 install() {
@@ -31,9 +38,9 @@ install() {
 	printf '*\n' >"$VENV/.gitignore"
 	"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip ||
 		die "could not upgrade pip in $VENV"
-	"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$SPEC" ||
-		die "could not install $SPEC into $VENV"
-	printf '%s' "$SPEC" >"$STAMP"
+	"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$LOCK" ||
+		die "could not install $LOCK into $VENV"
+	wanted >"$STAMP"
 }
 
 require_installed() {
@@ -48,6 +55,9 @@ tool_main() {
 	run)
 		shift
 		run "$@"
+		;;
+	spec)
+		printf '%s\n' "$SPEC"
 		;;
 	*)
 		install
