@@ -556,26 +556,66 @@ def _invoke_stack_function(stack: str, logical_id: str) -> Any:
 
 @app.command()
 def forget(
-    bot_id: Annotated[str, typer.Argument(help="the MeetStream bot id")],
+    bot_id: Annotated[str | None, typer.Argument(help="a bot id, as 'sessions list' shows it")] = None,
+    meeting: Annotated[
+        str | None, typer.Option(help="instead: a meeting, by the id 'meetings add' printed or its link")
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="with a meeting link: its start time, ISO-8601 with a zone")] = None,
+    user: Annotated[str | None, typer.Option(help="instead: a user, with their calendars and meetings")] = None,
+    stack: Stack = None,
 ) -> None:
-    """Erase everything about one bot: its transcripts in S3, its session and event history in
-    DynamoDB, and the provider's copy. Reports each step. Works against the running local stack.
+    """Erase everything about one bot, meeting or user: sessions and their history, live segments,
+    meetings only they had, index entries, calendar links, every S3 version of their transcripts and
+    the provider's copy. A meeting someone else also has only loses the forgotten user. Reports each
+    step; exits 1 when something is left (running it again finishes the job).
 
-    Example: meetpilot forget 6667fd0c-0165-471a-a880-06a1180be377
+    Example: meetpilot forget 6667fd0c-0165-471a-a880-06a1180be377   (or --meeting ID, or --user alice)
     """
-    from meetpilot.app.forget import forget_bot
-    from meetpilot.errors import NotFound
-    from meetpilot.local.dev import container_from_state, read_state
+    from meetpilot.api.models import meeting_id
+    from meetpilot.domain.meeting import meeting_key
+    from meetpilot.errors import InvalidInput
 
-    try:
-        c = container_from_state(read_state())
-        report = forget_bot(bot_id, repo=c.repository, store=c.transcript_store, provider=c.provider, clock=c.clock)
-    except (FileNotFoundError, NotFound) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    for line in report.lines():
-        console.print(line)
-    raise typer.Exit(0 if report.session_deleted else 1)
+    if sum(x is not None for x in (bot_id, meeting, user)) != 1:
+        console.print("[red]error:[/red] give exactly one of a bot id, --meeting or --user")
+        raise typer.Exit(2)
+    body: dict[str, str]
+    if meeting is not None:
+        ident = meeting
+        if "://" in meeting:
+            if not start:
+                console.print("[red]error:[/red] with a meeting link, give --start too (or pass the meeting id)")
+                raise typer.Exit(2)
+            try:
+                ident = meeting_id(meeting_key(meeting, _when(start, None)))
+            except InvalidInput as exc:
+                console.print(f"[red]error:[/red] {exc}")
+                raise typer.Exit(2) from None
+        body = {"meeting_id": ident}
+    elif user is not None:
+        body = {"user_id": user}
+    else:
+        assert bot_id is not None
+        body = {"bot_id": bot_id}
+    api = _api(stack)
+    with console.status("forgetting"):
+        _, report = _call(lambda: api.post("/v1/forget", body))
+    console.print(f"{report['target']} {report['id']}")
+    console.print(
+        f"  DynamoDB items deleted: {report['items_deleted']} (sessions {report['sessions_deleted']}, "
+        f"meetings {report['meetings_deleted']}, calendars {report['calendars_removed']})"
+    )
+    console.print(
+        f"  transcripts in S3: {report['transcript_versions_deleted']} object versions and delete markers deleted"
+    )
+    if report["meetings_kept_for_others"]:
+        console.print(f"  meetings others also have: {report['meetings_kept_for_others']} (only this user taken off)")
+    if report["bots_withdrawn"]:
+        console.print(f"  bots taken out of their meetings first: {report['bots_withdrawn']}")
+    for bot, said in sorted(report["provider"].items()):
+        console.print(f"  provider's copy of bot {bot}: {said}")
+    for why in report["unfinished"]:
+        console.print(f"  [red]not finished:[/red] {why}")
+    raise typer.Exit(0 if report["complete"] else 1)
 
 
 class RedriveQueue(StrEnum):

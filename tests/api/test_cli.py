@@ -116,3 +116,31 @@ def test_without_a_running_stack_the_commands_say_what_to_do(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["sessions", "list"])
     assert result.exit_code == 2 and "meetpilot dev" in result.output and "--stack" in result.output
+
+
+def test_forget_with_stack_goes_through_the_deployed_stacks_forget_route(api_stack, api, monkeypatch):
+    # A "deployed" stack whose ManagementApiUrl output is the local gateway, called with the
+    # caller's own AWS credentials (from the environment, as for the AWS CLI).
+    from meetpilot.api import client
+    from meetpilot.local.stack import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, REGION
+
+    monkeypatch.setattr(client, "stack_outputs", lambda name, session=None: {"ManagementApiUrl": api_stack.gateway.url})
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_KEY)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    status, made = api.post(
+        "/v1/meetings",
+        {"meeting_url": "https://zoom.us/j/5550001", "start": "2030-02-01T10:00:00Z", "user_id": "cli-ann"},
+    )
+    assert status == 201
+
+    done = CliRunner().invoke(app, ["forget", "--user", "cli-ann", "--stack", "meetpilot"], terminal_width=250)
+    assert done.exit_code == 0, done.output
+    assert "user cli-ann" in done.output and "meetings 1" in done.output
+    with pytest.raises(client.ApiError) as gone:
+        api.get(f"/v1/meetings/{made['meeting_id']}")
+    assert gone.value.status == 404
+    again = CliRunner().invoke(app, ["forget", "--user", "cli-ann", "--stack", "meetpilot"])
+    assert again.exit_code == 2 and "knows no meetings or calendars of user cli-ann" in again.output
+    neither = CliRunner().invoke(app, ["forget", "--user", "cli-ann", "--meeting", "x"])
+    assert neither.exit_code == 2 and "exactly one" in neither.output

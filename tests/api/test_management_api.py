@@ -218,3 +218,10 @@ def test_calendars_are_added_listed_and_removed(api):
     removed = api.delete(f"/v1/calendars/{added['calendar_id']}")
     assert removed["calendar_id"] == added["calendar_id"]
     assert api.get("/v1/calendars", params={"user_id": "henry"})["items"] == []
+
+
+def test_the_forget_function_serves_only_the_forget_route():
+    from meetpilot.handlers.forget import handler
+
+    answer = handler({"routeKey": "GET /v1/sessions", "rawPath": "/v1/sessions"}, None)
+    assert answer["statusCode"] == 404 and "only serves POST /v1/forget" in answer["body"]

@@ -29,6 +29,7 @@ FUNCTIONS = {
     "CalendarPollFunction": "meetpilot.handlers.calendar_poll.handler",
     "CalendarPushFunction": "meetpilot.handlers.calendar_push.handler",
     "ManagementFunction": "meetpilot.handlers.management.handler",
+    "ForgetFunction": "meetpilot.handlers.forget.handler",
     "LiveTranscriptFunction": "meetpilot.handlers.live_transcript.handler",
 }
 
@@ -154,7 +155,25 @@ EXPECTED_GRANTS = {
         ("scheduler:DeleteSchedule", {SCHEDULES}),
         ("s3:GetObject", {"${TranscriptBucket.Arn}/transcripts/*"}),
     ),
+    # Deletes, and the reads that find what to delete; no PutItem, no queue, no s3:PutObject.
+    "ForgetFunction": _grants(
+        (("logs:CreateLogStream", "logs:PutLogEvents"), {"ForgetFunctionLogGroup.Arn"}),
+        (
+            ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"),
+            {"Table.Arn"},
+        ),
+        (
+            "dynamodb:Query",
+            {"Table.Arn", "${Table.Arn}/index/by-bot", "${Table.Arn}/index/sessions-by-month"},
+        ),
+        ("s3:ListBucketVersions", {"TranscriptBucket.Arn"}),
+        ("s3:DeleteObjectVersion", {"${TranscriptBucket.Arn}/transcripts/*"}),
+        ("ssm:GetParameter", {API_KEY, CALENDAR_CREDENTIALS}),
+        ("scheduler:DeleteSchedule", {SCHEDULES}),
+    ),
 }
+
+MANAGEMENT_FUNCTIONS = {"ManagementFunction", "ForgetFunction"}
 
 # Allow statements whose Resource may be "*", as (policy owner logical id, action). Empty: every
 # action used here supports resource-level permissions. Add an entry only with a comment naming
@@ -506,7 +525,7 @@ def test_webhook_routes_reach_ingest_and_are_throttled(template: dict[str, Any])
     routes = {
         (r.method, r.path): r.function_logical_id
         for r in http_routes(template)
-        if r.function_logical_id != "ManagementFunction"
+        if r.function_logical_id not in MANAGEMENT_FUNCTIONS
     }
     assert routes == {
         ("POST", "/webhooks/meetstream/{session_id}/{token}"): "IngestFunction",
@@ -527,6 +546,7 @@ def test_every_function_sees_the_shared_environment(template: dict[str, Any], fu
         "CalendarSyncFunction": scheduling,
         "ReconcileFunction": {"PUBLIC_BASE_URL"},  # address of renewed Google push channels
         "ManagementFunction": {"DISPATCH_QUEUE_ARN", "SCHEDULER_ROLE_ARN"},  # to build the scheduler adapter
+        "ForgetFunction": {"DISPATCH_QUEUE_ARN", "SCHEDULER_ROLE_ARN"},
     }
     assert set(env) == GLOBAL_ENVIRONMENT | own.get(function_id, set())
 
@@ -563,7 +583,30 @@ def test_management_routes_are_iam_only_on_their_own_throttled_api(template: dic
     assert 0 < api["DefaultRouteSettings"]["ThrottlingRateLimit"] <= api["DefaultRouteSettings"]["ThrottlingBurstLimit"]
     assert referenced_logical_id(api["AccessLogSettings"]["DestinationArn"]) == "ManagementApiAccessLogGroup"
     # No webhook route may need a signature MeetStream cannot make.
-    assert all(r.authorizer is None for r in http_routes(template) if r.function_logical_id != "ManagementFunction")
+    assert all(r.authorizer is None for r in http_routes(template) if r.function_logical_id not in MANAGEMENT_FUNCTIONS)
+
+
+def test_forget_is_an_iam_only_management_route_whose_role_alone_may_delete_transcripts(
+    template: dict[str, Any],
+) -> None:
+    routes = [r for r in http_routes(template) if r.function_logical_id == "ForgetFunction"]
+    assert [(r.method, r.path, r.authorizer) for r in routes] == [("POST", "/v1/forget", "AWS_IAM")]
+    event = function_properties(template, "ForgetFunction")["Events"]["Forget"]["Properties"]
+    assert referenced_logical_id(event["ApiId"]) == "ManagementApi" and event["Auth"] == {"Authorizer": "AWS_IAM"}
+    # Within the HTTP API's 30 s integration limit.
+    assert function_properties(template, "ForgetFunction")["Timeout"] < 30
+    listing = [
+        st
+        for owner, st in _statements(template)
+        if owner == "ForgetFunctionRole" and st["Action"] == "s3:ListBucketVersions"
+    ]
+    assert [st.get("Condition") for st in listing] == [{"StringLike": {"s3:prefix": "transcripts/*"}}]
+    deleters = {
+        owner
+        for owner, st in _statements(template)
+        if st.get("Effect") == "Allow" and {"s3:DeleteObjectVersion", "s3:DeleteObject"} & set(_as_list(st["Action"]))
+    }
+    assert deleters == {"ForgetFunctionRole"}
 
 
 def test_calendar_poll_runs_every_ten_minutes_through_its_own_role(template: dict[str, Any]) -> None:

@@ -6,8 +6,14 @@ from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 
+from meetpilot.errors import MeetpilotError
+
 # 8 MB parts, at most two in flight: bounded memory whatever the transcript size.
 _TRANSFER = TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024, max_concurrency=2)
+
+
+class StorageError(MeetpilotError):
+    """S3 did not carry out a delete; the message says what it answered."""
 
 
 class S3TranscriptStore:
@@ -22,22 +28,35 @@ class S3TranscriptStore:
         self._s3.upload_file(path, self.bucket, key, ExtraArgs=extra, Config=_TRANSFER)
 
     def delete_prefix(self, prefix: str) -> int:
-        """Erase every version of every object under ``prefix`` (the bucket is versioned, so a
-        plain delete would only add a delete marker and keep the data)."""
+        """Erase every version and every delete marker under ``prefix``; return how many went.
+
+        The bucket is versioned, so a plain delete would only add a delete marker and keep the
+        data. The listing is read whole before deleting (deleting while paging can skip entries),
+        and read again until nothing is left; a refused delete is an error, never a silent leftover.
+        """
         if not prefix or not prefix.endswith("/"):
             raise ValueError("refusing to delete without a folder-like prefix ending in '/'")
-        versions = 0
-        paginator = self._s3.get_paginator("list_object_versions")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            versions += len(page.get("Versions", []))
+        erased = 0
+        for _ in range(5):
             entries = [
                 {"Key": v["Key"], "VersionId": v["VersionId"]}
+                for page in self._s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix)
                 for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
             ]
+            if not entries:
+                return erased
             for start in range(0, len(entries), 1000):
                 chunk = entries[start : start + 1000]
-                self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
-        return versions
+                resp = self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+                errors = resp.get("Errors") or []
+                if errors:
+                    first = errors[0]
+                    raise StorageError(
+                        f"S3 refused to delete {len(errors)} object version(s) under {prefix} "
+                        f"({first.get('Code')}: {first.get('Message')}); run forget again"
+                    )
+                erased += len(chunk)
+        raise StorageError(f"objects kept appearing under {prefix} while it was being erased; run forget again")
 
     def presign_get(self, key: str, *, expires_in: int, filename: str) -> str:
         """A time-limited GET link for one object, which browsers save as ``filename``.

@@ -5,15 +5,18 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from meetpilot.app.queries import SessionSummary
 from meetpilot.domain.calendar import Calendar
 from meetpilot.domain.clock import to_iso
 from meetpilot.domain.meeting import Meeting
 from meetpilot.domain.session import Session
+
+if TYPE_CHECKING:
+    from meetpilot.app.forget import ForgetReport
 
 # Times far outside this window are typing mistakes, and date arithmetic on them overflows.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -265,3 +268,54 @@ class CalendarList(BaseModel):
 class CalendarRemoved(BaseModel):
     calendar_id: str
     actions: dict[str, int] = Field(description="what removing it did to its meetings, e.g. {'cancelled': 2}")
+
+
+# --- forgetting -------------------------------------------------------------------------------
+
+
+class ForgetRequest(BaseModel):
+    """Exactly one of the three: what to forget."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bot_id: Text | None = Field(None, min_length=1, max_length=200, description="a bot, as sessions show it")
+    meeting_id: Text | None = Field(None, min_length=1, max_length=4096, description="a meeting's id")
+    user_id: Text | None = Field(None, min_length=1, max_length=200, description="a user, as meetings name them")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ForgetRequest:
+        if sum(v is not None for v in (self.bot_id, self.meeting_id, self.user_id)) != 1:
+            raise ValueError("give exactly one of bot_id, meeting_id or user_id")
+        return self
+
+
+class ForgetOut(BaseModel):
+    target: str = Field(description="bot, meeting or user")
+    id: str = Field(description="the id that was forgotten (for a meeting, its dedup key)")
+    complete: bool = Field(description="false when something is left; the same request again finishes it")
+    items_deleted: int = Field(description="DynamoDB items deleted (index entries go with their items)")
+    sessions_deleted: int
+    meetings_deleted: int
+    meetings_kept_for_others: int = Field(description="shared meetings that only lost this user")
+    calendars_removed: int
+    transcript_versions_deleted: int = Field(description="S3 object versions and delete markers deleted")
+    bots_withdrawn: int = Field(description="bots taken out of their meetings before their data went")
+    provider: dict[str, str] = Field(description="per bot id, what MeetStream said to deleting its data")
+    unfinished: list[str] = Field(description="what is left and why, when complete is false")
+
+    @classmethod
+    def of(cls, r: ForgetReport) -> ForgetOut:
+        return cls(
+            target=r.target,
+            id=r.ident,
+            complete=r.complete,
+            items_deleted=r.items_deleted,
+            sessions_deleted=r.sessions_deleted,
+            meetings_deleted=r.meetings_deleted,
+            meetings_kept_for_others=r.meetings_kept_for_others,
+            calendars_removed=r.calendars_removed,
+            transcript_versions_deleted=r.transcript_versions_deleted,
+            bots_withdrawn=r.bots_withdrawn,
+            provider=dict(r.provider),
+            unfinished=list(r.unfinished),
+        )

@@ -25,6 +25,8 @@ from meetpilot.api.models import (
     CalendarOut,
     CalendarRemoved,
     ErrorBody,
+    ForgetOut,
+    ForgetRequest,
     MeetingCancelled,
     MeetingCreate,
     MeetingOut,
@@ -285,6 +287,50 @@ def remove_calendar(calendar_id: Annotated[str, Path(max_length=200)]) -> Calend
     c = container()
     removal = remove(calendar_id, deps=c.calendar_sync_deps, google=lambda: c.google_calendars)
     return CalendarRemoved(calendar_id=calendar_id, actions=dict(removal.actions))
+
+
+# --- forgetting -------------------------------------------------------------------------------
+
+FORGET_ROUTE = f"{API_PREFIX}/forget"
+
+
+@app.post(
+    FORGET_ROUTE,
+    summary="Forget a bot, a meeting or a user",
+    description="Erases every item that names them or holds their words, every S3 version and delete marker "
+    "of their transcripts, and MeetStream's copy; a meeting another user also has only loses the forgotten "
+    "user. Answers what was deleted; when complete is false, the same request again finishes the job. "
+    "Served by its own function, whose role holds the delete permissions.",
+    responses=_answers(ForgetOut, 404, 409, 422),
+    tags=["forget"],
+)
+def forget(body: ForgetRequest) -> ForgetOut:
+    from meetpilot.app.calendars import remove_calendar
+    from meetpilot.app.forget import ForgetDeps, forget_bot, forget_meeting, forget_user
+
+    c = container()
+    deps = ForgetDeps(
+        repo=c.repository,
+        store=c.transcript_store,
+        provider=c.provider,
+        scheduler=c.dispatch_scheduler,
+        clock=c.clock,
+        remove_calendar=lambda calendar_id: (
+            remove_calendar(calendar_id, deps=c.calendar_sync_deps, google=lambda: c.google_calendars).actions
+        ),
+    )
+    if body.bot_id is not None:
+        report = forget_bot(body.bot_id, deps)
+    elif body.meeting_id is not None:
+        report = forget_meeting(_key_or_404(body.meeting_id), deps)
+    else:
+        assert body.user_id is not None
+        report = forget_user(body.user_id, deps)
+    logger.info(
+        "forgot",
+        extra={"target": report.target, "complete": report.complete, "items_deleted": report.items_deleted},
+    )
+    return ForgetOut.of(report)
 
 
 # --- errors -----------------------------------------------------------------------------------
