@@ -17,6 +17,23 @@ PACKAGED_CODE_URI = "s3://meetpilot-artifacts-example/meetpilot.zip"
 LINT_REGIONS = ["us-east-1", "eu-west-1", "eu-central-1", "ap-southeast-2"]
 
 
+def go_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No credentials, no config: anything that tried to reach AWS would fail."""
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ENDPOINT_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    # The translator builds partition-aware ARNs from the session's region.
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
 class _NoManagedPolicyLookups:
     """The translator asks IAM for managed-policy ARNs only for policies named by name; we use none."""
 

@@ -8,25 +8,13 @@ from typing import Any
 import pytest
 
 from meetpilot.local.template import load_template
-from tests.infra.cfn import TEMPLATE_PATH, translate
+from tests.infra.cfn import TEMPLATE_PATH, go_offline, translate
 
 
 @pytest.fixture
 def offline_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     """No credentials, no config: anything that tried to reach AWS would fail."""
-    for name in (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_ENDPOINT_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    # The translator builds partition-aware ARNs from the session's region.
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    go_offline(monkeypatch)
 
 
 @pytest.fixture(scope="session")

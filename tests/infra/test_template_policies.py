@@ -75,10 +75,8 @@ EXPECTED_GRANTS = {
     "BotEventsFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"BotEventsFunctionLogGroup.Arn"}),
         (POLL, {"BotEventsQueue.Arn"}),
-        (
-            ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"),
-            {"Table.Arn", "${Table.Arn}/index/by-bot"},
-        ),
+        (("dynamodb:GetItem", "dynamodb:UpdateItem"), {"Table.Arn"}),
+        ("dynamodb:Query", {"${Table.Arn}/index/by-bot"}),
         ("sqs:SendMessage", {"TranscriptQueue.Arn"}),
         ("events:PutEvents", {EVENT_BUS}),
     ),

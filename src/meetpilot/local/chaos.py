@@ -22,6 +22,7 @@ from meetpilot.app.reconcile import ReconcileConfig, reconcile
 from meetpilot.domain.clock import FixedClock
 from meetpilot.domain.meeting import meeting_key
 from meetpilot.domain.status import Outcome
+from meetpilot.local.invoke import acting_as
 from meetpilot.local.stack import LocalStack, StackOptions
 from meetpilot.simulator import Faults, Scenario
 
@@ -253,14 +254,15 @@ def run_chaos(
             if stack.quiet() or time.monotonic() - last_round > 15:
                 last_round = time.monotonic()
                 reconcile_clock.set(max(reconcile_clock.now(), stack.clock.now()) + timedelta(minutes=40))
-                reconcile(
-                    repo=stack.container.repository,
-                    provider=stack.container.provider,
-                    dispatch_queue=stack.container.dispatch_queue,
-                    transcript_queue=stack.container.transcript_queue,
-                    clock=reconcile_clock,
-                    config=ReconcileConfig(max_attempts=8),
-                )
+                with acting_as("ReconcileFunction"):  # what its schedule would run, with its role
+                    reconcile(
+                        repo=stack.container.repository,
+                        provider=stack.container.provider,
+                        dispatch_queue=stack.container.dispatch_queue,
+                        transcript_queue=stack.container.transcript_queue,
+                        clock=reconcile_clock,
+                        config=ReconcileConfig(max_attempts=8),
+                    )
         report = _evaluate(stack, plan, store)
         report.faults = {**{k: v for k, v in stack.simulator.fault_counts().items() if v}, **ours.counts}
     report.seconds = time.monotonic() - started

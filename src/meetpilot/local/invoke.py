@@ -2,27 +2,58 @@
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import importlib
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 Handler = Callable[[dict[str, Any], Any], Any]
 _lock = threading.Lock()
 _cache: dict[str, Handler] = {}
+# The logical id of the function whose invocation is running on this thread (or task), so that
+# what it does can be told apart from what the stack itself does (see ``aws_call_log``).
+_running_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("running_function", default=None)
+
+
+def running_function() -> str | None:
+    """The logical id of the function being invoked here, or None outside any invocation."""
+    return _running_function.get()
+
+
+@contextmanager
+def acting_as(function_name: str) -> Iterator[None]:
+    """Mark the block as done by ``function_name`` (with its role, on AWS), e.g. Lambda's poller."""
+    token = _running_function.set(function_name)
+    try:
+        yield
+    finally:
+        _running_function.reset(token)
+
+
+def _attributed(handler: Handler) -> Handler:
+    @functools.wraps(handler)
+    def invoke(event: dict[str, Any], context: Any) -> Any:
+        with acting_as(context.function_name):
+            return handler(event, context)
+
+    return invoke
 
 
 def load_handler(dotted: str) -> Handler:
-    """``meetpilot.handlers.ingest.handler`` -> the function, imported once."""
+    """``meetpilot.handlers.ingest.handler`` -> the function, imported once; each call runs as
+    the function the Lambda context names (``running_function``)."""
     with _lock:
         if dotted not in _cache:
             module_name, _, attr = dotted.rpartition(".")
             if not module_name:
                 raise ValueError(f"handler {dotted!r} is not of the form package.module.function")
-            _cache[dotted] = getattr(importlib.import_module(module_name), attr)
+            _cache[dotted] = _attributed(getattr(importlib.import_module(module_name), attr))
         return _cache[dotted]
 
 

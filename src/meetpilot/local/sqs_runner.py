@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from meetpilot.local.invoke import Handler, LambdaContext
+from meetpilot.local.invoke import Handler, LambdaContext, acting_as
 
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str = "us-east-1") -> dict[str, Any]:
@@ -53,7 +53,10 @@ class QueueFeeder:
         self._handler = handler
         self.function_name = function_name
         self.batch_size = max(1, min(10, batch_size))
-        self._arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        # Lambda's event source mapping polls with the function's own role, so its calls are the function's.
+        with acting_as(function_name):
+            attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+        self._arn = attributes["QueueArn"]
         self._on_error = on_error
         self.invocations = 0
         self.failed_records = 0
@@ -65,6 +68,10 @@ class QueueFeeder:
 
     def poll_once(self, wait_seconds: int = 0) -> int:
         """Receive and process one batch; return how many messages were received."""
+        with acting_as(self.function_name):
+            return self._poll_once(wait_seconds)
+
+    def _poll_once(self, wait_seconds: int) -> int:
         resp = self._sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=self.batch_size,

@@ -14,6 +14,7 @@ from typing import Any
 from meetpilot.composition import Container, use_container
 from meetpilot.domain.clock import Clock, SystemClock, to_iso
 from meetpilot.domain.meeting import meeting_key
+from meetpilot.local import aws_call_log
 from meetpilot.local.emulator import AwsEmulator
 from meetpilot.local.gateway import Gateway, GatewayRoute
 from meetpilot.local.invoke import load_handler
@@ -93,6 +94,7 @@ class LocalStack:
             aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_SECRET_KEY, region_name=REGION
         )
         self.boto_session = session
+        aws_call_log.watch(self)  # an open aws_call_log.recording() sees what each function calls
         self.resources = create_stack_resources(
             {
                 name: session.client(name, endpoint_url=self.aws_endpoint)
