@@ -22,7 +22,10 @@ ACCOUNT_BURST = 5_000
 
 MEETSTREAM_ROUTES = {
     "POST /webhooks/meetstream/{session_id}/{token}": ("CallbackThrottleRate", "CallbackThrottleBurst"),
-    "POST /webhooks/meetstream/live/{session_id}/{token}": ("LiveTranscriptThrottleRate", "LiveTranscriptThrottleBurst"),
+    "POST /webhooks/meetstream/live/{session_id}/{token}": (
+        "LiveTranscriptThrottleRate",
+        "LiveTranscriptThrottleBurst",
+    ),
     "POST /webhooks/meetstream": ("WorkspaceThrottleRate", "WorkspaceThrottleBurst"),
 }
 
@@ -72,7 +75,10 @@ def test_each_meetstream_route_has_its_own_throttle_sized_from_parameters(templa
     assert set(MEETSTREAM_ROUTES) <= _route_keys(template, "WebhookApi"), "a throttle names a route that is gone"
     params = template["Parameters"]
     for key, (rate_param, burst_param) in MEETSTREAM_ROUTES.items():
-        assert settings[key] == {"ThrottlingRateLimit": {"Ref": rate_param}, "ThrottlingBurstLimit": {"Ref": burst_param}}
+        assert settings[key] == {
+            "ThrottlingRateLimit": {"Ref": rate_param},
+            "ThrottlingBurstLimit": {"Ref": burst_param},
+        }
         for name in (rate_param, burst_param):
             assert params[name]["Type"] == "Number" and params[name]["MinValue"] >= 1
         assert params[rate_param]["Default"] <= params[burst_param]["Default"]

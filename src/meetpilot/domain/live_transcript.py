@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from meetpilot.domain.clock import parse_iso, to_iso
-from meetpilot.domain.transcript import MAX_TIME_SECONDS, UNKNOWN_SPEAKER, Turn, normalise_segment, speaker_label
+from meetpilot.domain.transcript import (
+    MAX_TIME_SECONDS,
+    UNKNOWN_SPEAKER,
+    Turn,
+    normalise_segment,
+    speaker_label,
+    writable,
+)
 
 MAX_TEXT_CHARS = 8_000  # one final result; longer is cut (the item must stay small)
 MAX_WORDS = 300
@@ -64,7 +71,7 @@ def parse_live_delivery(payload: Mapping[str, Any], received_at: datetime) -> Li
     for key in ("new_text", "utterance", "transcript"):
         value = payload.get(key)
         if isinstance(value, str) and value.strip():
-            text = _writable(" ".join(value[: MAX_TEXT_CHARS * 2].split())[:MAX_TEXT_CHARS])
+            text = writable(" ".join(value[: MAX_TEXT_CHARS * 2].split())[:MAX_TEXT_CHARS])
             break
     if not text:
         raise ValueError("final live transcript without text (new_text, utterance or transcript)")
@@ -117,18 +124,13 @@ def _words(value: Any) -> Iterator[dict[str, Any]]:
         word = item.get("punctuated_word") or item.get("word")
         if not isinstance(word, str) or not word.strip():
             continue
-        kept: dict[str, Any] = {"punctuated_word": _writable(word.strip()[:100])}
+        kept: dict[str, Any] = {"punctuated_word": writable(word.strip()[:100])}
         for key in ("start", "end", "confidence"):
             number = item.get(key)
             # A time no recording has (10**400, 1e300) is left out, never turned into an overflow.
             if isinstance(number, int | float) and not isinstance(number, bool) and abs(number) <= MAX_TIME_SECONDS:
                 kept[key] = float(number)
         yield kept
-
-
-def _writable(text: str) -> str:
-    """``text`` with any lone surrogate (JSON allows "\\ud800") as U+FFFD, so it can be stored as UTF-8."""
-    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def live_turns(segments: Iterable[LiveSegment]) -> Iterator[Turn]:

@@ -94,12 +94,19 @@ def speaker_label(value: Any) -> str:
     if isinstance(value, str):
         # Cut before the whitespace pass so a huge label costs no more than a short one; a lone
         # surrogate (JSON allows "\ud800") cannot be written as UTF-8 and becomes U+FFFD.
-        label = " ".join(value[: MAX_SPEAKER_CHARS * 4].split())[:MAX_SPEAKER_CHARS]
-        label = label.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        label = writable(" ".join(value[: MAX_SPEAKER_CHARS * 4].split())[:MAX_SPEAKER_CHARS])
         if label.isdecimal() and len(label) < 16:
             return f"Speaker {int(label)}"
         return label or UNKNOWN_SPEAKER
     return UNKNOWN_SPEAKER
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def writable(text: str) -> str:
+    """``text`` with each lone surrogate (JSON allows "\\ud800") as U+FFFD, so it can be written as UTF-8."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _words(value: Any) -> Iterator[Word]:
@@ -546,7 +553,9 @@ class TranscriptWriter:
             "words": [{"text": w.text, "start": w.start, "end": w.end, "confidence": w.confidence} for w in turn.words],
         }
         separator = "\n" if self._turns == 0 else ",\n"
-        self._json.write((separator + _dumps(record)).encode("utf-8"))
+        # "replace": a lone surrogate in the provider's text becomes "?" instead of failing the
+        # whole transcript (it costs nothing when there is none).
+        self._json.write((separator + _dumps(record)).encode("utf-8", "replace"))
         self._turns += 1
         self._speakers.add(turn.speaker)
         self._duration = max(self._duration, turn.end)
@@ -556,8 +565,8 @@ class TranscriptWriter:
             return  # kept in the JSON for fidelity; nothing to read or show as a caption
         self._words += len(words)
         text, speaker = " ".join(words), " ".join(turn.speaker.split())
-        self._text.write(f"[{_clock(turn.start)}] {speaker}: {text}\n".encode())
-        self._vtt.write(self._cue(turn, speaker, text).encode("utf-8"))
+        self._text.write(f"[{_clock(turn.start)}] {speaker}: {text}\n".encode("utf-8", "replace"))
+        self._vtt.write(self._cue(turn, speaker, text).encode("utf-8", "replace"))
 
     def _cue(self, turn: Turn, speaker: str, text: str) -> str:
         # WebVTT wants cue starts in order and each end after its start; shift only as much as
