@@ -73,6 +73,7 @@ class Container:
             self.client("ssm"),
             api_key_param=self.settings.api_key_param,
             webhook_secret_param=self.settings.webhook_secret_param,
+            signing_secret_param=self.settings.signing_secret_param,
         )
 
     @cached_property

@@ -20,7 +20,15 @@ class InvalidInput(MeetpilotError):
 
 
 class InvalidEvent(InvalidInput):
-    """A webhook payload is not a MeetStream event we can read."""
+    """A webhook payload is not a MeetStream event we can read.
+
+    ``reason`` is a short code for metrics and logs ("not_json", "bad_field", ...); the message is
+    the one line a sender is told.
+    """
+
+    def __init__(self, message: str, *, reason: str = "invalid_event") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class TranscriptFormatError(InvalidInput):

@@ -21,6 +21,7 @@ _ENV = {
     "transcript_queue_url": "TRANSCRIPT_QUEUE_URL",
     "api_key_param": "MEETSTREAM_API_KEY_PARAM",
     "webhook_secret_param": "WEBHOOK_SECRET_PARAM",
+    "signing_secret_param": "WORKSPACE_SIGNING_SECRET_PARAM",
     "meetstream_base_url": "MEETSTREAM_BASE_URL",
     "public_base_url": "PUBLIC_BASE_URL",
     "lead_time_seconds": "LEAD_TIME_SECONDS",
@@ -52,7 +53,10 @@ class Settings:
     bot_events_queue_url: str = ""
     transcript_queue_url: str = ""
     api_key_param: str = "/meetpilot/meetstream-api-key"
+    # meetpilot's own secret: the capability tokens in callback and live-transcript URLs.
     webhook_secret_param: str = "/meetpilot/webhook-secret"
+    # The signing secret MeetStream shows for a workspace webhook (X-MeetStream-Signature).
+    signing_secret_param: str = "/meetpilot/meetstream-signing-secret"
     meetstream_base_url: str = DEFAULT_MEETSTREAM_BASE_URL
     public_base_url: str = ""
     lead_time_seconds: int = 600

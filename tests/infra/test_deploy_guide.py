@@ -295,10 +295,11 @@ def aws(offline_aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.se
         yield boto3.session.Session(region_name="eu-west-1")
 
 
+SECRET_PARAMETERS = ("MeetStreamApiKeyParam", "WebhookSecretParam", "WorkspaceSigningSecretParam")
+
+
 def test_the_ssm_commands_store_secrets_meetpilot_reads(aws: boto3.session.Session, template: dict[str, Any]) -> None:
-    defaults = {
-        name: template["Parameters"][name]["Default"] for name in ("MeetStreamApiKeyParam", "WebhookSecretParam")
-    }
+    defaults = {name: template["Parameters"][name]["Default"] for name in SECRET_PARAMETERS}
     commands = _commands(("aws", "ssm", "put-parameter"))
     first: dict[str, str] = {}
     for argv in commands:
@@ -310,19 +311,23 @@ def test_the_ssm_commands_store_secrets_meetpilot_reads(aws: boto3.session.Sessi
         assert "$(" in literal or any(m in literal for m in FAKE_MARKERS), f"{literal!r} looks like a real secret"
         _send(argv, aws)
         first.setdefault(params["Name"], params["Value"])
-    assert set(first) == set(defaults.values()), "the guide must create both secrets"
+    assert set(first) == set(defaults.values()), "the guide must create all three secrets"
 
     ssm = aws.client("ssm")
     stored = ssm.get_parameter(Name=defaults["MeetStreamApiKeyParam"])["Parameter"]
     assert stored["Type"] == "SecureString"
     secrets = SsmSecrets(
-        ssm, api_key_param=defaults["MeetStreamApiKeyParam"], webhook_secret_param=defaults["WebhookSecretParam"]
+        ssm,
+        api_key_param=defaults["MeetStreamApiKeyParam"],
+        webhook_secret_param=defaults["WebhookSecretParam"],
+        signing_secret_param=defaults["WorkspaceSigningSecretParam"],
     )
     assert secrets.api_key() == first[defaults["MeetStreamApiKeyParam"]]
     generated = first[defaults["WebhookSecretParam"]]
     assert len(generated) >= 32 and "$(" not in generated
-    # The last command is the rotation: the new secret first, the old one still accepted.
-    assert secrets.webhook_secrets() == ("NEW-SECRET-PLACEHOLDER", "OLD-SECRET-PLACEHOLDER")
+    # The last two commands are the rotations: each secret's new value first, the old one still accepted.
+    assert secrets.token_secrets() == ("NEW-SECRET-PLACEHOLDER", "OLD-SECRET-PLACEHOLDER")
+    assert secrets.signing_secrets() == ("NEW-SIGNING-SECRET-PLACEHOLDER", "OLD-SIGNING-SECRET-PLACEHOLDER")
 
 
 def test_the_event_rule_routes_transcript_ready_events(aws: boto3.session.Session) -> None:

@@ -40,6 +40,7 @@ def _ssm(param: str) -> str:
 
 API_KEY = _ssm("MeetStreamApiKeyParam")
 WEBHOOK_SECRET = _ssm("WebhookSecretParam")
+SIGNING_SECRET = _ssm("WorkspaceSigningSecretParam")
 CALENDAR_CREDENTIALS = _ssm("CalendarSecretsPrefix") + "*"
 SCHEDULES = "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"
 POLL = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
@@ -69,7 +70,7 @@ EXPECTED_GRANTS = {
     ),
     "IngestFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"IngestFunctionLogGroup.Arn"}),
-        ("ssm:GetParameter", {WEBHOOK_SECRET}),
+        ("ssm:GetParameter", {WEBHOOK_SECRET, SIGNING_SECRET}),
         ("sqs:SendMessage", {"BotEventsQueue.Arn"}),
     ),
     "BotEventsFunction": _grants(
@@ -299,6 +300,7 @@ def test_ssm_parameter_arns_do_not_double_the_leading_slash(template: dict[str, 
     assert set(rendered) == {
         "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/meetstream-api-key",
         "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/webhook-secret",
+        "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/meetstream-signing-secret",
         "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/calendars/*",
     }
 
@@ -545,6 +547,7 @@ def test_every_function_sees_the_shared_environment(template: dict[str, Any], fu
         "ReconcileFunction": {"PUBLIC_BASE_URL"},  # address of renewed Google push channels
         "ManagementFunction": {"DISPATCH_QUEUE_ARN", "SCHEDULER_ROLE_ARN"},  # to build the scheduler adapter
         "ForgetFunction": {"DISPATCH_QUEUE_ARN", "SCHEDULER_ROLE_ARN"},
+        "IngestFunction": {"WORKSPACE_SIGNING_SECRET_PARAM"},  # the only one that verifies signatures
     }
     assert set(env) == GLOBAL_ENVIRONMENT | own.get(function_id, set())
 
@@ -620,6 +623,7 @@ def test_parameters_have_the_documented_defaults(template: dict[str, Any]) -> No
     params = template["Parameters"]
     assert params["MeetStreamApiKeyParam"]["Default"] == "/meetpilot/meetstream-api-key"
     assert params["WebhookSecretParam"]["Default"] == "/meetpilot/webhook-secret"
+    assert params["WorkspaceSigningSecretParam"]["Default"] == "/meetpilot/meetstream-signing-secret"
     assert params["PublicBaseUrl"]["Default"] == ""
     assert (params["LeadTimeSeconds"]["Type"], params["LeadTimeSeconds"]["Default"]) == ("Number", 600)
     assert (params["LeadTimeSeconds"]["MinValue"], params["LeadTimeSeconds"]["MaxValue"]) == (60, 3600)

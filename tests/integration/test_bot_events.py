@@ -135,7 +135,7 @@ def test_signed_delivery_finds_its_session_by_custom_attributes_or_bot_id(stack,
         body = json.dumps(payload).encode()
         headers = {
             "content-type": "application/json",
-            "x-meetstream-signature": sign_body(stack.webhook_secret, body),
+            "x-meetstream-signature": sign_body(stack.signing_secret, body),
             "x-meetstream-timestamp": to_iso(datetime.now(UTC)),
         }
         assert httpx.post(f"{stack.gateway.url}/webhooks/meetstream", content=body, headers=headers).status_code == 200
@@ -166,3 +166,46 @@ def test_transcript_job_survives_a_queue_failure_between_decision_and_send(stack
     apply_all(stack)
     assert len(transcript_jobs(stack)) == 1
     assert not current(stack, session).transcript_job_pending
+
+
+def test_a_signed_body_replayed_with_a_fresh_timestamp_passes_the_edge_and_is_a_noop(stack, session):
+    # MeetStream's signature covers the body, not X-MeetStream-Timestamp: a captured delivery sent
+    # again later with a new timestamp is genuine as far as the edge can tell. The worker's dedupe
+    # (on the body's own bot, names and timestamp) must make it change nothing.
+    url = f"{stack.gateway.url}/webhooks/meetstream"
+    bodies = [
+        json.dumps(event("bot.stopped", "bot.stopped", second=10, status="Stopped")).encode(),
+        json.dumps(event("transcription.processed", second=20)).encode(),
+    ]
+
+    def post_signed(body: bytes, sent_at: datetime) -> int:
+        headers = {
+            "content-type": "application/json",
+            "x-meetstream-signature": sign_body(stack.signing_secret, body),
+            "x-meetstream-timestamp": to_iso(sent_at),
+        }
+        return httpx.post(url, content=body, headers=headers).status_code
+
+    for body in bodies:
+        assert post_signed(body, datetime.now(UTC)) == 200
+    apply_all(stack)
+    first = current(stack, session)
+    assert [h["name"] for h in first.history] == ["bot.stopped", "transcription.processed"]
+    assert len(transcript_jobs(stack)) == 1
+    published = stack.published_events()
+    assert published, "the first deliveries announce the change"
+
+    # The replay: the same signed bodies, each with a timestamp minted now (inside the window).
+    for body in bodies:
+        assert post_signed(body, datetime.now(UTC) + timedelta(seconds=30)) == 200
+    apply_all(stack)
+    after = current(stack, session)
+    assert after.history == first.history  # no second history entry
+    assert (after.status, after.stop_reason, after.transcript_state) == (
+        first.status,
+        first.stop_reason,
+        first.transcript_state,
+    )
+    assert after.version == first.version  # not even a write
+    assert transcript_jobs(stack) == []  # no second transcript job
+    assert stack.published_events() == published  # (every event so far) no second event

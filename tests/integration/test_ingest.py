@@ -95,7 +95,7 @@ def signed_headers(secret, body, *, ts=None, upper=False):
 def test_signed_workspace_delivery_is_accepted_whatever_the_header_case(edge, upper):
     queued(edge)
     body = json.dumps(EVENT).encode()
-    resp = post(edge, "/webhooks/meetstream", body, signed_headers(edge.webhook_secret, body, upper=upper))
+    resp = post(edge, "/webhooks/meetstream", body, signed_headers(edge.signing_secret, body, upper=upper))
     assert resp.status_code == 200
     (msg,) = queued(edge)
     assert msg["auth"] == "signature" and msg["session_id"] is None
@@ -117,7 +117,7 @@ def test_bad_signed_deliveries_get_401_and_enqueue_nothing(edge, case, reason):
     queued(edge)
     body = json.dumps(EVENT).encode()
     now = datetime.now(UTC)
-    headers = signed_headers(edge.webhook_secret, body)
+    headers = signed_headers(edge.signing_secret, body)
     sent = body
     if case == "wrong_secret":
         headers = signed_headers("nope", body)
@@ -126,9 +126,9 @@ def test_bad_signed_deliveries_get_401_and_enqueue_nothing(edge, case, reason):
     elif case == "missing_signature":
         del headers["X-MeetStream-Signature"]
     elif case == "old":
-        headers = signed_headers(edge.webhook_secret, body, ts=to_iso(now - timedelta(minutes=6)))
+        headers = signed_headers(edge.signing_secret, body, ts=to_iso(now - timedelta(minutes=6)))
     elif case == "future":
-        headers = signed_headers(edge.webhook_secret, body, ts=to_iso(now + timedelta(minutes=6)))
+        headers = signed_headers(edge.signing_secret, body, ts=to_iso(now + timedelta(minutes=6)))
     elif case == "missing_timestamp":
         del headers["X-MeetStream-Timestamp"]
     elif case == "garbled_timestamp":
@@ -156,6 +156,118 @@ def test_bad_bodies_get_their_status_and_enqueue_nothing(edge, body, status, mes
     assert resp.status_code == status
     assert message in resp.json()["message"]
     assert queued(edge) == []
+
+
+# Bodies a valid credential may carry that the bot-events worker would drop: each is refused at the
+# edge with the worker's own one-line reason, on both routes, and nothing reaches the queue.
+BAD_BODIES = {
+    "event_not_a_string": (b'{"event": 7, "bot_id": "b-1"}', "field 'event' must be a string, got number"),
+    "bot_event_not_a_string": (b'{"event": "bot.stopped", "bot_event": ["x"]}', "field 'bot_event' must be a string"),
+    "bot_id_not_a_string": (b'{"event": "bot.joining", "bot_id": 12}', "field 'bot_id' must be a non-empty string"),
+    "bot_id_empty": (b'{"event": "bot.joining", "bot_id": " "}', "field 'bot_id' must be a non-empty string"),
+    "nan": (b'{"event": "bot.joining", "status_code": NaN}', "body holds NaN"),
+    "infinity": (b'{"event": "bot.joining", "data": {"x": -Infinity}}', "body holds -Infinity"),
+    "float_overflow": (b'{"event": "bot.joining", "status_code": 1e400}', "number too large"),
+    "int_overflow": (b'{"event": "bot.joining", "data": {"start": 1' + b"0" * 400 + b"}}", "number too large"),
+    "only_a_blank_status": (b'{"bot_status": "  ", "bot_id": "b-1"}', "no event, bot_event or bot_status"),
+}
+
+
+@pytest.mark.parametrize("route", ["callback", "workspace"])
+@pytest.mark.parametrize("case", sorted(BAD_BODIES))
+def test_a_valid_credential_with_a_bad_body_gets_a_400_with_one_line_and_nothing_queued(edge, route, case):
+    queued(edge)
+    body, reason = BAD_BODIES[case]
+    if route == "callback":
+        resp = post(edge, callback_path(edge), body)
+    else:
+        resp = post(edge, "/webhooks/meetstream", body, signed_headers(edge.signing_secret, body))
+    assert resp.status_code == 400, resp.text
+    message = resp.json()["message"]
+    assert reason in message and "\n" not in message and len(message) < 120
+    assert queued(edge) == []
+
+
+def test_an_unknown_event_name_is_still_accepted_and_kept(edge):
+    queued(edge)
+    body = json.dumps({"event": "bot.something_new", "bot_id": "b-1"}).encode()
+    assert post(edge, callback_path(edge), body).status_code == 200
+    (msg,) = queued(edge)
+    assert msg["body"] == body.decode()
+
+
+# --- the two secrets --------------------------------------------------------------------------
+
+
+def test_the_token_and_signing_secrets_are_two_ssm_parameters_read_separately(edge):
+    settings = edge.container.settings
+    assert settings.webhook_secret_param != settings.signing_secret_param
+    ssm = edge.container.client("ssm")
+    assert ssm.get_parameter(Name=settings.webhook_secret_param, WithDecryption=True)["Parameter"]["Value"] == (
+        edge.webhook_secret
+    )
+    assert ssm.get_parameter(Name=settings.signing_secret_param, WithDecryption=True)["Parameter"]["Value"] == (
+        edge.signing_secret
+    )
+    assert edge.webhook_secret != edge.signing_secret
+    assert edge.container.secrets.token_secrets() == (edge.webhook_secret,)
+    assert edge.container.secrets.signing_secrets() == (edge.signing_secret,)
+
+
+def test_a_capability_token_made_with_the_signing_secret_is_refused(edge):
+    queued(edge)
+    token = capability_token(edge.signing_secret, "sess-1")
+    resp = post(edge, callback_path(edge, token=token), json.dumps(EVENT).encode())
+    assert resp.status_code == 401
+    assert queued(edge) == []
+
+
+def test_a_body_signed_with_the_token_secret_is_refused_on_the_workspace_route(edge):
+    queued(edge)
+    body = json.dumps(EVENT).encode()
+    resp = post(edge, "/webhooks/meetstream", body, signed_headers(edge.webhook_secret, body))
+    assert resp.status_code == 401
+    assert "X-MeetStream-Signature" in resp.json()["message"]
+    assert queued(edge) == []
+
+
+def test_each_secret_rotates_on_its_own_with_two_values_new_first(edge):
+    settings = edge.container.settings
+    ssm = edge.container.client("ssm")
+    old_token, old_signing = edge.webhook_secret, edge.signing_secret
+    new_token, new_signing = "new-token-secret-for-the-test", "new-signing-secret-for-the-test"
+    fresh = Container(settings, boto_session=edge.boto_session, endpoint_url=edge.aws_endpoint)  # no cached values
+    try:
+        ssm.put_parameter(
+            Name=settings.webhook_secret_param, Value=f"{new_token},{old_token}", Type="SecureString", Overwrite=True
+        )
+        ssm.put_parameter(
+            Name=settings.signing_secret_param,
+            Value=f"{new_signing}, {old_signing}",
+            Type="SecureString",
+            Overwrite=True,
+        )
+        use_container(fresh)
+        assert fresh.secrets.token_secrets() == (new_token, old_token)
+        assert fresh.secrets.signing_secrets() == (new_signing, old_signing)
+        queued(edge)
+        body = json.dumps(EVENT).encode()
+        for secret in (new_token, old_token):
+            assert post(edge, callback_path(edge, token=capability_token(secret, "sess-1")), body).status_code == 200
+        for secret in (new_signing, old_signing):
+            assert post(edge, "/webhooks/meetstream", body, signed_headers(secret, body)).status_code == 200
+        # During both rotations, neither secret's values open the other's route.
+        for secret in (new_signing, old_signing):
+            assert post(edge, callback_path(edge, token=capability_token(secret, "sess-1")), body).status_code == 401
+        for secret in (new_token, old_token):
+            assert post(edge, "/webhooks/meetstream", body, signed_headers(secret, body)).status_code == 401
+        assert len(queued(edge)) == 4
+        # New bots get tokens from the new (first) token secret.
+        assert capability_token(fresh.secrets.token_secrets()[0], "s") == capability_token(new_token, "s")
+    finally:
+        use_container(edge.container)
+        ssm.put_parameter(Name=settings.webhook_secret_param, Value=old_token, Type="SecureString", Overwrite=True)
+        ssm.put_parameter(Name=settings.signing_secret_param, Value=old_signing, Type="SecureString", Overwrite=True)
 
 
 def test_binary_content_type_arrives_base64_and_is_decoded(edge):

@@ -11,7 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from meetpilot.domain.clock import to_iso
+from meetpilot.domain.session import Session, TranscriptMode
 from meetpilot.domain.status import Outcome
+from meetpilot.domain.transcript import MAX_SPEAKER_CHARS
 from meetpilot.domain.webhook_auth import capability_token
 from meetpilot.local.stack import LocalStack
 from meetpilot.simulator import Scenario
@@ -131,3 +134,79 @@ def test_the_live_route_takes_only_its_own_token(stack_factory: Callable[..., Lo
     assert kept == [{"received": True, "kept": True}, {"received": True, "kept": False}]
     assert [s.text for s in stack.container.live_segments.segments(sid)] == ["hello"]
     assert len(stack.published_events("LiveTranscriptSegment")) == 1
+
+
+def _live_session(stack: LocalStack, sid: str) -> Session:
+    session = Session(
+        session_id=sid,
+        meeting_key=f"https://meet.google.com/liv-{sid}|2026-12-01T15:00Z",
+        transcript_mode=TranscriptMode.STREAMING,
+        bot_id=f"bot-{sid}",
+        live_transcript=True,
+    )
+    assert stack.container.repository.create_session(session, datetime.now(UTC))
+    return session
+
+
+def _live_url(stack: LocalStack, sid: str) -> str:
+    return (
+        f"{stack.gateway.url}/webhooks/meetstream/live/{sid}/{capability_token(stack.webhook_secret, sid, live=True)}"
+    )
+
+
+def test_word_times_like_10_pow_400_get_a_400_and_nothing_is_kept(stack_factory: Callable[..., LocalStack]) -> None:
+    stack = stack_factory(transcript_provider="deepgram_streaming")
+    session = _live_session(stack, "huge-times")
+    head = b'{"bot_id": "bot-huge-times", "new_text": "hi", "is_final": true, "words": [{"word": "hi", "start": '
+    bodies = [
+        head + b"1" + b"0" * 400 + b"}]}",  # 10**400: no float holds it
+        head + b"1e400}]}",
+        head + b"NaN}]}",
+        b'{"bot_id": "bot-huge-times", "new_text": "hi", "is_final": true, "timestamp": 1' + b"0" * 400 + b"}",
+    ]
+    answers = [httpx.post(_live_url(stack, session.session_id), content=body) for body in bodies]
+    assert [a.status_code for a in answers] == [400, 400, 400, 400], [a.text for a in answers]
+    assert all("\n" not in a.json()["message"] for a in answers)
+    assert list(stack.container.live_segments.segments(session.session_id)) == []
+
+
+def test_over_long_speaker_names_are_bounded_and_the_session_still_ends(
+    stack_factory: Callable[..., LocalStack],
+) -> None:
+    stack = stack_factory(transcript_provider="deepgram_streaming", time_scale=0.02)
+    session = _live_session(stack, "long-names")
+    sid = session.session_id
+    # Three people whose names (as the meeting shows them) are 150,000 characters each, one with a
+    # lone surrogate, and words whose times no recording has: none of it may stop the session ending.
+    names = [f"{letter * 150_000}" for letter in "abc"]
+    names[2] = "\ud800" + names[2]
+    for i, name in enumerate(names):
+        final = {
+            "bot_id": session.bot_id,
+            "timestamp": f"2026-12-01T15:00:0{i}Z",
+            "speakerName": name,
+            "new_text": f"line {i}",
+            "is_final": True,
+            "words": [{"word": "line", "start": 1e300, "end": 1e300}],
+        }
+        answer = httpx.post(_live_url(stack, sid), content=json.dumps(final))
+        assert answer.status_code == 200, answer.text
+    kept = list(stack.container.live_segments.segments(sid))
+    assert len(kept) == 3 and all(len(s.speaker) <= MAX_SPEAKER_CHARS for s in kept)
+
+    callback = f"{stack.gateway.url}/webhooks/meetstream/{sid}/{capability_token(stack.webhook_secret, sid)}"
+    for name in ("bot.stopped", "bot.done"):
+        body = {"event": name, "bot_event": name, "bot_id": session.bot_id, "timestamp": to_iso(datetime.now(UTC))}
+        assert httpx.post(callback, content=json.dumps(body)).status_code == 200
+
+    def ended() -> bool:
+        current = stack.container.repository.get_session(sid)
+        return current is not None and current.outcome is not None
+
+    assert run_until(stack, ended, 60), stack.container.repository.get_session(sid)
+    ended_session = stack.container.repository.get_session(sid)
+    assert ended_session.outcome is Outcome.TRANSCRIPT_STORED, ended_session.outcome_reason
+    assert ended_session.transcript["speaker_count"] == 3
+    assert all(len(name) <= MAX_SPEAKER_CHARS for name in ended_session.transcript["speakers"])
+    text = _read(stack, ended_session.transcript["bucket"], ended_session.transcript["keys"]["txt"])
+    assert len(text.splitlines()) == 3 and "\ufffd" in text

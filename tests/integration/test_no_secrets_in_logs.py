@@ -98,7 +98,7 @@ def enable_workspace_deliveries(stack: LocalStack) -> None:
     config = replace(
         stack.simulator.config,
         workspace_url=f"{stack.gateway.url}/webhooks/meetstream",
-        workspace_secret=stack.webhook_secret,
+        workspace_secret=stack.signing_secret,
     )
     stack.simulator.config = config
     stack.simulator._api.config = config
@@ -150,12 +150,12 @@ def test_a_full_run_logs_no_api_key_secret_token_or_signature(
             f"{gateway}/{sessions[0].session_id}/{capability_token(stack.webhook_secret, sessions[0].session_id)}",
             content=b'{"no": "event"}',
         ),
-        httpx.post(gateway, content=body, headers={"X-MeetStream-Signature": sign_body(stack.webhook_secret, b"x")}),
+        httpx.post(gateway, content=body, headers={"X-MeetStream-Signature": sign_body(stack.signing_secret, b"x")}),
         httpx.post(
             gateway,
             content=body,
             headers={
-                "X-MeetStream-Signature": sign_body(stack.webhook_secret, body.encode()),
+                "X-MeetStream-Signature": sign_body(stack.signing_secret, body.encode()),
                 "X-MeetStream-Timestamp": "2001-01-01T00:00:00Z",
             },
         ),
@@ -188,7 +188,11 @@ def test_a_full_run_logs_no_api_key_secret_token_or_signature(
 
     logged = captured() + traceback_text
     # (what it is, its value): every secret that existed during the run.
-    secrets = [("the MeetStream API key", stack.api_key), ("the webhook secret", stack.webhook_secret)]
+    secrets = [
+        ("the MeetStream API key", stack.api_key),
+        ("the token secret", stack.webhook_secret),
+        ("the workspace signing secret", stack.signing_secret),
+    ]
     secrets += [
         (f"the token of {s.session_id}", capability_token(stack.webhook_secret, s.session_id)) for s in sessions
     ]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -25,7 +27,9 @@ from hypothesis import strategies as st
 from meetpilot.app.ingest import KEPT_HEADERS, MAX_BODY_BYTES
 from meetpilot.composition import Container, use_container
 from meetpilot.domain.clock import FixedClock, to_iso
+from meetpilot.domain.events import normalise_event
 from meetpilot.domain.webhook_auth import SIGNATURE_TOLERANCE_SECONDS, capability_token, sign_body
+from meetpilot.errors import InvalidEvent
 from meetpilot.handlers import ingest
 from meetpilot.local.stack import LocalStack
 from tests.property.conftest import PROPERTY, is_valid_sqs_body, json_values, start_stack, take_all, with_any_other_keys
@@ -132,7 +136,20 @@ def bodies() -> st.SearchStrategy[bytes]:
         st.text(max_size=200).map(str.encode),
         st.integers(1, 150).map(_nested),
         st.integers(MAX_BODY_BYTES - 40, MAX_BODY_BYTES + 40).map(_sized),
+        st.tuples(st.sampled_from(EVENT_NAMES), NUMBER_LITERALS).map(_with_number),
     )
+
+
+# Numbers as JSON text: json.dumps never writes the ones a strict reader refuses, so they are spliced in.
+NUMBER_LITERALS = st.one_of(
+    st.sampled_from([b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e309", b"1" + b"0" * 400, b"1e308", b"7"]),
+    st.integers(300, 320).map(lambda digits: b"9" * digits),  # around the largest float
+)
+
+
+def _with_number(pair: tuple[str, bytes]) -> bytes:
+    name, number = pair
+    return b'{"event": "' + name.encode() + b'", "data": {"start": ' + number + b"}}"
 
 
 HEADER_NAMES = st.one_of(
@@ -287,8 +304,11 @@ def _case(name: str, how: str) -> str:
     return {"lower": name.lower(), "upper": name.upper(), "title": name.title(), "swapped": name.swapcase()}[how]
 
 
-def build_event(recipe: Recipe, secret: str) -> tuple[dict[str, Any], bool]:
-    """The API Gateway v2 event and whether the request is authenticated."""
+def build_event(recipe: Recipe, secret: str, signing_secret: str) -> tuple[dict[str, Any], bool]:
+    """The API Gateway v2 event and whether the request is authenticated.
+
+    ``secret`` is the token secret (callback URLs), ``signing_secret`` the workspace one.
+    """
     headers: dict[str, str] = {}
     for name, value in recipe.extra_headers.items():
         headers[_case(name, recipe.header_case)] = value
@@ -300,7 +320,7 @@ def build_event(recipe: Recipe, secret: str) -> tuple[dict[str, Any], bool]:
         authenticated = recipe.params == "both" and recipe.token[0] in VALID_TOKENS
     else:
         params = {"absent": None, "empty": {}, "token_only": {"token": _token(recipe, secret)}}[recipe.params]
-        signature = _signature(recipe, secret)
+        signature = _signature(recipe, signing_secret)
         stamp, in_window = _timestamp(recipe)
         if signature is not None:
             headers[_case(SIGNATURE, recipe.header_case)] = signature
@@ -352,9 +372,26 @@ def expected_status(recipe: Recipe, authenticated: bool) -> int:
         return 400
     if not isinstance(payload, dict):
         return 400
-    if not any(isinstance(payload.get(key), str) for key in ("event", "bot_event", "bot_status")):
+    if not _strict(payload):
+        return 400  # NaN, Infinity, or a number no float holds: the worker would drop it
+    try:
+        normalise_event(payload)  # the worker's reading; what it would drop is refused up front
+    except InvalidEvent:
         return 400
     return 200
+
+
+def _strict(value: Any) -> bool:
+    """No NaN or infinity, and no number beyond what a float holds, anywhere in the value."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int):
+        return abs(value) <= sys.float_info.max
+    if isinstance(value, list):
+        return all(_strict(item) for item in value)
+    return all(_strict(item) for item in value.values())
 
 
 def queue_url(stack: LocalStack) -> str:
@@ -367,7 +404,7 @@ def queue_url(stack: LocalStack) -> str:
 @PROPERTY
 @given(recipe=recipes())
 def test_ingest_answers_as_documented_and_stores_only_what_it_accepts(edge: LocalStack, recipe: Recipe) -> None:
-    event, authenticated = build_event(recipe, edge.webhook_secret)
+    event, authenticated = build_event(recipe, edge.webhook_secret, edge.signing_secret)
     response = ingest.handler(event, None)
     status = response["statusCode"]
     stored = take_all(edge, queue_url(edge))
@@ -410,7 +447,7 @@ def broken_container(edge: LocalStack) -> Container:
 def test_a_queue_that_refuses_turns_every_acceptance_into_503(
     edge: LocalStack, broken_container: Container, recipe: Recipe
 ) -> None:
-    event, authenticated = build_event(recipe, edge.webhook_secret)
+    event, authenticated = build_event(recipe, edge.webhook_secret, edge.signing_secret)
     use_container(broken_container)
     try:
         status = ingest.handler(event, None)["statusCode"]
@@ -502,7 +539,7 @@ def test_deeply_nested_json_from_an_authenticated_caller_gets_a_400(edge: LocalS
         signature=("missing", None),
         timestamp=("missing", None),
     )
-    event, _ = build_event(recipe, edge.webhook_secret)
+    event, _ = build_event(recipe, edge.webhook_secret, edge.signing_secret)
     assert ingest.handler(event, None)["statusCode"] == 400
     assert take_all(edge, queue_url(edge)) == []
 
@@ -519,7 +556,7 @@ def test_a_signed_delivery_stamped_at_the_edge_of_the_calendar_gets_a_401(edge: 
         signature=("valid", None),
         timestamp=("garbage", stamp),
     )
-    event, authenticated = build_event(recipe, edge.webhook_secret)
+    event, authenticated = build_event(recipe, edge.webhook_secret, edge.signing_secret)
     assert not authenticated
     assert ingest.handler(event, None)["statusCode"] == 401
     assert take_all(edge, queue_url(edge)) == []
@@ -536,7 +573,7 @@ def test_a_delivery_with_a_unicode_noncharacter_is_stored_in_a_form_sqs_accepts(
         signature=("missing", None),
         timestamp=("missing", None),
     )
-    event, _ = build_event(recipe, edge.webhook_secret)
+    event, _ = build_event(recipe, edge.webhook_secret, edge.signing_secret)
     assert ingest.handler(event, None)["statusCode"] == 200
     (raw,) = take_all(edge, queue_url(edge))
     assert is_valid_sqs_body(raw)

@@ -73,3 +73,15 @@ def test_timestamp_window():
     assert "missing" in timestamp_problem(None, NOW)
     assert "ISO-8601" in timestamp_problem("yesterday", NOW)
     assert "ISO-8601" in timestamp_problem("2026-11-24T15:00:00", NOW)  # no zone
+
+
+def test_the_token_secret_and_the_signing_secret_never_stand_in_for_each_other():
+    token_secrets, signing_secrets = parse_secrets("tok-new,tok-old"), parse_secrets("sig-new\nsig-old")
+    body = b'{"event":"bot.joining"}'
+    for secret in signing_secrets:
+        assert not verify_capability_token(token_secrets, "s", capability_token(secret, "s"))
+    for secret in token_secrets:
+        assert not verify_signature(signing_secrets, body, sign_body(secret, body))
+    # Each list, during its own rotation, takes both of its values.
+    assert all(verify_capability_token(token_secrets, "s", capability_token(t, "s")) for t in token_secrets)
+    assert all(verify_signature(signing_secrets, body, sign_body(k, body)) for k in signing_secrets)

@@ -13,12 +13,21 @@ CACHE_SECONDS = 300
 
 
 class SsmSecrets:
-    """The MeetStream API key, the webhook secret(s) and calendar credentials. Never logs or formats a value."""
+    """The MeetStream API key, the two webhook secrets and calendar credentials. Never logs or
+    formats a value.
 
-    def __init__(self, client: Any, *, api_key_param: str, webhook_secret_param: str) -> None:
+    The token secret is meetpilot's own (it mints the capability tokens in callback URLs); the
+    signing secret is the one MeetStream shows for a workspace webhook. They are separate
+    parameters, so neither can stand in for the other, and each rotates on its own.
+    """
+
+    def __init__(
+        self, client: Any, *, api_key_param: str, webhook_secret_param: str, signing_secret_param: str
+    ) -> None:
         self._provider = SSMProvider(boto3_client=client)
         self._api_key_param = api_key_param
-        self._webhook_secret_param = webhook_secret_param
+        self._token_secret_param = webhook_secret_param
+        self._signing_secret_param = signing_secret_param
 
     def _get(self, name: str) -> str:
         try:
@@ -40,8 +49,14 @@ class SsmSecrets:
         """Any SecureString by name (a calendar's OAuth credentials), decrypted and cached like the others."""
         return self._get(name)
 
-    def webhook_secrets(self) -> tuple[str, ...]:
+    def token_secrets(self) -> tuple[str, ...]:
+        return self._secrets(self._token_secret_param)
+
+    def signing_secrets(self) -> tuple[str, ...]:
+        return self._secrets(self._signing_secret_param)
+
+    def _secrets(self, name: str) -> tuple[str, ...]:
         try:
-            return parse_secrets(self._get(self._webhook_secret_param))
+            return parse_secrets(self._get(name))
         except ValueError as exc:
-            raise ConfigurationError(f"SSM parameter {self._webhook_secret_param}: {exc}") from None
+            raise ConfigurationError(f"SSM parameter {name}: {exc}") from None

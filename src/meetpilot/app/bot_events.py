@@ -4,7 +4,6 @@ and enqueue exactly one transcript job when the transcript is ready.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -13,7 +12,7 @@ from typing import Any
 from meetpilot.app.ports import MessageQueue, Repository
 from meetpilot.app.sessions import update_session
 from meetpilot.domain.clock import Clock, to_iso
-from meetpilot.domain.events import BotEvent, normalise_event
+from meetpilot.domain.events import BotEvent, read_event
 from meetpilot.domain.session import EventVerdict, Session, TranscriptMode, apply_event
 from meetpilot.domain.status import Outcome
 from meetpilot.errors import InvalidEvent, InvalidInput
@@ -57,12 +56,11 @@ def apply_delivery(
     if not isinstance(body, str):
         raise InvalidInput("bot-event message has no 'body' string")
     try:
-        payload = json.loads(body)
-        event = normalise_event(payload)
-    except (ValueError, RecursionError, InvalidEvent):
+        event = read_event(body)  # the edge ran the same reading before it acknowledged the delivery
+    except InvalidEvent:
         return ApplyResult(ApplyOutcome.INVALID)
 
-    session = _find_session(message, event, payload, repo)
+    session = _find_session(message, event, repo)
     if session is None:
         return ApplyResult(ApplyOutcome.UNKNOWN_SESSION, event=event)
 
@@ -127,7 +125,7 @@ def _clear_pending(repo: Repository, session_id: str, clock: Clock) -> Session |
     return update_session(repo, session_id, clear, clock)
 
 
-def _find_session(message: Mapping[str, Any], event: BotEvent, payload: Any, repo: Repository) -> Session | None:
+def _find_session(message: Mapping[str, Any], event: BotEvent, repo: Repository) -> Session | None:
     session_id = message.get("session_id")
     if isinstance(session_id, str) and session_id:
         # The capability token named this session; only it may be touched.

@@ -231,7 +231,7 @@ def dispatch_meeting(
         ),
         now,
     )
-    secret = secrets.webhook_secrets()[0]
+    secret = secrets.token_secrets()[0]
 
     join_at = claimed.start if claimed.start > now + timedelta(seconds=config.join_margin_seconds) else None
     request = BotRequest(

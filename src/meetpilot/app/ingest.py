@@ -1,19 +1,24 @@
 """Take in one webhook delivery: authenticate, check size and shape, make it durable, answer.
 
+A signed workspace body replayed with a fresh timestamp passes here (MeetStream's signature does not
+cover the timestamp); the worker's event dedupe makes the replay a no-op, so no delivery pays for a
+storage write at the edge.
+
 Nothing is acknowledged before it is durable: 200 only after the raw delivery is in SQS, 503 if
 SQS refused it (MeetStream does not retry, so a 200 for a lost delivery would lose it silently).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from meetpilot.app.ports import MessageQueue, Secrets
 from meetpilot.domain.clock import Clock, to_iso
+from meetpilot.domain.events import read_event
 from meetpilot.domain.webhook_auth import timestamp_problem, verify_capability_token, verify_signature
+from meetpilot.errors import InvalidEvent
 
 MAX_BODY_BYTES = 256 * 1024
 # Headers worth keeping with the delivery (for audit and for re-verification); never Authorization.
@@ -45,33 +50,32 @@ def ingest_webhook(request: WebhookRequest, *, secrets: Secrets, queue: MessageQ
 
     now = clock.now()
     if request.session_id is not None:
-        if not verify_capability_token(secrets.webhook_secrets(), request.session_id, request.token or ""):
+        # Callback URLs carry tokens minted with meetpilot's own secret, never MeetStream's.
+        if not verify_capability_token(secrets.token_secrets(), request.session_id, request.token or ""):
             return _reject(401, "bad_token", "invalid callback token")
         auth = "token"
     else:
-        if not verify_signature(secrets.webhook_secrets(), request.body, request.headers.get("x-meetstream-signature")):
+        # The workspace secret is the one MeetStream shows; it never opens a callback URL.
+        if not verify_signature(secrets.signing_secrets(), request.body, request.headers.get("x-meetstream-signature")):
             return _reject(401, "bad_signature", "invalid or missing X-MeetStream-Signature")
         problem = timestamp_problem(request.headers.get("x-meetstream-timestamp"), now)
         if problem:
             return _reject(401, "bad_timestamp", problem)
         auth = "signature"
 
+    # The worker's own reading of the body, run here too: a body it would drop is refused now, with
+    # its reason, instead of being acknowledged and lost. It needs no storage read.
     try:
-        text = request.body.decode("utf-8")
-        payload = json.loads(text)
-    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        return _reject(400, "not_json", "body is not valid UTF-8 JSON")
-    if not isinstance(payload, dict):
-        return _reject(400, "not_object", "body must be a JSON object")
-    if not any(isinstance(payload.get(k), str) for k in ("event", "bot_event", "bot_status")):
-        return _reject(400, "no_event", "body has no event, bot_event or bot_status field")
+        read_event(request.body)
+    except InvalidEvent as exc:
+        return _reject(400, exc.reason, str(exc))
 
     message = {
         "received_at": to_iso(now),
         "auth": auth,
         "session_id": request.session_id,
         "headers": {k: request.headers[k][:200] for k in KEPT_HEADERS if k in request.headers},
-        "body": text,
+        "body": request.body.decode("utf-8"),
     }
     try:
         queue.send(message)

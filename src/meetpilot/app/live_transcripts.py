@@ -9,7 +9,6 @@ convenience, so a failed publish is counted and logged, never turned into a fail
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Iterable
@@ -25,6 +24,8 @@ from meetpilot.domain.notifications import live_segment
 from meetpilot.domain.session import Session
 from meetpilot.domain.transcript import TranscriptSummary, TranscriptWriter
 from meetpilot.domain.webhook_auth import verify_capability_token
+from meetpilot.domain.webhook_json import read_json_object
+from meetpilot.errors import InvalidEvent
 
 SEGMENT_RETENTION = timedelta(days=14)  # the assembled transcript in S3 outlives them
 
@@ -55,14 +56,12 @@ def receive_live_transcript(
     if len(request.body) > MAX_BODY_BYTES:
         return _reject(413, "too_large", f"body is larger than {MAX_BODY_BYTES // 1024} KiB")
     session_id = request.session_id or ""
-    if not verify_capability_token(secrets.webhook_secrets(), session_id, request.token or "", live=True):
+    if not verify_capability_token(secrets.token_secrets(), session_id, request.token or "", live=True):
         return _reject(401, "bad_token", "invalid live transcript token")
     try:
-        payload = json.loads(request.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return _reject(400, "not_json", "body is not valid UTF-8 JSON")
-    if not isinstance(payload, dict):
-        return _reject(400, "not_object", "body must be a JSON object")
+        payload = read_json_object(request.body)  # NaN, Infinity and 10**400 are a 400 here, not a 500 later
+    except InvalidEvent as exc:
+        return _reject(400, exc.reason, str(exc))
     now = clock.now()
     try:
         segment = parse_live_delivery(payload, now)

@@ -73,8 +73,14 @@ class Secrets(Protocol):
 
     def api_key(self) -> str: ...
 
-    def webhook_secrets(self) -> tuple[str, ...]:
-        """Accepted webhook secrets, current first (two during a rotation)."""
+    def token_secrets(self) -> tuple[str, ...]:
+        """meetpilot's own secrets for capability tokens in callback and live URLs, current first
+        (two during a rotation)."""
+        ...
+
+    def signing_secrets(self) -> tuple[str, ...]:
+        """The signing secrets MeetStream shows for the workspace webhook, current first (two during
+        a rotation)."""
         ...
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from meetpilot.domain.clock import parse_iso, to_iso
 from meetpilot.domain.status import BotStatus, EventKind, StopReason, TranscriptSignal
+from meetpilot.domain.webhook_json import read_json_object
 from meetpilot.errors import InvalidEvent
 
 MESSAGE_LIMIT = 500  # characters of the provider's message kept on the event and in history
@@ -150,7 +151,7 @@ def normalise_event(payload: Mapping[str, Any]) -> BotEvent:
     normalises to ``EventKind.UNKNOWN`` so it can be stored and counted.
     """
     if not isinstance(payload, Mapping):
-        raise InvalidEvent(f"webhook payload must be a JSON object, got {type(payload).__name__}")
+        raise InvalidEvent(f"webhook payload must be a JSON object, got {type(payload).__name__}", reason="not_object")
 
     generic = _name_field(payload, "event")
     specific = _name_field(payload, "bot_event")
@@ -160,7 +161,7 @@ def normalise_event(payload: Mapping[str, Any]) -> BotEvent:
     raw_name = specific or generic
     if raw_name is None:
         if bot_status is None:
-            raise InvalidEvent("webhook payload has no 'event', 'bot_event' or 'bot_status' to name it")
+            raise InvalidEvent("body has no event, bot_event or bot_status field to name it", reason="no_event")
         # The oldest callbacks carry only a status ("joining" with status_code 102, ...).
         squashed_status = _squash(bot_status)
         raw_name = _NAME_FOR_STATUS.get(squashed_status, f"bot.{squashed_status}")
@@ -206,6 +207,25 @@ def normalise_event(payload: Mapping[str, Any]) -> BotEvent:
     )
 
 
+def read_event(body: bytes | str) -> BotEvent:
+    """A raw webhook body as a ``BotEvent``: what the edge checks before it acknowledges a delivery
+    and what the worker applies, so both refuse the same bodies.
+
+    Raises ``InvalidEvent`` with a one-line reason (and a ``reason`` code) for a body that is not
+    strict JSON, not an object, or has no readable name; an unknown event name is not an error.
+    """
+    return normalise_event(read_json_object(body))
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    names = {type(None): "null", list: "array", dict: "object", str: "string"}
+    return names.get(type(value), type(value).__name__)
+
+
 def _lookup(name: str) -> _Spec | None:
     return _CATALOG.get(_squash(name))
 
@@ -215,7 +235,7 @@ def _name_field(payload: Mapping[str, Any], key: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidEvent(f"webhook field '{key}' must be a string, got {type(value).__name__}")
+        raise InvalidEvent(f"field '{key}' must be a string, got {_json_type(value)}", reason="bad_field")
     return value.strip() or None
 
 
@@ -230,7 +250,7 @@ def _bot_id(payload: Mapping[str, Any]) -> str | None:
     value = payload.get("bot_id")
     if value is not None:
         if not isinstance(value, str) or not value.strip():
-            raise InvalidEvent("webhook field 'bot_id' must be a non-empty string")
+            raise InvalidEvent("field 'bot_id' must be a non-empty string", reason="bad_field")
         return value
     # participant_events.* nest the bot under data.bot.id.
     data = payload.get("data")

@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from meetpilot.domain.clock import parse_iso, to_iso
-from meetpilot.domain.transcript import Turn, normalise_segment
+from meetpilot.domain.transcript import (
+    MAX_TIME_SECONDS,
+    UNKNOWN_SPEAKER,
+    Turn,
+    normalise_segment,
+    speaker_label,
+    writable,
+)
 
 MAX_TEXT_CHARS = 8_000  # one final result; longer is cut (the item must stay small)
 MAX_WORDS = 300
@@ -64,25 +71,26 @@ def parse_live_delivery(payload: Mapping[str, Any], received_at: datetime) -> Li
     for key in ("new_text", "utterance", "transcript"):
         value = payload.get(key)
         if isinstance(value, str) and value.strip():
-            text = " ".join(value.split())[:MAX_TEXT_CHARS]
+            text = writable(" ".join(value[: MAX_TEXT_CHARS * 2].split())[:MAX_TEXT_CHARS])
             break
     if not text:
         raise ValueError("final live transcript without text (new_text, utterance or transcript)")
     bot_id = payload.get("bot_id") if isinstance(payload.get("bot_id"), str) else None
     raw_ts = payload.get("timestamp")
     spoken_at = _timestamp(raw_ts) or received_at
+    # Bounded here, at intake: the label travels in the segment item, the event and the summary.
     speaker = next(
-        (" ".join(v.split()) for k in ("speakerName", "speaker") if isinstance(v := payload.get(k), str) and v.strip()),
-        "",
+        (speaker_label(v) for k in ("speakerName", "speaker") if isinstance(v := payload.get(k), str) and v.strip()),
+        UNKNOWN_SPEAKER,
     )
     words = tuple(_words(payload.get("words")))
-    starts = [w["start"] for w in words if isinstance(w.get("start"), int | float)]
-    ends = [w["end"] for w in words if isinstance(w.get("end"), int | float)]
+    starts = [w["start"] for w in words if "start" in w]
+    ends = [w["end"] for w in words if "end" in w]
     return LiveSegment(
         segment_id=segment_id(bot_id, str(raw_ts) if raw_ts is not None else to_iso(received_at), text),
         bot_id=bot_id,
         spoken_at=spoken_at,
-        speaker=speaker or "Unknown speaker",
+        speaker=speaker,
         text=text,
         start=float(min(starts)) if starts else None,
         end=float(max(ends)) if ends else None,
@@ -94,10 +102,10 @@ def _timestamp(value: Any) -> datetime | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        seconds = value / 1000 if value > 1e11 else value  # epoch milliseconds or seconds
         try:
+            seconds = value / 1000 if value > 1e11 else value  # epoch milliseconds or seconds
             return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
+        except (OverflowError, OSError, ValueError):  # 10**400 / 1000 overflows before fromtimestamp
             return None
     if isinstance(value, str) and value.strip():
         try:
@@ -116,10 +124,11 @@ def _words(value: Any) -> Iterator[dict[str, Any]]:
         word = item.get("punctuated_word") or item.get("word")
         if not isinstance(word, str) or not word.strip():
             continue
-        kept: dict[str, Any] = {"punctuated_word": word.strip()[:100]}
+        kept: dict[str, Any] = {"punctuated_word": writable(word.strip()[:100])}
         for key in ("start", "end", "confidence"):
             number = item.get(key)
-            if isinstance(number, int | float) and not isinstance(number, bool):
+            # A time no recording has (10**400, 1e300) is left out, never turned into an overflow.
+            if isinstance(number, int | float) and not isinstance(number, bool) and abs(number) <= MAX_TIME_SECONDS:
                 kept[key] = float(number)
         yield kept
 

@@ -19,6 +19,12 @@ from meetpilot.domain.clock import to_iso
 from meetpilot.errors import TranscriptFormatError
 
 UNKNOWN_SPEAKER = "Unknown speaker"
+# A label is kept on every turn, in the session's summary (up to 50 of them) and in events: bounded so
+# that no label, however long, can push a session item past DynamoDB's 400 KB and stop it ending.
+MAX_SPEAKER_CHARS = 200
+# Seconds from the start of a recording; a time beyond this (about 115 days) is not a time, and
+# would overflow the millisecond arithmetic of the captions or a DynamoDB number.
+MAX_TIME_SECONDS = 10_000_000.0
 ENVELOPE_KEYS = ("transcript", "message")  # object envelopes MeetStream wraps the segment array in
 
 _NOT_A_TRANSCRIPT = "transcript body is neither a JSON array nor an object with a 'transcript' or 'message' array"
@@ -71,21 +77,36 @@ def normalise_segment(segment: Mapping[str, Any]) -> Turn:
         ends = [word.end for word in words if word.end is not None]
         end = max(ends) if ends else start
 
-    return Turn(speaker=_speaker(segment.get("speaker")), start=start, end=end, text=text, words=words)
+    return Turn(speaker=speaker_label(segment.get("speaker")), start=start, end=end, text=text, words=words)
 
 
-def _speaker(value: Any) -> str:
+def speaker_label(value: Any) -> str:
+    """A readable speaker label of at most ``MAX_SPEAKER_CHARS`` characters, whatever was sent.
+
+    >>> speaker_label(2), speaker_label("  Ada\n Lovelace "), len(speaker_label("x" * 10_000))
+    ('Speaker 2', 'Ada Lovelace', 200)
+    """
     # Diarization without names gives numbers (or numeric strings); make them readable labels.
     if isinstance(value, bool):
         return UNKNOWN_SPEAKER
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        return f"Speaker {int(value)}"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
+        return f"Speaker {int(value)}"[:MAX_SPEAKER_CHARS]
     if isinstance(value, str):
-        label = " ".join(value.split())
-        if label.isdecimal():
+        # Cut before the whitespace pass so a huge label costs no more than a short one; a lone
+        # surrogate (JSON allows "\ud800") cannot be written as UTF-8 and becomes U+FFFD.
+        label = writable(" ".join(value[: MAX_SPEAKER_CHARS * 4].split())[:MAX_SPEAKER_CHARS])
+        if label.isdecimal() and len(label) < 16:
             return f"Speaker {int(label)}"
         return label or UNKNOWN_SPEAKER
     return UNKNOWN_SPEAKER
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def writable(text: str) -> str:
+    """``text`` with each lone surrogate (JSON allows "\\ud800") as U+FFFD, so it can be written as UTF-8."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _words(value: Any) -> Iterator[Word]:
@@ -127,14 +148,17 @@ def _first_number(mapping: Mapping[str, Any], *keys: str) -> float | None:
 
 
 def _number(value: Any) -> float | None:
+    # A number beyond MAX_TIME_SECONDS (or 10**400, which no float holds) is dropped, never raised.
     kind = type(value)
     if kind is float:
-        return value if math.isfinite(value) else None
+        return value if -MAX_TIME_SECONDS <= value <= MAX_TIME_SECONDS else None
     if kind is int and -(2**53) <= value <= 2**53:
-        return float(value)
+        return float(value) if -MAX_TIME_SECONDS <= value <= MAX_TIME_SECONDS else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
+        if not -MAX_TIME_SECONDS <= value <= MAX_TIME_SECONDS:
+            return None
         number = float(value)
     elif isinstance(value, str):
         try:
@@ -143,7 +167,7 @@ def _number(value: Any) -> float | None:
             return None
     else:
         return None
-    return number if math.isfinite(number) else None
+    return number if math.isfinite(number) and -MAX_TIME_SECONDS <= number <= MAX_TIME_SECONDS else None
 
 
 def _json_type(value: Any) -> str:
@@ -529,7 +553,9 @@ class TranscriptWriter:
             "words": [{"text": w.text, "start": w.start, "end": w.end, "confidence": w.confidence} for w in turn.words],
         }
         separator = "\n" if self._turns == 0 else ",\n"
-        self._json.write((separator + _dumps(record)).encode("utf-8"))
+        # "replace": a lone surrogate in the provider's text becomes "?" instead of failing the
+        # whole transcript (it costs nothing when there is none).
+        self._json.write((separator + _dumps(record)).encode("utf-8", "replace"))
         self._turns += 1
         self._speakers.add(turn.speaker)
         self._duration = max(self._duration, turn.end)
@@ -539,8 +565,8 @@ class TranscriptWriter:
             return  # kept in the JSON for fidelity; nothing to read or show as a caption
         self._words += len(words)
         text, speaker = " ".join(words), " ".join(turn.speaker.split())
-        self._text.write(f"[{_clock(turn.start)}] {speaker}: {text}\n".encode())
-        self._vtt.write(self._cue(turn, speaker, text).encode("utf-8"))
+        self._text.write(f"[{_clock(turn.start)}] {speaker}: {text}\n".encode("utf-8", "replace"))
+        self._vtt.write(self._cue(turn, speaker, text).encode("utf-8", "replace"))
 
     def _cue(self, turn: Turn, speaker: str, text: str) -> str:
         # WebVTT wants cue starts in order and each end after its start; shift only as much as

@@ -19,14 +19,15 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 
 
 def parse_secrets(value: str) -> tuple[str, ...]:
-    """Split the webhook-secret parameter: one secret per line (or comma); the first is current.
+    """Split a secret parameter (the token or the signing secret): one secret per line (or comma);
+    the first is current.
 
     During a rotation the parameter holds the new secret first and the old one second, so both
     are accepted; once the provider uses the new one, the old line is removed.
     """
     secrets = tuple(part.strip() for part in value.replace(",", "\n").splitlines() if part.strip())
     if not secrets:
-        raise ValueError("the webhook secret parameter is empty; put at least one secret in it")
+        raise ValueError("the secret parameter is empty; put at least one secret in it")
     return secrets
 
 

@@ -61,6 +61,7 @@ class LocalStack:
         self.template = load_template()
         self.api_key = "ms_local_" + token_source.token_hex(SIM_API_KEY_LENGTH // 2)
         self.webhook_secret = token_source.token_urlsafe(32)
+        self.signing_secret = token_source.token_urlsafe(32)  # what MeetStream would show for a workspace webhook
         self._moto: Any = None
         self.aws_endpoint = ""
         self.gateway: Gateway | None = None
@@ -114,6 +115,9 @@ class LocalStack:
         ssm.put_parameter(Name=settings_env.api_key_param, Value=self.api_key, Type="SecureString", Overwrite=True)
         ssm.put_parameter(
             Name=settings_env.webhook_secret_param, Value=self.webhook_secret, Type="SecureString", Overwrite=True
+        )
+        ssm.put_parameter(
+            Name=settings_env.signing_secret_param, Value=self.signing_secret, Type="SecureString", Overwrite=True
         )
 
         sim_config = SimulatorConfig(
