@@ -34,8 +34,9 @@ from tests.integration.calendar_helpers import Ev, ics
 from tests.integration.conftest import FAST_SIMULATOR, run_until
 
 # Permissions that neither the small demo nor the pass over the management API uses, keyed
-# (function, action, resource as the template writes it); "*" stands for any. Each says why it stays. A permission unused and not listed here
-# fails the test: remove it from template.yaml or explain it here.
+# (function, action, resource as the template writes it); "*" stands for any. Each says why it
+# stays. A permission unused and not listed here fails the test: remove it from template.yaml or
+# explain it here.
 API_KEY = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${MeetStreamApiKeyParam}"
 CALENDAR_SECRETS = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${CalendarSecretsPrefix}*"
 SCHEDULES = "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"
@@ -64,6 +65,11 @@ EXPLAINED_UNUSED: dict[tuple[str, str, str], str] = {
     "sync holds",
     ("CalendarSyncFunction", "ssm:GetParameter", API_KEY): "removes the bot of a meeting cancelled after dispatch",
     ("CalendarSyncFunction", "ssm:GetParameter", CALENDAR_SECRETS): "Google calendars' OAuth credentials",
+    # The pass over the management API registers ICS calendars only.
+    ("ManagementFunction", "ssm:GetParameter", CALENDAR_SECRETS): "removing a Google calendar stops its push "
+    "channel with the calendar's OAuth credentials",
+    ("ForgetFunction", "ssm:GetParameter", CALENDAR_SECRETS): "forgetting a user removes their Google calendars, "
+    "which stops each push channel with the calendar's OAuth credentials",
 }
 
 
@@ -139,9 +145,8 @@ def _drive_management_api(stack: Any, feeds: Any) -> None:
             assert status == 201, made
             recorded[user] = made["meeting_id"]
         # Within the lead time, so its bot is created at once and is still scheduled when cancelled.
-        status, soon = api.post(
-            "/v1/meetings", {"meeting_url": "https://zoom.us/j/7770002", "start": (now + timedelta(minutes=5)).isoformat()}
-        )
+        in_five = (now + timedelta(minutes=5)).isoformat()
+        status, soon = api.post("/v1/meetings", {"meeting_url": "https://zoom.us/j/7770002", "start": in_five})
         assert status == 201, soon
 
         def meetings() -> list[dict[str, Any]]:
