@@ -1,10 +1,10 @@
 """Replays recorded AWS calls against each function's role in the SAM-translated template.
 
 The role policies are resolved to the local stack's ARNs (the same names the calls carry) and
-evaluated with moto's IAM policy evaluator, statement by statement as IAM does: an explicit Deny
-wins, else any Allow grants. moto compares actions case-sensitively and tests only ``StringEquals``
-conditions (``test_iam_replay`` checks the template uses no other operator), so its answers are
-never looser than IAM's for this template.
+evaluated statement by statement as IAM does: an explicit Deny wins, else any Allow grants. moto's
+IAM policy evaluator matches each statement's actions (case-sensitively) and resources; conditions
+are tested here (``condition_holds``), because moto ignores operators other than ``StringEquals``
+and lets a key the request lacks pass, which would make a conditional grant look unconditional.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from moto.iam.access_control import IAMPolicy, IAMPolicyStatement, PermissionResult
+from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
 from meetpilot.local.aws_call_log import LOCAL_ACCOUNT, Access
 from meetpilot.local.template import function_environment, function_logical_ids
@@ -188,22 +188,29 @@ class RoleReplay:
         self.translated = translated
         self.names = LocalNames(template, stack)
         self.roles = function_roles(self.translated)
-        self._policies = {
-            function: [IAMPolicy(json.dumps(self.names.resolve(d))) for d in role_documents(self.translated, role)]
-            for function, role in self.roles.items()
-        }
         self._raw = {function: role_documents(self.translated, role) for function, role in self.roles.items()}
+        # Per function, each statement without its condition (for moto to match) and the condition.
+        self._statements = {
+            function: [
+                (IAMPolicyStatement({k: v for k, v in s.items() if k != "Condition"}), s.get("Condition", {}))
+                for document in documents
+                for s in _as_list(self.names.resolve(document)["Statement"])
+            ]
+            for function, documents in self._raw.items()
+        }
 
     def allowed(self, access: Access) -> bool:
-        policies = self._policies.get(access.function)
-        assert policies is not None, f"{access.function} is not a function of the template"
-        conditions = dict(access.conditions)
+        statements = self._statements.get(access.function)
+        assert statements is not None, f"{access.function} is not a function of the template"
+        context = dict(access.conditions)
         permitted = False
-        for policy in policies:
-            result = policy.is_action_permitted(access.action, access.resource, incoming_condition_values=conditions)
+        for statement, condition in statements:
+            result = statement.is_action_permitted(access.action, access.resource)
+            if result == PermissionResult.NEUTRAL or not condition_holds(condition, context):
+                continue
             if result == PermissionResult.DENIED:
                 return False
-            permitted = permitted or result == PermissionResult.PERMITTED
+            permitted = True
         return permitted
 
     def denied(self, accesses: Iterable[Access]) -> list[Access]:
@@ -236,6 +243,32 @@ class RoleReplay:
             ):
                 unused.append(grant)
         return unused
+
+
+def _string_like(pattern: str, value: str) -> bool:
+    # IAM's wildcards: * any run of characters, ? any one; everything else literal, case-sensitive.
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, flags=re.DOTALL) is not None
+
+
+CONDITION_OPERATORS = {
+    "StringEquals": lambda expected, value: expected == value,
+    "StringLike": _string_like,
+}
+
+
+def condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]) -> bool:
+    """Whether a statement's Condition holds for a request's (single-valued) context keys, as IAM
+    decides it: every operator and every key must match, a key matches when any listed value does,
+    and a key the request lacks matches nothing (the template uses no ...IfExists operator)."""
+    for operator, keys in condition.items():
+        test = CONDITION_OPERATORS.get(operator)
+        assert test is not None, f"the replay cannot evaluate the condition operator {operator}"
+        for key, expected in keys.items():
+            value = context.get(key)
+            if value is None or not any(test(str(e), value) for e in _as_list(expected)):
+                return False
+    return True
 
 
 def distinct(accesses: Iterable[Access]) -> list[Access]:

@@ -1,6 +1,7 @@
-"""IAM proven by replay: every AWS call each function makes in a small demo (and a small chaos run)
-is allowed by that function's own role in the SAM-translated template, and each permission no call
-used is explained here (the rest were removed from template.yaml).
+"""IAM proven by replay: every AWS call each function makes in a small demo, in a pass over every
+route of the management API (forget included) and in a small chaos run is allowed by that function's
+own role in the SAM-translated template, and each permission no call used is explained here (the
+rest were removed from template.yaml).
 
 The emulator accepts any call, so the calls are recorded (``meetpilot.local.aws_call_log``) and
 evaluated afterwards with moto's IAM policy evaluator (``tests/infra/role_replay.py``).
@@ -8,28 +9,41 @@ evaluated afterwards with moto's IAM policy evaluator (``tests/infra/role_replay
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 import meetpilot.adapters.ssm
+from meetpilot.api.client import ManagementClient, quote_segment
 from meetpilot.local.aws_call_log import AwsCallLog, recording
 from meetpilot.local.template import load_template
 from tests.infra.cfn import TEMPLATE_PATH, go_offline, translate
-from tests.infra.role_replay import Grant, RoleReplay, distinct, function_roles, role_documents, without_action
+from tests.infra.role_replay import (
+    CONDITION_OPERATORS,
+    Grant,
+    RoleReplay,
+    distinct,
+    function_roles,
+    role_documents,
+    without_action,
+)
+from tests.integration.calendar_helpers import Ev, ics
+from tests.integration.conftest import FAST_SIMULATOR, run_until
 
-# Permissions the small demo leaves unused, keyed (function, action, resource as the template
-# writes it); "*" stands for any. Each says why it stays. A permission unused and not listed here
-# fails the test: remove it from template.yaml or explain it here.
+# Permissions that neither the small demo nor the pass over the management API uses, keyed
+# (function, action, resource as the template writes it); "*" stands for any. Each says why it
+# stays. A permission unused and not listed here fails the test: remove it from template.yaml or
+# explain it here.
 API_KEY = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${MeetStreamApiKeyParam}"
 CALENDAR_SECRETS = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${CalendarSecretsPrefix}*"
 SCHEDULES = "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"
 EXPLAINED_UNUSED: dict[tuple[str, str, str], str] = {
-    # Functions the demo never invokes. The small chaos run below drives the reconciler.
+    # Functions no recorded run invokes. The small chaos run below drives the reconciler.
     ("ReconcileFunction", "*", "*"): "runs every 5 minutes, longer than the demo lasts; the chaos run "
     "drives it (not its renewal of Google push channels: PutItem, DeleteItem, calendar secrets)",
-    ("ManagementFunction", "*", "*"): "the management API; the demo submits meetings in-process",
     ("LiveTranscriptFunction", "*", "*"): "live transcripts come only with streaming providers, not the demo's",
     ("CalendarPollFunction", "*", "*"): "its 10-minute schedule; the demo runs the same poll in-process",
     ("CalendarPushFunction", "*", "*"): "Google push notifications; the demo's calendars are ICS feeds",
@@ -51,6 +65,11 @@ EXPLAINED_UNUSED: dict[tuple[str, str, str], str] = {
     "sync holds",
     ("CalendarSyncFunction", "ssm:GetParameter", API_KEY): "removes the bot of a meeting cancelled after dispatch",
     ("CalendarSyncFunction", "ssm:GetParameter", CALENDAR_SECRETS): "Google calendars' OAuth credentials",
+    # The pass over the management API registers ICS calendars only.
+    ("ManagementFunction", "ssm:GetParameter", CALENDAR_SECRETS): "removing a Google calendar stops its push "
+    "channel with the calendar's OAuth credentials",
+    ("ForgetFunction", "ssm:GetParameter", CALENDAR_SECRETS): "forgetting a user removes their Google calendars, "
+    "which stops each push channel with the calendar's OAuth credentials",
 }
 
 
@@ -102,6 +121,74 @@ def demo_calls(tmp_path_factory: pytest.TempPathFactory) -> AwsCallLog:
     return log
 
 
+def _drive_management_api(stack: Any, feeds: Any) -> None:
+    """Every route of the management API once, and forget of a bot, a meeting and a user whose
+    transcripts are stored, over HTTP through the gateway with SigV4 as a deployed API is called."""
+    api = ManagementClient.for_dev({"gateway": stack.gateway.url, "environment": stack.environment()})
+    try:
+        now = datetime.now(UTC)
+        later = ics([Ev("standup-1", now + timedelta(days=2), url="https://zoom.us/j/7770001")])
+        calendars = {}
+        for user in ("ann", "cal"):
+            status, made = api.post("/v1/calendars", {"ics_url": feeds.publish(user, later), "user_id": user})
+            assert status == 201, made
+            calendars[user] = made["calendar_id"]
+        assert len(api.get("/v1/calendars")["items"]) == 2
+        # The first syncs put each calendar's meeting on a schedule (it is days away).
+        assert run_until(stack, lambda: all(c.last_synced_at for c in stack.container.repository.list_calendars()))
+
+        start = (now + timedelta(seconds=2)).isoformat()
+        recorded = {}
+        for user in ("ann", "bob", "carl"):
+            body = {"meeting_url": f"https://meet.google.com/iam-{user}-one", "start": start, "user_id": user}
+            status, made = api.post("/v1/meetings", body)
+            assert status == 201, made
+            recorded[user] = made["meeting_id"]
+        # Within the lead time, so its bot is created at once and is still scheduled when cancelled.
+        in_five = (now + timedelta(minutes=5)).isoformat()
+        status, soon = api.post("/v1/meetings", {"meeting_url": "https://zoom.us/j/7770002", "start": in_five})
+        assert status == 201, soon
+
+        def meetings() -> list[dict[str, Any]]:
+            return [api.get(f"/v1/meetings/{quote_segment(m)}") for m in (*recorded.values(), soon["meeting_id"])]
+
+        def stored() -> bool:
+            found = api.get("/v1/sessions", params={"status": "done"})["items"]
+            return sum(s["outcome"] == "transcript_stored" for s in found) == len(recorded)
+
+        assert run_until(stack, lambda: all(m["bot_id"] for m in meetings()) and stored(), 60)
+        bots = {user: api.get(f"/v1/meetings/{quote_segment(m)}")["bot_id"] for user, m in recorded.items()}
+        assert api.get("/v1/sessions")["items"]
+        assert api.get("/v1/sessions", params={"user_id": "ann"})["items"]
+        api.get("/v1/sessions", params={"calendar_event_id": f"{calendars['ann']}#standup-1"})
+        assert api.get(f"/v1/sessions/{bots['ann']}")["outcome"] == "transcript_stored"
+        assert api.get(f"/v1/transcripts/{bots['ann']}", params={"format": "vtt"})["url"]
+
+        cancelled = api.post(f"/v1/meetings/{quote_segment(soon['meeting_id'])}/cancel")[1]
+        assert cancelled["result"] == "bot_cancelled", cancelled
+        assert api.delete(f"/v1/calendars/{calendars['cal']}")["calendar_id"] == calendars["cal"]
+
+        for target in ({"bot_id": bots["bob"]}, {"meeting_id": recorded["carl"]}, {"user_id": "ann"}):
+            report = api.post("/v1/forget", target)[1]
+            assert report["complete"] and report["transcript_versions_deleted"] > 0, report
+        assert not stack.handler_errors, stack.handler_errors
+    finally:
+        api.close()
+
+
+@pytest.fixture(scope="module")
+def api_calls() -> AwsCallLog:
+    from meetpilot.local.feed_server import FeedServer
+    from meetpilot.local.stack import LocalStack, StackOptions
+
+    def run() -> None:
+        options = StackOptions(background_pollers=False, simulator_overrides=dict(FAST_SIMULATOR))
+        with LocalStack(options) as stack, FeedServer() as feeds:
+            _drive_management_api(stack, feeds)
+
+    return _record(run)
+
+
 def _describe(accesses: Any) -> str:
     return "\n".join(f"{a.function}: {a.operation} needs {a.action} on {a.resource}" for a in accesses)
 
@@ -118,36 +205,61 @@ def test_every_aws_call_of_the_demo_is_allowed_by_its_functions_role(
     assert not denied, "denied by the function's role:\n" + _describe(denied)
 
 
-def test_every_permission_the_demo_leaves_unused_is_explained(
-    demo_calls: AwsCallLog, translated: dict[str, Any]
+def test_every_aws_call_of_the_management_api_and_forget_is_allowed_by_its_functions_role(
+    api_calls: AwsCallLog, translated: dict[str, Any]
 ) -> None:
-    unused = _replay(demo_calls, translated).unused(demo_calls.accesses)
-    unexplained = [g for g in unused if _explanation(g) is None]
+    assert not api_calls.unmapped, f"calls the recorder cannot name in IAM terms: {set(api_calls.unmapped)}"
+    assert {"ManagementFunction", "ForgetFunction"} <= api_calls.functions()
+    denied = _replay(api_calls, translated).denied(api_calls.accesses)
+    assert not denied, "denied by the function's role:\n" + _describe(denied)
+
+
+def test_every_permission_the_recorded_runs_leave_unused_is_explained(
+    demo_calls: AwsCallLog, api_calls: AwsCallLog, translated: dict[str, Any]
+) -> None:
+    # Unused means unused by every run: each run's calls are matched against its own stack's names.
+    unused = set.intersection(
+        *({(g.function, g.action, g.label) for g in _replay(log, translated).unused(log.accesses)}
+          for log in (demo_calls, api_calls))
+    )  # fmt: skip
+    unexplained = sorted(g for g in unused if _explanation(Grant(*g, resource="")) is None)
     assert not unexplained, "granted but never used (remove, or explain in EXPLAINED_UNUSED):\n" + "\n".join(
-        f"{g.function}: {g.action} on {g.label}" for g in unexplained
+        f"{function}: {action} on {label}" for function, action, label in unexplained
     )
 
 
-def test_removing_any_permission_the_demo_used_denies_its_call(
-    demo_calls: AwsCallLog, translated: dict[str, Any]
+@pytest.mark.parametrize("run", ["demo_calls", "api_calls"])
+def test_removing_any_permission_a_run_used_denies_its_call(
+    run: str, request: pytest.FixtureRequest, translated: dict[str, Any]
 ) -> None:
+    log: AwsCallLog = request.getfixturevalue(run)
     roles = function_roles(translated)
-    accesses = distinct(demo_calls.accesses)
+    accesses = distinct(log.accesses)
     used = sorted({(a.function, a.action) for a in accesses})
-    assert len(used) > 20
+    assert len(used) > 15
     for function, action in used:
         narrowed = without_action(translated, roles[function], action)
-        denied = _replay(demo_calls, narrowed).denied(a for a in accesses if a.function == function)
+        denied = _replay(log, narrowed).denied(a for a in accesses if a.function == function)
         assert {a.action for a in denied} == {action}, (function, action)
 
 
-def test_replay_evaluates_only_conditions_moto_understands(translated: dict[str, Any]) -> None:
-    # moto's evaluator checks StringEquals and ignores any other operator, which would make a
-    # conditional grant look unconditional.
+def test_replay_evaluates_every_condition_the_roles_use(translated: dict[str, Any]) -> None:
+    # A condition operator the replay does not know would make its grant impossible to check.
     for role in set(function_roles(translated).values()):
         for document in role_documents(translated, role):
             for statement in document["Statement"]:
-                assert set(statement.get("Condition", {})) <= {"StringEquals"}, (role, statement)
+                assert set(statement.get("Condition", {})) <= set(CONDITION_OPERATORS), (role, statement)
+
+
+def test_listing_transcript_versions_outside_the_transcripts_folder_is_denied(
+    api_calls: AwsCallLog, translated: dict[str, Any]
+) -> None:
+    # ForgetFunction may list versions only under transcripts/ (a StringLike condition on s3:prefix).
+    replay = _replay(api_calls, translated)
+    listings = [a for a in distinct(api_calls.accesses) if a.action == "s3:ListBucketVersions"]
+    assert listings and all(replay.allowed(a) for a in listings)
+    assert not replay.allowed(dataclasses.replace(listings[0], conditions=(("s3:prefix", "meetings/"),)))
+    assert not replay.allowed(dataclasses.replace(listings[0], conditions=()))
 
 
 @pytest.mark.slow

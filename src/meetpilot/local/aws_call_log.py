@@ -210,7 +210,10 @@ def _s3(operation: str, params: Mapping[str, Any], region: str, account: str) ->
     if not bucket:
         return None
     if operation in _S3_BUCKET_ACTIONS:
-        return [(f"s3:{_S3_BUCKET_ACTIONS[operation]}", f"arn:aws:s3:::{bucket}", ())]
+        # A listing's prefix is the s3:prefix key that policies may limit it by.
+        prefix = params.get("Prefix")
+        conditions: Conditions = (("s3:prefix", prefix),) if prefix is not None else ()
+        return [(f"s3:{_S3_BUCKET_ACTIONS[operation]}", f"arn:aws:s3:::{bucket}", conditions)]
     if operation == "DeleteObjects":  # checked per key, as s3:DeleteObject(Version)
         objects = params.get("Delete", {}).get("Objects", [])
         return [
