@@ -39,6 +39,7 @@ from tests.integration.conftest import FAST_SIMULATOR, run_until
 # explain it here.
 API_KEY = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${MeetStreamApiKeyParam}"
 CALENDAR_SECRETS = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${CalendarSecretsPrefix}*"
+SIGNING_SECRET = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WorkspaceSigningSecretParam}"
 SCHEDULES = "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"
 EXPLAINED_UNUSED: dict[tuple[str, str, str], str] = {
     # Functions no recorded run invokes. The small chaos run below drives the reconciler.
@@ -59,6 +60,8 @@ EXPLAINED_UNUSED: dict[tuple[str, str, str], str] = {
     "aborts a multipart upload (transcripts over 8 MB) that failed part-way",
     ("BotEventsFunction", "dynamodb:Query", "${Table.Arn}/index/by-bot"): "finds the session of a delivery to the "
     "workspace webhook, whose URL carries no session id; the demo's bots use per-session URLs",
+    ("IngestFunction", "ssm:GetParameter", SIGNING_SECRET): "verifies signed deliveries to the workspace "
+    "webhook; the recorded runs' bots use per-session callback URLs, checked with the token secret",
     ("CalendarSyncFunction", "sqs:SendMessage", "DispatchQueue.Arn"): "a calendar meeting inside the lead time is "
     "dispatched at once instead of through a schedule",
     ("CalendarSyncFunction", "sqs:SendMessage", "CalendarSyncQueue.Arn"): "requeues a sync whose lease another "
