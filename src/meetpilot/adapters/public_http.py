@@ -171,7 +171,10 @@ class DestinationGuard:
         Raises RefusedDestination when any address is inside, UnresolvableHost when there is none.
         """
         name = host.strip("[]")
-        addresses = list(self._resolve(name, port))
+        try:  # an address literal is its own answer; other numeric forms (2130706433) go to the resolver
+            addresses = [str(ipaddress.ip_address(name))]
+        except ValueError:
+            addresses = list(self._resolve(name, port))
         if not addresses:
             raise UnresolvableHost(f"the host {name[:80]} has no address")
         for address in addresses:
