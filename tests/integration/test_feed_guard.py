@@ -28,7 +28,8 @@ from cryptography.x509.oid import NameOID
 from meetpilot.adapters.ics import IcsFeedClient
 from meetpilot.adapters.public_http import MAX_REDIRECTS, AddressPolicy, DestinationGuard, inside_reason
 from meetpilot.domain.calendar import CalendarSourceError
-from meetpilot.errors import RefusedDestination, UnresolvableHost
+from meetpilot.errors import ConfigurationError, RefusedDestination, UnresolvableHost
+from meetpilot.settings import Settings
 
 FEED = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nEND:VCALENDAR\r\n"
 SECRET = "/calendar/private-9a8b7c6d5e4f/basic.ics"
@@ -398,3 +399,16 @@ def test_vetting_a_url_refuses_inside_hosts_and_names_without_address():
         guard.vet_url("http://169.254.169.254/latest/meta-data/")
     with pytest.raises(UnresolvableHost, match="has no address"):
         guard.vet_url("https://nowhere.example.com/feed.ics")
+
+
+# --- the allow-list setting ----------------------------------------------------------------------
+
+
+def test_the_allow_list_setting_reads_networks_and_refuses_anything_else():
+    settings = Settings.from_env({"FEED_ALLOW_NETWORKS": "127.0.0.1, 10.1.0.0/16 ,"})
+    assert settings.feed_allow_networks == ("127.0.0.1/32", "10.1.0.0/16")
+    assert Settings.from_env({}).feed_allow_networks == ()  # a deployed stack: nothing inside
+    with pytest.raises(ConfigurationError, match="FEED_ALLOW_NETWORKS"):
+        Settings.from_env({"FEED_ALLOW_NETWORKS": "localhost"})
+    policy = AddressPolicy.allowing(settings.feed_allow_networks)
+    assert policy.refusal("10.1.2.3") is None and policy.refusal("10.2.0.1") == "private"
