@@ -159,9 +159,16 @@ class Container:
 
     @cached_property
     def ics_feeds(self) -> Any:
-        from meetpilot.adapters.ics import IcsFeeds
+        from meetpilot.adapters.ics import IcsFeedClient, IcsFeeds
 
-        return IcsFeeds()
+        return IcsFeeds(IcsFeedClient(guard=self.feed_guard))
+
+    @cached_property
+    def feed_guard(self) -> Any:
+        """What a URL a user gave may reach: public addresses, and the allow-list (local stack only)."""
+        from meetpilot.adapters.public_http import AddressPolicy, DestinationGuard
+
+        return DestinationGuard(AddressPolicy.allowing(self.settings.feed_allow_networks))
 
     @cached_property
     def google_calendars(self) -> Any:

@@ -48,6 +48,21 @@ class ConcurrentUpdate(MeetpilotError):
     """Someone else changed the item between our read and our conditional write; retry."""
 
 
+# --- URLs a user gave ---------------------------------------------------------------------------
+
+
+class RefusedDestination(InvalidInput):
+    """A URL a user gave points inside (loopback, link-local, private, ...): meetpilot does not fetch it."""
+
+
+class UnresolvableHost(InvalidInput):
+    """The host of a URL a user gave has no address (a typo, or a name that was taken down)."""
+
+
+class DeadlineExceeded(MeetpilotError):
+    """A fetch took longer than its overall deadline (connecting, redirects and reading together)."""
+
+
 # --- bot provider -----------------------------------------------------------------------------
 
 

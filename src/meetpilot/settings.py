@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -42,6 +43,7 @@ _ENV = {
     "remove_bot_on_cancel": "REMOVE_BOT_ON_CANCEL",
     "event_bus_name": "EVENT_BUS_NAME",
     "live_transcripts": "LIVE_TRANSCRIPTS",
+    "feed_allow_networks": "FEED_ALLOW_NETWORKS",
 }
 
 
@@ -83,6 +85,9 @@ class Settings:
     event_bus_name: str = "default"
     # Ask MeetStream for live transcription: "auto" (streaming providers only), "true" or "false".
     live_transcripts: str = "auto"
+    # Inside networks (CIDR, comma-separated) whose addresses a user's feed URL may still reach. Only
+    # the local stack sets it, for its fake feeds on 127.0.0.1; the deployed template never does.
+    feed_allow_networks: tuple[str, ...] = ()
 
     @property
     def wants_live_transcripts(self) -> bool:
@@ -120,6 +125,8 @@ class Settings:
                 if mode not in ("auto", "true", "false"):
                     raise ConfigurationError(f"LIVE_TRANSCRIPTS must be auto, true or false, got {raw[:40]!r}")
                 values[f.name] = mode
+            elif f.name == "feed_allow_networks":
+                values[f.name] = _networks(raw, _ENV[f.name])
             elif f.name == "transcript_provider":
                 values[f.name] = None if raw.strip().lower() == "none" else raw.strip()
             else:
@@ -151,3 +158,16 @@ def _int(raw: str, var: str, *, minimum: int) -> int:
     if value < minimum:
         raise ConfigurationError(f"{var} must be at least {minimum}, got {value}")
     return value
+
+
+def _networks(raw: str, var: str) -> tuple[str, ...]:
+    found: list[str] = []
+    for part in raw.split(","):
+        text = part.strip()
+        if not text:
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(text, strict=False)))
+        except ValueError:
+            raise ConfigurationError(f"{var} must list networks like 127.0.0.1/32, got {text[:40]!r}") from None
+    return tuple(found)

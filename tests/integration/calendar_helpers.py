@@ -67,6 +67,7 @@ def register_ics(
         repo=c.repository,
         sync_queue=c.calendar_sync_queue,
         clock=c.clock,
+        check_address=c.feed_guard.vet_url,
     )
     stack.drain()
     return registered.calendar.calendar_id

@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from meetpilot.adapters.ics import FeedFetch, IcsFeedClient, parse_feed, redact_feed_url
-from meetpilot.domain.calendar import CalendarEvent, CalendarSourceError
+from meetpilot.adapters.ics import FeedFetch, IcsFeedClient, parse_feed, read_feed, redact_feed_url
+from meetpilot.adapters.public_http import AddressPolicy, DestinationGuard
+from meetpilot.domain.calendar import CalendarEvent, CalendarSourceError, describe_skipped
 from meetpilot.domain.meeting import meeting_key
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "calendars"
@@ -274,17 +275,79 @@ def test_the_window_must_be_timezone_aware():
         b"\xff\xfe\x00\x01binary",
         b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\n",
         b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Jane\r\nEND:VCARD\r\n",
-        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART:notadate\r\n"
-        b"SUMMARY:x\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
-        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART:20260504T090000Z\r\n"
-        b"RRULE:FREQ=SOMETIMES\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
     ],
-    ids=["empty", "garbage", "html-login-page", "binary", "truncated", "vcard", "bad-date", "bad-rrule"],
+    ids=["empty", "garbage", "html-login-page", "binary", "truncated", "vcard"],
 )
 def test_a_malformed_feed_raises_a_source_error(body):
     with pytest.raises(CalendarSourceError) as caught:
         parse_feed(body, calendar_id="c", window_start=at(2026, 5, 1), window_end=at(2026, 5, 30))
     assert "\n" not in str(caught.value)
+
+
+def test_the_error_for_a_body_that_is_not_icalendar_does_not_quote_it():
+    body = b"<html><body>Sign in, session 7c1d-SECRET-MARKER</body></html>"
+    with pytest.raises(CalendarSourceError, match="not valid iCalendar") as caught:
+        parse_feed(body, calendar_id="c", window_start=at(2026, 5, 1), window_end=at(2026, 5, 30))
+    assert "SECRET-MARKER" not in str(caught.value) and "Sign in" not in str(caught.value)
+
+
+# --- one bad series does not sink the feed -----------------------------------------------------
+
+GOOD_SERIES = (
+    "BEGIN:VEVENT\nUID:good-weekly\nDTSTAMP:20260420T120000Z\nDTSTART:20260504T090000Z\nDTEND:20260504T093000Z\n"
+    "RRULE:FREQ=WEEKLY;COUNT=3\nSUMMARY:Weekly\nLOCATION:https://zoom.us/j/1234567890\nEND:VEVENT"
+)
+GOOD_ONE_OFF = (
+    "BEGIN:VEVENT\nUID:good-once\nDTSTAMP:20260420T120000Z\nDTSTART:20260506T150000Z\nDTEND:20260506T160000Z\n"
+    "SUMMARY:Once\nLOCATION:https://zoom.us/j/9876543210\nEND:VEVENT"
+)
+BAD_SERIES = {
+    "bad-rrule": "RRULE:FREQ=SOMETIMES;SECRET=BODY-MARKER",
+    "bad-date": "RRULE:FREQ=DAILY;COUNT=2\nRDATE:notadate-BODY-MARKER",
+    "bad-byday": "RRULE:FREQ=WEEKLY;BYDAY=XX",
+    "bad-exdate": "RRULE:FREQ=DAILY;COUNT=3\nEXDATE:garbage",
+    # dateutil loops forever on a zero interval: such a rule must be refused before it is expanded.
+    "zero-interval": "RRULE:FREQ=DAILY;INTERVAL=0",
+}
+
+
+def _bad_series(uid: str, rule: str) -> str:
+    return (
+        f"BEGIN:VEVENT\nUID:{uid}\nDTSTAMP:20260420T120000Z\nDTSTART:20260504T100000Z\n{rule}\n"
+        "SUMMARY:Broken BODY-MARKER\nLOCATION:https://zoom.us/j/5555555555\nEND:VEVENT"
+    )
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", sorted(BAD_SERIES))
+def test_a_feed_with_one_bad_series_keeps_the_good_ones_and_names_the_bad_one(kind):
+    body = _calendar("\n".join([GOOD_SERIES, _bad_series(kind, BAD_SERIES[kind]), GOOD_ONE_OFF]))
+    parsed = read_feed(body, calendar_id="c", window_start=at(2026, 5, 1), window_end=at(2026, 5, 30))
+    assert [e.event_id for e in parsed.events] == [
+        "good-weekly/20260504T090000Z",
+        "good-once",
+        "good-weekly/20260511T090000Z",
+        "good-weekly/20260518T090000Z",
+    ]
+    (skipped,) = parsed.skipped
+    assert skipped.uid == kind
+    report = describe_skipped(parsed.skipped)
+    assert report is not None and report.startswith("synced without one series that could not be read: UID")
+    assert repr(kind) in report and "\n" not in report and "MARKER" not in report
+
+
+def test_bad_series_are_reported_in_one_line_however_many():
+    bad = [_bad_series(f"bad-{n}\u2028x", BAD_SERIES["bad-rrule"]) for n in range(7)]
+    parsed = read_feed(
+        _calendar("\n".join([GOOD_SERIES, *bad])),
+        calendar_id="c",
+        window_start=at(2026, 5, 1),
+        window_end=at(2026, 6, 1),
+    )
+    assert {e.recurring_event_id for e in parsed.events} == {"good-weekly"}
+    report = describe_skipped(parsed.skipped) or ""
+    assert report.startswith("synced without 7 series") and report.endswith("; and 2 more")
+    assert len(report.splitlines()) == 1 and "\u2028" not in report
 
 
 def test_a_repeated_uid_keeps_the_highest_sequence():
@@ -378,7 +441,10 @@ def feed_server() -> Iterator[FeedServer]:
 
 @pytest.fixture
 def client() -> Iterator[IcsFeedClient]:
-    ics = IcsFeedClient(timeout=5.0, max_bytes=64 * 1024)
+    # The loopback listener stands in for a feed host on the internet: allowed, as the local stack does.
+    ics = IcsFeedClient(
+        timeout=5.0, max_bytes=64 * 1024, guard=DestinationGuard(AddressPolicy.allowing(["127.0.0.1/32"]))
+    )
     yield ics
     ics.close()
 

@@ -658,11 +658,18 @@ class DynamoRepository:
         full: bool,
         etag: str | None = None,
         sync_token: str | None = None,
+        problem: str | None = None,
     ) -> None:
-        """A sync went through: store its cursor (ETag or sync token), clear the last error, release the lease."""
+        """A sync went through: store its cursor (ETag or sync token), release the lease, and clear the
+        last error, or set it to ``problem`` when part of the source was left out."""
         sets = ["last_synced_at = :now"]
-        removes = ["sync_lease_until", "last_error", "last_error_at"]
+        removes = ["sync_lease_until"]
         values: dict[str, Any] = {":now": to_iso(now)}
+        if problem:
+            sets += ["last_error = :err", "last_error_at = :now"]
+            values[":err"] = problem[:500]
+        else:
+            removes += ["last_error", "last_error_at"]
         if full:
             sets.append("last_full_sync_at = :now")
         for name, value in (("etag", etag), ("sync_token", sync_token)):

@@ -15,6 +15,7 @@ import contextlib
 import contextvars
 import hashlib
 import logging
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -26,9 +27,11 @@ import httpx
 import icalendar
 import recurring_ical_events
 
+from meetpilot.adapters.public_http import MAX_REDIRECTS, DestinationGuard, overall_deadline, public_http_client
 from meetpilot.app.ports import FeedRead
-from meetpilot.domain.calendar import CalendarEvent, CalendarSourceError
+from meetpilot.domain.calendar import CalendarEvent, CalendarSourceError, SkippedSeries
 from meetpilot.domain.links import find_meeting_url
+from meetpilot.errors import DeadlineExceeded, RefusedDestination, UnresolvableHost
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +70,11 @@ def redact_feed_url(url: str) -> str:
 class IcsFeedClient:
     """Fetches ICS feeds over HTTP(S), revalidating with ``If-None-Match``.
 
-    ``webcal://`` addresses are fetched over HTTPS. Redirects are followed. The body is read in
-    chunks and abandoned once it exceeds ``max_bytes`` (after decompression).
+    ``webcal://`` addresses are fetched over HTTPS. Only public addresses are connected to (see
+    ``meetpilot.adapters.public_http``), on the first hop and on each of at most five redirects, and
+    the whole fetch ends within ``deadline`` seconds. The body is read in chunks and abandoned once it
+    exceeds ``max_bytes`` (after decompression). An ``http`` client passed in is used as it is, guard
+    or none (tests with a mock transport).
     """
 
     def __init__(
@@ -76,10 +82,15 @@ class IcsFeedClient:
         http: httpx.Client | None = None,
         *,
         timeout: float = 15.0,
+        deadline: float = 30.0,
         max_bytes: int = 20 * 1024 * 1024,
+        guard: DestinationGuard | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
-        self._http = http or httpx.Client(timeout=timeout, follow_redirects=True)
+        self._guard = guard or DestinationGuard()
+        self._http = http or public_http_client(self._guard, timeout=timeout, verify=verify)
         self._timeout = timeout
+        self._deadline = deadline
         self._max_bytes = max_bytes
         _install_log_redaction()
 
@@ -89,8 +100,9 @@ class IcsFeedClient:
     def fetch(self, url: str, etag: str | None = None) -> FeedFetch:
         """Fetch ``url``; with ``etag`` from the last good fetch, an unchanged feed costs one 304.
 
-        Raises ``CalendarSourceError`` for a non-2xx answer, a body over the size limit, or a network
-        failure; the message names the status or failure and the feed's host only.
+        Raises ``CalendarSourceError`` for a non-2xx answer, a body over the size limit, an address
+        inside, a fetch past its deadline, or a network failure. The message is one line of our own:
+        it names the feed's host and what failed, never the path or anything the server sent.
         """
         target = _fetchable(url)
         shown = redact_feed_url(url)
@@ -99,9 +111,10 @@ class IcsFeedClient:
             headers["If-None-Match"] = etag
         token = _FETCHING_FEED.set(True)
         try:
-            with self._http.stream(
-                "GET", target, headers=headers, timeout=self._timeout, follow_redirects=True
-            ) as response:
+            with (
+                overall_deadline(self._deadline),
+                self._http.stream("GET", target, headers=headers, timeout=self._timeout) as response,
+            ):
                 if response.status_code == 304:
                     return FeedFetch(not_modified=True, etag=response.headers.get("ETag") or etag, body=None)
                 if not 200 <= response.status_code < 300:
@@ -112,11 +125,16 @@ class IcsFeedClient:
                     )
                 body = self._read_limited(response, shown)
                 return FeedFetch(not_modified=False, etag=response.headers.get("ETag"), body=body)
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+        except (
+            RefusedDestination,
+            UnresolvableHost,
+            DeadlineExceeded,
+            httpx.HTTPError,
+            httpx.InvalidURL,
+            httpx.StreamError,
+        ) as exc:
             # ``from None``: httpx exceptions carry the request, and so the secret URL.
-            raise CalendarSourceError(
-                f"could not fetch ICS feed {shown}: {type(exc).__name__}", retryable=True
-            ) from None
+            raise _fetch_failure(exc, shown, self._deadline) from None
         finally:
             _FETCHING_FEED.reset(token)
 
@@ -134,6 +152,41 @@ class IcsFeedClient:
                 raise CalendarSourceError(f"ICS feed {shown} is over the {self._max_bytes}-byte limit")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _fetch_failure(exc: Exception, shown: str, deadline: float) -> CalendarSourceError:
+    """What went wrong, in our words: exception texts from below may quote the server or the URL."""
+    prefix = f"could not fetch ICS feed {shown}"
+    if isinstance(exc, RefusedDestination):
+        return CalendarSourceError(f"refused to fetch ICS feed {shown}: {exc}")
+    if isinstance(exc, UnresolvableHost):
+        return CalendarSourceError(f"{prefix}: its host name does not resolve", retryable=True)
+    if isinstance(exc, DeadlineExceeded):
+        return CalendarSourceError(f"{prefix}: it took longer than the {deadline:g} s allowed", retryable=True)
+    if isinstance(exc, httpx.TooManyRedirects):
+        return CalendarSourceError(f"{prefix}: it redirected more than {MAX_REDIRECTS} times")
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return CalendarSourceError(f"{prefix}: it redirected to an address that is not http(s)")
+    if isinstance(exc, httpx.TimeoutException):
+        return CalendarSourceError(f"{prefix}: the server did not answer in time", retryable=True)
+    if isinstance(exc, httpx.ConnectError):
+        if _caused_by(exc, ssl.SSLCertVerificationError):
+            return CalendarSourceError(f"{prefix}: its TLS certificate is not valid for that host")
+        return CalendarSourceError(f"{prefix}: the connection could not be made", retryable=True)
+    if isinstance(exc, httpx.TransportError):
+        return CalendarSourceError(f"{prefix}: the connection broke off ({type(exc).__name__})", retryable=True)
+    return CalendarSourceError(f"{prefix} ({type(exc).__name__})", retryable=True)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(10):  # httpx -> httpcore -> ssl: a short chain
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class IcsFeeds:
@@ -155,14 +208,24 @@ class IcsFeeds:
         fetched = self._client.fetch(url, etag)
         if fetched.not_modified or fetched.body is None:
             return FeedRead(not_modified=True, etag=fetched.etag)
-        events = parse_feed(
+        parsed = read_feed(
             fetched.body,
             calendar_id=calendar_id,
             window_start=window_start,
             window_end=window_end,
             owner_email=owner_email,
         )
-        return FeedRead(not_modified=False, etag=fetched.etag, events=tuple(events))
+        return FeedRead(
+            not_modified=False, etag=fetched.etag, events=tuple(parsed.events), skipped_series=parsed.skipped
+        )
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """The occurrences of a feed in a window, and the series left out because they could not be read."""
+
+    events: list[CalendarEvent]
+    skipped: tuple[SkippedSeries, ...] = ()
 
 
 def parse_feed(
@@ -173,6 +236,20 @@ def parse_feed(
     window_end: datetime,
     owner_email: str | None = None,
 ) -> list[CalendarEvent]:
+    """The events of ``read_feed``, without the report of skipped series."""
+    return read_feed(
+        body, calendar_id=calendar_id, window_start=window_start, window_end=window_end, owner_email=owner_email
+    ).events
+
+
+def read_feed(
+    body: bytes,
+    *,
+    calendar_id: str,
+    window_start: datetime,
+    window_end: datetime,
+    owner_email: str | None = None,
+) -> ParsedFeed:
     """Every occurrence that overlaps ``[window_start, window_end)``, as calendar events.
 
     Recurring series are expanded (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides). An occurrence's id
@@ -182,8 +259,10 @@ def parse_feed(
     scheduled for it can be withdrawn. ``STATUS:CANCELLED`` marks an event or instance cancelled; the
     owner's ``ATTENDEE`` entry with ``PARTSTAT=DECLINED`` marks it declined.
 
-    A body that is not iCalendar, or a series that cannot be expanded, raises
-    ``CalendarSourceError``: the caller keeps its last good state rather than acting on half a feed.
+    A series (all components of one UID) that cannot be expanded or read is left out whole and
+    named in ``skipped``; the other series are kept. A body that is not iCalendar at all raises
+    ``CalendarSourceError``: the caller keeps its last good state rather than acting on nothing.
+    Messages are our own words: nothing of the body is quoted but a skipped series' UID.
     """
     if window_start.tzinfo is None or window_end.tzinfo is None:
         raise ValueError("the window must be timezone-aware")
@@ -191,43 +270,54 @@ def parse_feed(
     window_end = window_end.astimezone(UTC)
     try:
         calendars = icalendar.Calendar.from_ical(body, multiple=True)
-    except ValueError as exc:
-        raise CalendarSourceError(f"the ICS feed is not valid iCalendar: {_short(exc)}") from None
+    except ValueError:
+        raise CalendarSourceError(
+            "the ICS feed is not valid iCalendar (a line cannot be read; the address may lead to a web page)"
+        ) from None
     if not calendars or any(cal.name != "VCALENDAR" for cal in calendars):
         raise CalendarSourceError("the ICS feed is not valid iCalendar: no VCALENDAR object")
     owner = _email(owner_email) if owner_email else None
     found: dict[str, tuple[int, CalendarEvent]] = {}
+    skipped: dict[str, str] = {}
     for cal in calendars:
-        for sequence, event in _events_of(cal, calendar_id, window_start, window_end, owner):
+        for sequence, event in _events_of(cal, calendar_id, window_start, window_end, owner, skipped):
             kept = found.get(event.event_id)
             # The same UID twice (a feed that repeats an event): the higher SEQUENCE is the newer one.
             if kept is None or sequence > kept[0]:
                 found[event.event_id] = (sequence, event)
-    return sorted(
-        (event for _, event in found.values()),
+    events = sorted(
+        (event for _, event in found.values() if _series_of(event) not in skipped),
         key=lambda e: (e.start or datetime.min.replace(tzinfo=UTC), e.event_id),
     )
+    for uid, reason in skipped.items():
+        logger.warning("skipping ICS series %r: %s", uid[:80], reason)
+    return ParsedFeed(events, tuple(SkippedSeries(uid, reason) for uid, reason in skipped.items()))
+
+
+def _series_of(event: CalendarEvent) -> str:
+    return event.recurring_event_id or event.event_id
 
 
 # --- expansion --------------------------------------------------------------------------------
 
 
 def _events_of(
-    cal: icalendar.Calendar, calendar_id: str, window_start: datetime, window_end: datetime, owner: str | None
+    cal: icalendar.Calendar,
+    calendar_id: str,
+    window_start: datetime,
+    window_end: datetime,
+    owner: str | None,
+    skipped: dict[str, str],
 ) -> Iterator[tuple[int, CalendarEvent]]:
+    """The calendar's events in the window; a series that cannot be read goes into ``skipped`` instead."""
     default_zone = _declared_zone(cal)
     recurring_uids: set[str] = set()
     for component in cal.walk("VEVENT"):
         if any(name in component for name in ("RRULE", "RDATE", "RECURRENCE-ID")):
             recurring_uids.add(_uid(component))
-    _drop_unsupported_series(cal)
+    _drop_unsupported_series(cal, skipped)
 
-    try:
-        occurrences = recurring_ical_events.of(cal).between(
-            window_start - _EXPANSION_PADDING, window_end + _EXPANSION_PADDING
-        )
-    except Exception as exc:  # the expander raises many types for one cause: a broken feed
-        raise CalendarSourceError(f"the ICS feed could not be expanded: {_short(exc)}") from None
+    occurrences = _expand(cal, window_start - _EXPANSION_PADDING, window_end + _EXPANSION_PADDING, skipped)
     if len(occurrences) > _MAX_OCCURRENCES:
         raise CalendarSourceError(
             f"the ICS feed has {len(occurrences)} occurrences in the sync window, over the limit of {_MAX_OCCURRENCES}"
@@ -235,19 +325,68 @@ def _events_of(
 
     seen: set[str] = set()
     for occurrence in occurrences:
+        uid = _uid(occurrence)
+        if uid in skipped:
+            continue
         try:
             event = _occurrence_event(occurrence, calendar_id, recurring_uids, default_zone, owner)
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:
-            raise CalendarSourceError(
-                f"the ICS feed has an event that cannot be read (UID {_uid(occurrence)[:80]!r}): {_short(exc)}"
-            ) from None
+        except (ValueError, TypeError, AttributeError, KeyError):
+            skipped[uid] = "has an instance whose times cannot be read"
+            continue
         seen.add(event.event_id)
         if _overlaps(occurrence, event, window_start, window_end, default_zone):
             yield _sequence(occurrence), event
 
-    for sequence, event in _excluded_instances(cal, calendar_id, default_zone, owner):
+    for sequence, event in _excluded_instances(cal, calendar_id, default_zone, owner, skipped):
         if event.event_id not in seen and _instant_in_window(event, window_start, window_end):
             yield sequence, event
+
+
+def _expand(
+    cal: icalendar.Calendar, start: datetime, end: datetime, skipped: dict[str, str]
+) -> list[icalendar.Component]:
+    """Every occurrence between ``start`` and ``end``, series by series once one of them fails.
+
+    ``recurring_ical_events`` can skip bad series itself (``skip_bad_series``), but it cannot say
+    which one it dropped, and skips only three error classes: a feed's owner needs to know which.
+    """
+    try:
+        occurrences: list[icalendar.Component] = recurring_ical_events.of(cal).between(start, end)
+        return occurrences
+    except Exception:  # noqa: S110 - the expander raises many types for one cause; found below
+        pass
+    occurrences = []
+    for uid, part in _series_calendars(cal):
+        try:
+            occurrences.extend(recurring_ical_events.of(part).between(start, end))
+        except Exception as exc:  # one bad series: leave it out, keep the others
+            skipped[uid] = _expansion_failure(exc)
+    return occurrences
+
+
+def _series_calendars(cal: icalendar.Calendar) -> Iterator[tuple[str, icalendar.Calendar]]:
+    """One calendar per UID: its events, with the feed's properties and time zones around them."""
+    zones = [c for c in cal.subcomponents if c.name == "VTIMEZONE"]
+    by_uid: dict[str, list[icalendar.Component]] = {}
+    for component in cal.subcomponents:
+        if component.name == "VEVENT":
+            by_uid.setdefault(_uid(component), []).append(component)
+    for uid, components in by_uid.items():
+        part = icalendar.Calendar()
+        for name, value in cal.property_items(recursive=False)[1:-1]:  # without BEGIN and END
+            part.add(name, value)
+        part.subcomponents.extend(zones + components)
+        yield uid, part
+
+
+def _expansion_failure(exc: Exception) -> str:
+    if isinstance(exc, recurring_ical_events.BadRuleStringFormat):
+        return "has a repeat rule (RRULE) that cannot be read"
+    if isinstance(exc, recurring_ical_events.PeriodEndBeforeStart):
+        return "ends before it starts"
+    if isinstance(exc, ValueError | TypeError):
+        return "has a date, time or repeat rule that cannot be read"
+    return f"cannot be expanded ({type(exc).__name__})"
 
 
 def _occurrence_event(
@@ -284,55 +423,68 @@ def _occurrence_event(
 
 
 def _excluded_instances(
-    cal: icalendar.Calendar, calendar_id: str, default_zone: tzinfo, owner: str | None
+    cal: icalendar.Calendar, calendar_id: str, default_zone: tzinfo, owner: str | None, skipped: dict[str, str]
 ) -> Iterator[tuple[int, CalendarEvent]]:
     """One cancelled event per EXDATE of each series: a removed instance is a cancelled meeting."""
     for master in cal.walk("VEVENT"):
         if "RECURRENCE-ID" in master or not ("RRULE" in master or "RDATE" in master) or "EXDATE" not in master:
             continue
         uid = _uid(master)
-        start_value = master.decoded("DTSTART")
-        duration = _duration(master, start_value)
-        master_zone = start_value.tzinfo if isinstance(start_value, datetime) else None
-        for value in _exdates(master):
-            excluded = value
-            if isinstance(value, datetime) and value.tzinfo is None and master_zone is not None:
-                excluded = value.replace(tzinfo=master_zone)  # a floating EXDATE is in DTSTART's zone
-            all_day = not isinstance(excluded, datetime)
-            start = None if all_day else _utc(excluded, default_zone)
-            yield (
-                _sequence(master),
-                CalendarEvent(
-                    calendar_id=calendar_id,
-                    event_id=f"{uid}/{_occurrence_stamp(excluded, default_zone)}",
-                    title=str(master.get("SUMMARY", "")).strip(),
-                    start=start,
-                    end=start + duration if start is not None else None,
-                    all_day=all_day,
-                    cancelled=True,
-                    declined_by_owner=_declined_by(master, owner),
-                    meeting_url=_meeting_url(master),
-                    updated=_updated(master, default_zone),
-                    recurring_event_id=uid,
-                    attendees=_attendees(master),
-                ),
-            )
+        if uid in skipped:
+            continue
+        try:
+            yield from list(_excluded_of(master, uid, calendar_id, default_zone, owner))
+        except (ValueError, TypeError, AttributeError, KeyError):
+            skipped[uid] = "has an EXDATE that cannot be read"
 
 
-def _drop_unsupported_series(cal: icalendar.Calendar) -> None:
+def _excluded_of(
+    master: icalendar.Component, uid: str, calendar_id: str, default_zone: tzinfo, owner: str | None
+) -> Iterator[tuple[int, CalendarEvent]]:
+    start_value = master.decoded("DTSTART")
+    duration = _duration(master, start_value)
+    master_zone = start_value.tzinfo if isinstance(start_value, datetime) else None
+    for value in _exdates(master):
+        excluded = value
+        if isinstance(value, datetime) and value.tzinfo is None and master_zone is not None:
+            excluded = value.replace(tzinfo=master_zone)  # a floating EXDATE is in DTSTART's zone
+        all_day = not isinstance(excluded, datetime)
+        start = None if all_day else _utc(excluded, default_zone)
+        yield (
+            _sequence(master),
+            CalendarEvent(
+                calendar_id=calendar_id,
+                event_id=f"{uid}/{_occurrence_stamp(excluded, default_zone)}",
+                title=str(master.get("SUMMARY", "")).strip(),
+                start=start,
+                end=start + duration if start is not None else None,
+                all_day=all_day,
+                cancelled=True,
+                declined_by_owner=_declined_by(master, owner),
+                meeting_url=_meeting_url(master),
+                updated=_updated(master, default_zone),
+                recurring_event_id=uid,
+                attendees=_attendees(master),
+            ),
+        )
+
+
+def _drop_unsupported_series(cal: icalendar.Calendar, skipped: dict[str, str]) -> None:
     for component in list(cal.subcomponents):
         if component.name != "VEVENT" or "RRULE" not in component:
             continue
         try:
-            frequencies = {str(f).upper() for rule in _values(component, "RRULE") for f in rule.get("FREQ", [])}
+            rules = _values(component, "RRULE")
+            frequencies = {str(f).upper() for rule in rules for f in rule.get("FREQ", [])}
+            intervals = [int(i) for rule in rules for i in rule.get("INTERVAL", [])]
         except (ValueError, AttributeError, TypeError):
             continue  # a broken rule: the expander reports it
         if frequencies & _UNSUPPORTED_FREQUENCIES:
-            logger.warning(
-                "skipping ICS series %r: it repeats %s, which no meeting does",
-                _uid(component)[:80],
-                "/".join(sorted(frequencies)),
-            )
+            skipped[_uid(component)] = f"repeats {'/'.join(sorted(frequencies))}, which no meeting does"
+            cal.subcomponents.remove(component)
+        elif any(interval < 1 for interval in intervals):
+            # dateutil would look for the next instance of an INTERVAL=0 rule forever.
+            skipped[_uid(component)] = "has a repeat rule with an INTERVAL below 1"
             cal.subcomponents.remove(component)
 
 
@@ -497,11 +649,6 @@ def _instant_in_window(event: CalendarEvent, window_start: datetime, window_end:
     if end == event.start:
         return window_start <= event.start < window_end
     return event.start < window_end and end > window_start
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:160]
 
 
 def _status_hint(status: int) -> str:

@@ -258,6 +258,7 @@ def add_calendar(body: CalendarCreate) -> Response[CalendarOut]:
         repo=c.repository,
         sync_queue=c.calendar_sync_queue,
         clock=c.clock,
+        check_address=c.feed_guard.vet_url,
     )
     return _json(201 if done.created else 200, CalendarOut.of(done.calendar))
 

@@ -43,6 +43,7 @@ from meetpilot.domain.calendar import (
     SyncTokenExpired,
     bot_refusal,
     calendar_event_id,
+    describe_skipped,
 )
 from meetpilot.domain.clock import Clock
 from meetpilot.domain.meeting import DesiredState, Meeting, meeting_key
@@ -214,11 +215,13 @@ def converge_all(
     *,
     missing_from: datetime | None = None,
     missing_until: datetime | None = None,
+    unread_series: frozenset[str] = frozenset(),
 ) -> Counter[str]:
     """Converge every event; with ``missing_from``, links this source no longer reports are removed.
 
     A complete listing (an ICS feed, a full Google sync) names every event it knows in
     ``[missing_from, missing_until)``; a link in that range that it did not name was deleted.
+    Links of ``unread_series`` (UIDs the source could not read this time) are not: unread is not deleted.
     """
     actions: Counter[str] = Counter()
     seen: set[str] = set()
@@ -228,6 +231,8 @@ def converge_all(
     if missing_from is not None:
         for link in deps.repo.list_calendar_links(calendar.calendar_id):
             if link.event_id in seen or link.last_moment <= missing_from:
+                continue
+            if link.event_id in unread_series or link.recurring_event_id in unread_series:
                 continue
             if missing_until is not None and link.start >= missing_until:
                 continue
@@ -291,8 +296,21 @@ def _sync_ics(calendar: Calendar, deps: SyncDeps, feeds: IcsFeeds) -> SyncReport
         deps.repo.record_calendar_sync(calendar.calendar_id, now=now, full=False, etag=read.etag or calendar.etag)
         report.outcome = "not_modified"
         return report
-    report.actions = converge_all(read.events, calendar, deps, missing_from=window_start, missing_until=window_end)
-    deps.repo.record_calendar_sync(calendar.calendar_id, now=deps.clock.now(), full=True, etag=read.etag)
+    unread = frozenset(s.uid for s in read.skipped_series)
+    report.actions = converge_all(
+        read.events, calendar, deps, missing_from=window_start, missing_until=window_end, unread_series=unread
+    )
+    if unread:
+        report.actions["series_skipped"] += len(unread)
+    # With a series skipped, the ETag is not kept: the next poll reads the feed again and reports it
+    # again (a 304 would clear the report while the series is still broken).
+    deps.repo.record_calendar_sync(
+        calendar.calendar_id,
+        now=deps.clock.now(),
+        full=True,
+        etag=None if unread else read.etag,
+        problem=describe_skipped(read.skipped_series),
+    )
     return report
 
 

@@ -5,7 +5,9 @@ registration instead of making a second. A new calendar gets a sync job at once.
 withdraws exactly what only that calendar asked for: a meeting that another calendar (or a direct
 request) still wants keeps its bot.
 
-    registered = add_ics_calendar(IcsRegistration("alice", feed_url), repo=repo, sync_queue=queue, clock=clock)
+    registered = add_ics_calendar(
+        IcsRegistration("alice", feed_url), repo=repo, sync_queue=queue, clock=clock, check_address=guard.vet_url
+    )
     remove_calendar(registered.calendar.calendar_id, deps=deps, google=lambda: google)
 """
 
@@ -67,11 +69,24 @@ def _check_user(user_id: str) -> str:
 
 
 def add_ics_calendar(
-    registration: IcsRegistration, *, repo: CalendarRepository, sync_queue: MessageQueue, clock: Clock
+    registration: IcsRegistration,
+    *,
+    repo: CalendarRepository,
+    sync_queue: MessageQueue,
+    clock: Clock,
+    check_address: Callable[[str], None],
 ) -> Registered:
-    """Register an ICS feed and queue its first sync."""
+    """Register an ICS feed and queue its first sync.
+
+    ``check_address`` resolves the feed's host and raises (an ``InvalidInput``) when it points inside
+    or does not resolve: such an address is refused here, not stored to fail on every poll.
+    """
     user = _check_user(registration.user_id)
     url = check_feed_url(registration.feed_url)
+    try:
+        check_address(url)
+    except InvalidInput as exc:
+        raise type(exc)(f"the ICS feed address cannot be used: {exc}") from None
     calendar_id = calendar_id_for(CalendarKind.ICS, user, url)
     calendar = Calendar(
         calendar_id=calendar_id,

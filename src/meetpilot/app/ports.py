@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
-from meetpilot.domain.calendar import Calendar, CalendarEvent, CalendarLink, PushChannel
+from meetpilot.domain.calendar import Calendar, CalendarEvent, CalendarLink, PushChannel, SkippedSeries
 from meetpilot.domain.live_transcript import LiveSegment
 from meetpilot.domain.meeting import DispatchState, Meeting
 from meetpilot.domain.session import Session
@@ -194,6 +194,7 @@ class CalendarRepository(Repository, Protocol):
         full: bool,
         etag: str | None = None,
         sync_token: str | None = None,
+        problem: str | None = None,
     ) -> None: ...
 
     def record_calendar_error(
@@ -248,6 +249,8 @@ class FeedRead:
     not_modified: bool
     etag: str | None
     events: tuple[CalendarEvent, ...] = ()
+    # Series left out because they could not be read; the rest of the feed is in ``events``.
+    skipped_series: tuple[SkippedSeries, ...] = ()
 
 
 class IcsFeeds(Protocol):

@@ -93,6 +93,34 @@ class CalendarEvent:
         )
 
 
+@dataclass(frozen=True)
+class SkippedSeries:
+    """A series (or one-off event) of a feed that could not be read, and why, in our words.
+
+    The rest of the feed is synced without it; its meetings are left as they were.
+    """
+
+    uid: str
+    reason: str
+
+
+def describe_skipped(skipped: tuple[SkippedSeries, ...]) -> str | None:
+    """One line for the calendar's record: how many series were skipped, which, and why."""
+    if not skipped:
+        return None
+    count = len(skipped)
+    head = "synced without one series" if count == 1 else f"synced without {count} series"
+    listed = "; ".join(f"UID {_shown_uid(s.uid)} {s.reason}" for s in skipped[:5])
+    more = f"; and {count - 5} more" if count > 5 else ""
+    return f"{head} that could not be read: {listed}{more}"
+
+
+def _shown_uid(uid: str) -> str:
+    # A UID is whatever the feed says: printable characters only, and not too many of them.
+    text = "".join(ch if ch.isprintable() else "?" for ch in uid)
+    return repr(text[:60] + ("…" if len(text) > 60 else ""))
+
+
 # --- registered calendars -----------------------------------------------------------------------
 
 

@@ -313,7 +313,13 @@ def _start_calendars(
     for user, text in plan.before.items():
         url = feeds.publish(user, text)
         registration = IcsRegistration(user, url, owner_email=f"{user}@acme.demo", label=f"{user}'s work calendar")
-        add_ics_calendar(registration, repo=c.repository, sync_queue=c.calendar_sync_queue, clock=c.clock)
+        add_ics_calendar(
+            registration,
+            repo=c.repository,
+            sync_queue=c.calendar_sync_queue,
+            clock=c.clock,
+            check_address=c.feed_guard.vet_url,
+        )
     _wait_for_syncs(stack, since=None, deadline=deadline)
     return [
         DemoMeeting(e.title, e.url, e.start, Scenario.NORMAL, e.user_id, source="calendar", expect=e.expect)

@@ -153,6 +153,7 @@ class LocalStack:
             MEETSTREAM_TIMEOUT_SECONDS=5,
             MEETPILOT_TIME_SCALE=self.options.time_scale,
             LIVE_TRANSCRIPTS=self.options.live_transcripts,
+            FEED_ALLOW_NETWORKS="127.0.0.1/32",  # the fake feeds; never set in the deployed template
             **google_env,
         )
         settings = Settings.from_env(env)
