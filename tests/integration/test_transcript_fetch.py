@@ -276,7 +276,8 @@ from meetpilot.composition import Container
 from meetpilot.settings import Settings
 sys.path.insert(0, args["tests_root"])
 from tests.integration.test_transcript_fetch import DiskStore
-session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1")
+session = boto3.session.Session(aws_access_key_id=args["access_key"], aws_secret_access_key="local",
+                                region_name="us-east-1")
 c = Container(Settings(**args["settings"]), boto_session=session, endpoint_url=args["endpoint"])
 c.provider.bot_status(args["bot_id"])  # warm every client before measuring
 c.repository.get_session(args["session_id"])
@@ -317,6 +318,7 @@ def test_100_mb_transcript_is_stored_without_a_whole_copy_in_memory(stack_factor
             "webhook_secret_param": settings.webhook_secret_param,
         },
         "endpoint": stack.aws_endpoint,
+        "access_key": stack.environment()["AWS_ACCESS_KEY_ID"],
         "bot_id": session.bot_id,
         "session_id": session.session_id,
         "store": str(tmp_path / "store"),
