@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from meetpilot.api.openapi import openapi_json
-from meetpilot.local.stack import REGION
+from meetpilot.local.stack import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, REGION
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
@@ -46,7 +46,7 @@ class _SigV4(requests.auth.AuthBase):
         signed = AWSRequest(method=request.method, url=request.url, data=request.body or b"", headers={})
         if request.headers.get("Content-Type"):
             signed.headers["Content-Type"] = request.headers["Content-Type"]
-        SigV4Auth(Credentials("local", "local"), "execute-api", REGION).add_auth(signed)
+        SigV4Auth(Credentials(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY), "execute-api", REGION).add_auth(signed)
         for name, value in signed.headers.items():
             request.headers[name] = value
         return request

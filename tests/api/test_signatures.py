@@ -14,16 +14,16 @@ from botocore.credentials import Credentials
 
 from meetpilot.local.gateway import Gateway, GatewayRoute
 from meetpilot.local.sigv4 import SigV4Verifier
-from meetpilot.local.stack import REGION
+from meetpilot.local.stack import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, REGION
 
 
 def echo(event, context):  # the handler of the test gateway below: returns what it was given
     return {"statusCode": 200, "body": json.dumps(event["requestContext"].get("authorizer"))}
 
 
-def _signed(url: str, *, secret: str = "local", body: bytes = b"", method: str = "POST", when=None) -> dict:
+def _signed(url: str, *, secret: str = LOCAL_SECRET_KEY, body: bytes = b"", method: str = "POST", when=None) -> dict:
     request = AWSRequest(method=method, url=url, data=body, headers={"content-type": "application/json"})
-    signer = SigV4Auth(Credentials("local", secret), "execute-api", REGION)
+    signer = SigV4Auth(Credentials(LOCAL_ACCESS_KEY, secret), "execute-api", REGION)
     if when is None:
         signer.add_auth(request)
     else:
@@ -64,14 +64,14 @@ def test_webhook_routes_stay_open_to_the_provider(api_stack):
 def test_the_caller_is_passed_on_like_api_gateway_does():
     gateway = Gateway(
         [GatewayRoute("GET", "/v1/echo", "tests.api.test_signatures.echo", "Echo", "AWS_IAM")],
-        iam=SigV4Verifier({"local": "local"}, region=REGION),
+        iam=SigV4Verifier({LOCAL_ACCESS_KEY: LOCAL_SECRET_KEY}, region=REGION),
     )
     url = gateway.start() + "/v1/echo?b=2&a=1"
     try:
         answer = httpx.get(url, headers=_signed(url, method="GET"))
         assert answer.status_code == 200, answer.text
         iam = answer.json()["iam"]
-        assert iam["accessKey"] == iam["callerId"] == "local"
+        assert iam["accessKey"] == iam["callerId"] == LOCAL_ACCESS_KEY
         assert iam["userArn"].startswith("arn:aws:iam::") and iam["accountId"]
         assert httpx.get(url.replace("b=2", "b=3"), headers=_signed(url, method="GET")).status_code == 403
     finally:

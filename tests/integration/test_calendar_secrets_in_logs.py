@@ -14,6 +14,8 @@ import secrets
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -112,3 +114,66 @@ def test_a_calendar_life_logs_no_feed_address_token_or_credential(stack_factory,
     for secret in [secret_path, CLIENT_SECRET, REFRESH_TOKEN, *tokens]:
         assert secret not in text
     assert "ya29.fake-" not in text  # access tokens
+
+
+# Wire logs of the AWS SDK at DEBUG print whole request bodies (the table's items included): they
+# must never run at DEBUG in production, so they are left out. So is the fake Google server's own
+# access log, which is Google's side of the wire.
+_NOT_THE_SYNC_WORKER = ("botocore", "boto3", "urllib3", "meetpilot.local.fake_google_calendar")
+
+
+def test_the_google_sync_workers_http_client_logs_no_email_or_sync_token(stack_factory, caplog, capsys):
+    stack = stack_factory(google_fake=True)
+    owner = "carol.private@acme.test"
+    stack.google.add_client(CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN)
+    stack.google.add_calendar(owner)
+    stack.google.page_size = 2  # a full sync of five events takes three pages, two page tokens
+    stack.put_secret(
+        PARAM, json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN})
+    )
+    c = stack.container
+    soon = c.clock.now().replace(microsecond=0)
+
+    def put(n: int) -> None:
+        start = soon + timedelta(hours=n + 1)
+        stack.google.put_event(
+            owner,
+            {
+                "summary": f"sync {n}",
+                "location": f"https://zoom.us/j/55512340{n:02d}",
+                "start": {"dateTime": start.isoformat()},
+                "end": {"dateTime": (start + timedelta(minutes=30)).isoformat()},
+            },
+        )
+
+    for n in range(5):
+        put(n)
+    caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
+    calendar_id = add_google_calendar(
+        GoogleRegistration("carol", owner, PARAM),
+        repo=c.repository,
+        google=c.google_calendars,
+        sync_queue=c.calendar_sync_queue,
+        clock=c.clock,
+        address=c.google_push_address,
+        secrets_prefix=c.settings.calendar_secrets_prefix,
+        new_id=lambda: str(uuid.uuid4()),
+        new_token=lambda: secrets.token_urlsafe(32),
+        config=CalendarSyncConfig(channel_ttl_seconds=3600),
+    ).calendar.calendar_id
+    stack.drain()
+    first_token = c.repository.get_calendar(calendar_id).sync_token
+    put(5)
+    sync(stack, calendar_id)  # incremental: sends the sync token
+    second_token = c.repository.get_calendar(calendar_id).sync_token
+    assert first_token and second_token and first_token != second_token
+
+    records = [r for r in caplog.records if not r.name.startswith(_NOT_THE_SYNC_WORKER)]
+    out = capsys.readouterr()
+    text = "\n".join([*(f"{r.name} {r.getMessage()} {json.dumps(r.__dict__, default=str)}" for r in records),
+                      out.out, out.err])  # fmt: skip
+    google_host = httpx.URL(stack.google.api_base).netloc.decode()
+    lines = [r.getMessage() for r in records if r.name == "httpx" and google_host in r.getMessage()]
+    assert any("/events?" in line for line in lines), "the capture saw no Calendar request line"
+    for secret in (owner, quote(owner, safe=""), quote(owner), first_token, second_token, "syncToken=", "pageToken="):
+        assert secret not in text, f"{secret!r} was logged"

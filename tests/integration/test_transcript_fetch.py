@@ -129,6 +129,72 @@ def test_a_job_for_a_bot_that_never_recorded_ends_at_once_without_calling_the_pr
     assert stored_session(stack, session).outcome is outcome  # the verdict stands
 
 
+class JobQueue:
+    """The transcript queue as a list: what apply_delivery sends is what the fetcher gets."""
+
+    def __init__(self):
+        self.sent: list[dict] = []
+
+    def send(self, body, *, delay_seconds=0):
+        self.sent.append(dict(body))
+        return str(len(self.sent))
+
+
+def _webhook(session, name, *, second):
+    stop = {"bot.notallowed", "bot.denied", "bot.stopped"}
+    payload = {
+        "event": "bot.stopped" if name in stop else name,
+        "bot_event": name,
+        "bot_id": session.bot_id,
+        "status_code": 500 if name in ("bot.notallowed", "bot.denied") else 200,
+        "timestamp": f"2026-12-01T15:30:{second:02d}Z",
+        "message": f"{name} said so",
+    }
+    return {"body": json.dumps(payload), "session_id": session.session_id}
+
+
+# The late webhook, and what came before bot.done (a bot never admitted sends no bot.stopped first).
+LATE_VERDICTS = {
+    "bot.notallowed": ([], Outcome.NOT_ADMITTED),
+    "bot.denied": ([], Outcome.DENIED),
+    "transcription.failed": (["bot.stopped"], Outcome.TRANSCRIPTION_FAILED),
+    "transcription.skipped": (["bot.stopped"], Outcome.TRANSCRIPTION_FAILED),
+}
+
+
+@pytest.mark.parametrize("late", sorted(LATE_VERDICTS))
+def test_a_verdict_arriving_after_bot_done_ends_the_waiting_job_at_its_next_retry(stack, late):
+    from meetpilot.app.bot_events import apply_delivery
+
+    before, outcome = LATE_VERDICTS[late]
+    session = start_bot(stack, Scenario.TRANSCRIPTION_FAILED, link=f"https://meet.google.com/lat-{late[-6:]}-ver")
+    repo, clock, queue = stack.container.repository, stack.container.clock, JobQueue()
+    for second, name in enumerate([*before, "bot.done"]):
+        apply_delivery(_webhook(session, name, second=second), repo=repo, transcript_queue=queue, clock=clock)
+    assert len(queue.sent) == 1  # bot.done queued a fetch: nothing has said there is no transcript yet
+
+    # The job waits out a few 202s from the provider, as it would for a slow transcription.
+    job = queue.sent[0]
+    for attempt in (1, 2, 3):
+        waiting = fetch(stack, session, job=job)
+        assert waiting.outcome is FetchOutcome.RETRY and waiting.next_job["attempt"] == attempt
+        job = waiting.next_job
+
+    apply_delivery(_webhook(session, late, second=30), repo=repo, transcript_queue=queue, clock=clock)
+    assert stored_session(stack, session).outcome is outcome
+
+    ended = fetch_transcript(
+        job,
+        repo=repo,
+        provider=NoCallsProvider(),
+        store=stack.container.transcript_store,
+        clock=clock,
+    )
+    assert ended.outcome is FetchOutcome.FAILED and ended.next_job is None and ended.retry_in is None
+    assert ended.reason == f"no transcript: {stored_session(stack, session).outcome_reason}"
+    assert stored_session(stack, session).outcome is outcome  # the verdict stands
+
+
 def test_transcript_stored_in_s3_in_four_forms_and_a_second_job_is_a_noop(stack):
     session = start_bot(stack)
     result = fetch_until_done(stack, session)
@@ -210,7 +276,8 @@ from meetpilot.composition import Container
 from meetpilot.settings import Settings
 sys.path.insert(0, args["tests_root"])
 from tests.integration.test_transcript_fetch import DiskStore
-session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1")
+session = boto3.session.Session(aws_access_key_id=args["access_key"], aws_secret_access_key="local",
+                                region_name="us-east-1")
 c = Container(Settings(**args["settings"]), boto_session=session, endpoint_url=args["endpoint"])
 c.provider.bot_status(args["bot_id"])  # warm every client before measuring
 c.repository.get_session(args["session_id"])
@@ -251,6 +318,7 @@ def test_100_mb_transcript_is_stored_without_a_whole_copy_in_memory(stack_factor
             "webhook_secret_param": settings.webhook_secret_param,
         },
         "endpoint": stack.aws_endpoint,
+        "access_key": stack.environment()["AWS_ACCESS_KEY_ID"],
         "bot_id": session.bot_id,
         "session_id": session.session_id,
         "store": str(tmp_path / "store"),

@@ -180,3 +180,43 @@ def test_the_dashboard_is_read_only_and_answers_only_its_loopback_name(dashboard
     assert missing.status_code == 404 and "no session or bot with that id" in missing.json()["message"]
     bad_format = httpx.get(dashboard.url + "api/transcripts/x?format=pdf")
     assert bad_format.status_code == 422
+
+
+def _policy(header: str) -> dict[str, list[str]]:
+    directives = [d.split() for d in header.split(";") if d.strip()]
+    return {d[0]: d[1:] for d in directives}
+
+
+def test_the_csp_allows_no_inline_script_and_no_framing(dashboard):
+    for path, kind in (("", "text/html"), ("dashboard.js", "text/javascript"), ("dashboard.css", "text/css")):
+        answer = httpx.get(dashboard.url + path)
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith(kind)
+        policy = _policy(answer.headers["content-security-policy"])
+        assert policy["script-src"] == ["'self'"] and policy["default-src"] == ["'none'"]
+        assert not any("unsafe" in source for sources in policy.values() for source in sources)
+        assert policy["frame-ancestors"] == ["'none'"] and answer.headers["x-frame-options"] == "DENY"
+    page = httpx.get(dashboard.url).text
+    assert "<script>" not in page and "<style>" not in page and " onsubmit=" not in page
+
+
+def test_an_injected_inline_script_does_not_run(page, dashboard):
+    tab = page.context.browser.new_page()  # a tab of its own, to hear its console from the first line
+    try:
+        refused: list[str] = []
+        tab.on("console", lambda message: refused.append(message.text) if "Content Security" in message.text else None)
+        tab.goto(dashboard.url)
+        tab.wait_for_selector(ROWS)  # the page's own script runs: it listed the sessions
+        assert refused == []
+        ran = tab.evaluate(
+            """() => {
+                const injected = document.createElement("script");
+                injected.textContent = "window.injectedRan = true";
+                document.body.appendChild(injected);
+                return window.injectedRan === true;
+            }"""
+        )
+        assert ran is False
+        tab.wait_for_timeout(0)  # let the console event of the refusal arrive
+        assert any("script" in text for text in refused), refused
+    finally:
+        tab.close()

@@ -1,10 +1,17 @@
 """Meeting-link extraction and the canonical URL behind the dedup key."""
 
+import re
 from datetime import UTC, datetime
 
 import pytest
 
-from meetpilot.domain.links import canonical_meeting_url, find_meeting_url, meeting_platform, unwrap_redirects
+from meetpilot.domain.links import (
+    canonical_meeting_url,
+    find_meeting_url,
+    meeting_platform,
+    unwrap_redirects,
+    without_passcode,
+)
 from meetpilot.domain.meeting import meeting_key, normalise_meeting_url
 
 TEAMS_THREAD = "19%3ameeting_NGE3ZjEyZDQtYjM0NS00ZGQ5LWE2YjctZDRlNmI4OTIxMDk4%40thread.v2"
@@ -372,9 +379,8 @@ def test_links_to_different_meetings_keep_different_keys(a, b):
 
 
 def test_canonical_forms_are_readable():
-    assert canonical_meeting_url("https://us02web.zoom.us/j/85551234567?uname=x&pwd=abc.1") == (
-        "https://zoom.us/j/85551234567?pwd=abc.1"
-    )
+    zoom = canonical_meeting_url("https://us02web.zoom.us/j/85551234567?uname=x&pwd=abc.1")
+    assert re.fullmatch(r"https://zoom\.us/j/85551234567\?pwd-sha256=[0-9a-f]{16}", zoom)
     assert canonical_meeting_url(TEAMS_URL) == (
         "https://teams.microsoft.com/l/meetup-join/19%3Ameeting_NGE3ZjEyZDQtYjM0NS00ZGQ5LWE2YjctZDRlNmI4OTIxMDk4%40thread.v2"
     )
@@ -394,3 +400,24 @@ def test_every_link_found_normalises():
         url = find_meeting_url(**fields)
         assert url is not None
         assert normalise_meeting_url(url) == normalise_meeting_url(normalise_meeting_url(url))
+
+
+@pytest.mark.parametrize(
+    ("link", "shown"),
+    [
+        ("https://acme.zoom.us/j/85551234567?pwd=abc&uname=Jane", "https://acme.zoom.us/j/85551234567?uname=Jane"),
+        ("https://zoom.us/j/85551234567?PWD=abc", "https://zoom.us/j/85551234567"),
+        (
+            "https://teams.microsoft.com/meet/2345678901234?p=AbCd&anon=true",
+            "https://teams.microsoft.com/meet/2345678901234?anon=true",
+        ),
+        (
+            "https://nam12.safelinks.protection.outlook.com/?url=https%3A%2F%2Fzoom.us%2Fj%2F1%3Fpwd%3Dabc&data=x",
+            "https://zoom.us/j/1",
+        ),
+        ("https://meet.google.com/abc-defg-hij", "https://meet.google.com/abc-defg-hij"),
+        ("zoom.us/j/1?pwd=abc", "zoom.us/j/1"),
+    ],
+)
+def test_a_link_is_shown_without_its_passcode(link, shown):
+    assert without_passcode(link) == shown

@@ -16,9 +16,32 @@ def test_same_meeting_written_differently_has_one_key():
     assert a.endswith("|2026-12-01T15:00Z")
 
 
-def test_zoom_password_is_kept_and_different_meetings_differ():
-    with_pwd = normalise_meeting_url("https://us02web.zoom.us/j/123?pwd=abc")
-    assert "pwd=abc" in with_pwd
+def test_zoom_passcode_counts_in_the_key_but_never_appears_in_it():
+    passcode = "Q2xpZW50UHdk.1"
+    key = meeting_key(f"https://us02web.zoom.us/j/123?pwd={passcode}", START)
+    assert passcode not in key and "pwd=" not in key and "pwd-sha256=" in key
+    # Same meeting, same passcode: one key; another passcode: another meeting, as before.
+    assert key == meeting_key(f"https://zoom.us/j/123?uname=Jane&pwd={passcode}", START)
+    assert key != meeting_key("https://zoom.us/j/123?pwd=other", START)
+    assert key != meeting_key("https://zoom.us/j/123", START)
+    # The digest is salted with the meeting number: one passcode on two meetings, two digests.
+    other_meeting = meeting_key(f"https://zoom.us/j/124?pwd={passcode}", START)
+    assert key.split("pwd-sha256=")[1] != other_meeting.split("pwd-sha256=")[1]
+
+
+def test_teams_passcode_never_appears_in_the_key():
+    key = meeting_key("https://teams.microsoft.com/meet/2345678901234?p=AbCdEf", START)
+    assert "AbCdEf" not in key and "p-sha256=" in key
+    assert key != meeting_key("https://teams.microsoft.com/meet/2345678901234?p=abcdef", START)
+
+
+def test_a_bad_url_error_does_not_echo_a_passcode():
+    with pytest.raises(InvalidInput) as refused:
+        normalise_meeting_url("zoom.us/j/123?pwd=s3cretpass")
+    assert "s3cretpass" not in str(refused.value)
+
+
+def test_different_meetings_differ():
     assert meeting_key("https://zoom.us/j/1", START) != meeting_key("https://zoom.us/j/2", START)
     assert meeting_key("https://zoom.us/j/1", START) != meeting_key("https://zoom.us/j/1", START + timedelta(minutes=1))
 

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from meetpilot.app.queries import SessionSummary
 from meetpilot.domain.calendar import Calendar
 from meetpilot.domain.clock import to_iso
+from meetpilot.domain.links import without_passcode
 from meetpilot.domain.meeting import Meeting
 from meetpilot.domain.session import Session
 
@@ -84,8 +85,10 @@ class MeetingCreate(BaseModel):
 
 class MeetingOut(BaseModel):
     meeting_id: str = Field(description="the id used in /v1/meetings/{meeting_id}")
-    meeting_key: str = Field(description="the dedup key: normalised link and start minute (UTC)")
-    meeting_url: str
+    meeting_key: str = Field(
+        description="the dedup key: normalised link (a passcode only as a digest) and start minute (UTC)"
+    )
+    meeting_url: str = Field(description="the meeting link without its passcode: only the bot provider gets that")
     start: str
     end: str | None = None
     title: str = ""
@@ -104,7 +107,7 @@ class MeetingOut(BaseModel):
         return cls(
             meeting_id=meeting_id(m.meeting_key),
             meeting_key=m.meeting_key,
-            meeting_url=m.meeting_url,
+            meeting_url=without_passcode(m.meeting_url),
             start=to_iso(m.start),
             end=_iso(m.end),
             title=m.title,

@@ -34,8 +34,6 @@ from meetpilot.errors import (
 )
 
 NOT_READY_BUDGET = timedelta(minutes=30)
-# Outcomes of a bot that never recorded anything: a transcript job for such a session has nothing to fetch.
-_NEVER_RECORDED = frozenset({Outcome.NOT_ADMITTED, Outcome.DENIED, Outcome.CANCELLED})
 # A streaming-only bot's transcript is assembled this long after it stopped, so the last live
 # deliveries (still in flight when the bot left) are in.
 LIVE_SETTLE_SECONDS = 30.0
@@ -200,13 +198,14 @@ def _fetch(
         raise InvalidInput(f"transcript job for unknown session {session_id}")
     if session.transcript_state is TranscriptState.STORED:
         return FetchResult(FetchOutcome.ALREADY_STORED, session_id)
-    if session.outcome in _NEVER_RECORDED:
-        # Settled without a recording (a copy of the job, or one queued before the verdict came):
-        # no provider call, no retries for a transcript that cannot exist.
-        return FetchResult(FetchOutcome.FAILED, session_id, reason=f"no transcript: {session.outcome_reason}")
     if job.get("live_fallback"):
         # The post-call transcription failed (its webhook said so): only the partial is left to keep.
         return FetchResult(FetchOutcome.FAILED, session_id, reason=session.outcome_reason or "transcription failed")
+    if session.outcome is not None and session.outcome.rules_out_transcript:
+        # Settled so that no transcript can come (not admitted, denied, transcription failed or
+        # skipped, ...), whether before this job was queued or while it waited out a retry (bot.done
+        # often arrives before the verdict): no provider call, no retries.
+        return FetchResult(FetchOutcome.FAILED, session_id, reason=f"no transcript: {session.outcome_reason}")
 
     def retry(reason: str, retry_after: float | None = None) -> FetchResult:
         if now - first_attempt >= not_ready_budget:

@@ -8,6 +8,7 @@ links and documents on the same domains do not.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from html import unescape
@@ -57,6 +58,12 @@ _LINK_IN_TEXT = re.compile(rf"(?P<schemed>{_SCHEMED})|(?P<bare>{_BARE})", re.IGN
 _TRAILING = ".,;:!?*'\""
 _PAIRS = {")": "(", "]": "[", "}": "{", ">": "<"}
 _LOOKS_LIKE_HTML = re.compile(r"<\s*(?:a\s|br\b|p\b|div\b|span\b|html\b|/\s*\w+\s*>)", re.IGNORECASE)
+
+# A passcode never enters a dedup key (keys become ids, and ids travel in API paths, logs and
+# events): the key holds this parameter with a digest of it instead, so links to one meeting with
+# two different passcodes still make two keys, as they did when the passcode itself was in it.
+_DIGEST_SUFFIX = "-sha256"
+_DIGEST_VALUE = re.compile(r"^[0-9a-f]{16}$")
 
 _TRACKING_EXACT = frozenset({"fbclid", "gclid", "dclid", "msclkid", "yclid", "igshid", "_ga", "_gl", "mkt_tok"})
 _TRACKING_PREFIXES = ("utm_", "mc_", "_hs", "pk_")
@@ -119,11 +126,12 @@ def canonical_meeting_url(url: str) -> str | None:
     wrappers, tracking parameters, fragments and trailing punctuation do not count. Per platform:
 
     * Zoom: only the meeting number (``/j/``, ``/w/`` and web-client paths are one meeting, on any
-      vanity subdomain) and ``pwd``; personal links ``/my/<name>`` lower-cased.
+      vanity subdomain) and a digest of ``pwd`` (``pwd-sha256``, never the passcode itself);
+      personal links ``/my/<name>`` lower-cased.
     * Google Meet: the lower-cased meeting code, no query.
     * Teams: the meeting thread id exactly as written (ids are case-sensitive) with one consistent
       percent-encoding, dropping ``context``, which only says who organised it; for ``/meet/<id>``
-      links the ``p`` passcode is kept.
+      links a digest of the ``p`` passcode (``p-sha256``).
     * Webex: the path, plus ``MTID`` for ``j.php`` links.
     * Anything else: remaining query parameters sorted, path without a trailing slash.
     """
@@ -140,7 +148,7 @@ def canonical_meeting_url(url: str) -> str | None:
         if personal:
             return f"https://{base}/my/{personal.group('name').lower()}"
         number = _zoom_number(path)
-        pwd = [("pwd", v) for k, v in query if k.lower() == "pwd" and v][:1]
+        pwd = _passcode_digest(query, "pwd", f"zoom/{number}", case_sensitive_name=False)
         return urlunsplit(("https", base, f"/j/{number}", urlencode(pwd), ""))
     if platform == "meet":
         match = _MEET_CODE_PATH.match(path)
@@ -153,7 +161,7 @@ def canonical_meeting_url(url: str) -> str | None:
             return f"https://{host}/l/meetup-join/{thread}"
         meet = _TEAMS_MEET_PATH.match(path)
         assert meet is not None
-        passcode = [("p", v) for k, v in query if k == "p" and v][:1]
+        passcode = _passcode_digest(query, "p", f"teams/{meet.group('id')}", case_sensitive_name=True)
         return urlunsplit(("https", host, f"/meet/{meet.group('id')}", urlencode(passcode), ""))
     if platform == "webex":
         keep = [("MTID", v) for k, v in query if k.lower() == "mtid"][:1] if _WEBEX_JPHP_PATH.match(path) else []
@@ -161,6 +169,27 @@ def canonical_meeting_url(url: str) -> str | None:
     netloc = host if parts.port in (None, _DEFAULT_PORTS.get(parts.scheme.lower())) else f"{host}:{parts.port}"
     kept = sorted((k, v) for k, v in query if not _is_tracking(k))
     return urlunsplit(("https", netloc, path.rstrip("/"), urlencode(kept), ""))
+
+
+def without_passcode(url: str) -> str:
+    """``url`` as it may be shown: redirect wrappers undone, a Zoom ``pwd`` or Teams ``p`` passcode
+    dropped. Only the bot provider gets the link with its passcode.
+
+    >>> without_passcode("https://acme.zoom.us/j/85551234567?pwd=abc&uname=Jane")
+    'https://acme.zoom.us/j/85551234567?uname=Jane'
+    """
+    unwrapped = unwrap_redirects(_trim(url.strip()))
+    parts = _split(unwrapped)
+    if parts is None:
+        return unwrapped.split("?", 1)[0]  # not a link we can read: show none of its query
+    platform = _platform(parts)
+    if platform not in ("zoom", "teams"):
+        return unwrapped
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in query if not _is_passcode(platform, k)]
+    if len(kept) == len(query):
+        return unwrapped
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
 
 
 def unwrap_redirects(url: str) -> str:
@@ -255,6 +284,35 @@ def _unwrap_once(url: str) -> str | None:
         if parts.path in ("/_", "/") and parts.fragment.startswith("/l/meetup-join/"):
             return f"https://{host}{parts.fragment}"
     return None
+
+
+def _is_passcode(platform: str | None, name: str) -> bool:
+    if platform == "zoom":
+        return name.lower() == "pwd"
+    return platform == "teams" and name == "p"
+
+
+def _passcode_digest(
+    query: list[tuple[str, str]], name: str, meeting: str, *, case_sensitive_name: bool
+) -> list[tuple[str, str]]:
+    """The ``<name>-sha256`` parameter a dedup key holds instead of the passcode (none without one).
+
+    The digest is salted with the meeting's number, so one passcode on two meetings gives two
+    digests and no table of digests of common passcodes applies. A key given again keeps its
+    digest, so normalising is idempotent.
+    """
+
+    def named(key: str, wanted: str) -> bool:
+        return key == wanted if case_sensitive_name else key.lower() == wanted
+
+    for key, value in query:
+        if named(key, name) and value:
+            digest = hashlib.sha256(f"meetpilot passcode\0{meeting}\0{value}".encode()).hexdigest()
+            return [(name + _DIGEST_SUFFIX, digest[:16])]
+    for key, value in query:
+        if named(key, name + _DIGEST_SUFFIX) and _DIGEST_VALUE.match(value):
+            return [(name + _DIGEST_SUFFIX, value)]
+    return []
 
 
 def _trim(url: str) -> str:

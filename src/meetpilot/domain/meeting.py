@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from meetpilot.domain.links import canonical_meeting_url
+from meetpilot.domain.links import canonical_meeting_url, without_passcode
 from meetpilot.errors import InvalidInput
 
 
@@ -26,15 +26,17 @@ def normalise_meeting_url(url: str) -> str:
     """A canonical form of a meeting URL for deduplication: links that join the same meeting are equal.
 
     Host case, default ports, redirect wrappers (Outlook safelinks), tracking parameters, fragments
-    and trailing punctuation do not count; per-platform rules (Zoom meeting number and ``pwd``, Meet
-    code, Teams thread id) are in ``meetpilot.domain.links.canonical_meeting_url``.
+    and trailing punctuation do not count; per-platform rules (Zoom meeting number and a digest of
+    ``pwd``, Meet code, Teams thread id) are in ``meetpilot.domain.links.canonical_meeting_url``.
+    The result never holds a passcode: it becomes the meeting's key and id.
     """
     text = url.strip()
     if not text:
         raise InvalidInput("meeting URL is empty")
     canonical = canonical_meeting_url(text)
     if canonical is None:
-        raise InvalidInput(f"meeting URL must be an http(s) link with a host, got {url[:200]!r}")
+        shown = without_passcode(text)[:200]
+        raise InvalidInput(f"meeting URL must be an http(s) link with a host, got {shown!r}")
     return canonical
 
 

@@ -90,6 +90,28 @@ class Outcome(StrEnum):
     def needs_review(self) -> bool:
         return self in (Outcome.BOT_FAILED, Outcome.GAVE_UP, Outcome.DISPATCH_FAILED)
 
+    @property
+    def rules_out_transcript(self) -> bool:
+        """True when no post-call transcript can come any more, so a fetch would only wait.
+
+        Not ``BOT_FAILED`` (a crashed bot may leave partial media) nor ``GAVE_UP`` (a verdict on
+        waiting, not on the transcript: a late one is still stored and outranks it).
+        """
+        return self in _NO_TRANSCRIPT_POSSIBLE
+
+
+_NO_TRANSCRIPT_POSSIBLE = frozenset(
+    {
+        Outcome.NOT_ADMITTED,
+        Outcome.DENIED,
+        Outcome.CANCELLED,
+        Outcome.TRANSCRIPTION_FAILED,
+        Outcome.STREAMING_ONLY,
+        Outcome.NO_TRANSCRIPT,
+        Outcome.DISPATCH_FAILED,
+    }
+)
+
 
 class EventKind(StrEnum):
     """How meetpilot treats a normalised webhook event."""

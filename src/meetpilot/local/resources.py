@@ -10,8 +10,8 @@ protection and the schedule group all come from the template, so local and deplo
 Calling it again with the same prefix against the same endpoint reuses what is already there,
 data included: whoever owns an emulator that outlives one run resets it for a clean slate.
 Deployment-only protections are left out on purpose: point-in-time recovery and table SSE (not
-offered by every emulator, meaningless for throwaway data) and the TLS-only bucket policy (local
-endpoints speak plain HTTP).
+offered by every emulator, meaningless for throwaway data), the TLS-only bucket policy (local
+endpoints speak plain HTTP) and the bucket's lifecycle rules (an emulator never ages objects).
 """
 
 from __future__ import annotations

@@ -25,8 +25,9 @@ from meetpilot.local.template import http_routes, load_template, sqs_event_sourc
 from meetpilot.settings import Settings
 
 REGION = "us-east-1"
-# The emulator's fixed dummy credentials; the gateway checks SigV4 signatures made with them.
-LOCAL_ACCESS_KEY = "local"
+# The emulator's dummy credentials; the gateway checks SigV4 signatures made with them. The key
+# id is random per process: the emulator serves only requests made with it (see local/emulator.py).
+LOCAL_ACCESS_KEY = "LOCAL" + token_source.token_hex(8).upper()
 LOCAL_SECRET_KEY = "local"  # noqa: S105
 SIM_API_KEY_LENGTH = 24
 
@@ -89,7 +90,7 @@ class LocalStack:
             from meetpilot.handlers.observability import logger
 
             logger.setLevel(logging.WARNING)
-        self._moto = AwsEmulator()
+        self._moto = AwsEmulator(access_key=LOCAL_ACCESS_KEY)
         self.aws_endpoint = self._moto.start()
         session = boto3.session.Session(
             aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_SECRET_KEY, region_name=REGION
