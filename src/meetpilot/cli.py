@@ -219,7 +219,8 @@ def dev(
     run_dev(
         stop,
         options=StackOptions(speed=speed, quiet_logs=True),
-        say=console.print,
+        # Unwrapped whatever the width: an `export` line broken at 80 columns pastes wrong.
+        say=partial(console.print, soft_wrap=True),
         dashboard_port=None if no_dashboard else dashboard_port,
     )
 
