@@ -65,7 +65,7 @@ def test_small_demo_reaches_every_planned_outcome_through_schedules_and_pollers(
         assert stack.handler_errors == []
 
 
-def test_demo_writes_transcripts_a_line_per_outcome_and_keeps_metrics_and_logs_in_its_log(tmp_path: Path, capfd):
+def test_demo_writes_transcripts_and_a_summary_line(tmp_path: Path, capfd):
     screen = io.StringIO()  # not a terminal: one line per meeting, no live table
     report = run_demo(6, patience=PATIENCE, out_dir=tmp_path, console=Console(file=screen), first_start=6.0)
     assert report.ok, report.mismatches + report.in_flight
@@ -139,3 +139,14 @@ def test_progress_watch_gives_up_only_after_patience_without_a_change():
     now[0] = 160.0
     assert not watch.moving("b")
     assert watch.idle_seconds == 60.0
+
+
+def test_progress_watch_waits_out_a_queued_retry_up_to_sqs_longest_delay():
+    now = [0.0]
+    watch = ProgressWatch(60.0, now=lambda: now[0])
+    assert watch.moving("a", job_queued=True)
+    now[0] = 899.0  # a transcript retry waiting out its delay: nothing changes meanwhile
+    assert watch.moving("a", job_queued=True)
+    assert not watch.moving("a")  # the queue emptied and nothing moved for a minute
+    now[0] = 900.0
+    assert not watch.moving("a", job_queued=True)

@@ -2,10 +2,11 @@
 
 Each meeting is set up for an outcome (recorded, not admitted, denied, transcription failed, a long
 transcript, the same meeting submitted twice); the demo runs until every session is final, or
-until nothing has moved for a while (no status, outcome, transcript try or queue count changed), then
-checks every outcome against what it was set up for, from DynamoDB and S3. What the functions
-write (JSON logs, EMF metric lines) goes to a log file in the output folder, as a Lambda's output goes
-to CloudWatch Logs; the console shows only the table (or a line per outcome) and the summary.
+until nothing has moved for a while (no status, outcome, transcript try or queue count changed, and
+no queue holds a job), then checks every outcome against what it was set up for, from DynamoDB
+and S3. What the functions write (JSON logs, EMF metric lines) goes to a log file in the output
+folder, as a Lambda's output goes to CloudWatch Logs; the console shows only the table (or a line
+per outcome) and the summary.
 Alongside the ad-hoc meetings, two users' ICS calendars (``demo_calendar.ics``, served on loopback)
 bring a shared meeting, a recurring series with an exception, a moved and a cancelled meeting, and
 a Teams link hidden in a description (see ``meetpilot.local.demo_calendars``).
@@ -57,6 +58,7 @@ FLAG_LABELS = {
 }
 # How long the demo waits without any progress before it gives up (and says what is still in flight).
 PATIENCE_SECONDS = 60.0
+SQS_MAX_DELAY_SECONDS = 900.0  # a delayed message (a retry) is back within this
 LOG_NAME = "demo.log"
 _TITLES = [
     "Weekly sync", "Design review", "Customer call", "Hiring panel", "Board prep", "Retro",
@@ -230,7 +232,11 @@ def _progress_mark(looks: list[Look], counts: dict[str, QueueCount]) -> Hashable
 
 
 class ProgressWatch:
-    """Says whether anything moved within the last ``patience`` seconds (of the monotonic clock)."""
+    """Says whether anything moved within the last ``patience`` seconds (of the monotonic clock).
+
+    While a queue still holds a job (a retry waiting out its delay, say), the wait is SQS's own
+    longest delay instead: the job is bound to come back, so the run is waiting, not stuck.
+    """
 
     def __init__(self, patience: float, *, now: Callable[[], float] = time.monotonic) -> None:
         self.patience = patience
@@ -238,12 +244,13 @@ class ProgressWatch:
         self._mark: Hashable = None
         self._moved_at = now()
 
-    def moving(self, mark: Hashable) -> bool:
-        """Record one look; False once ``patience`` seconds have passed without a change."""
+    def moving(self, mark: Hashable, *, job_queued: bool = False) -> bool:
+        """Record one look; False once the allowed time has passed without a change."""
         now = self._now()
         if mark != self._mark:
             self._mark, self._moved_at = mark, now
-        return now - self._moved_at < self.patience
+        allowed = max(self.patience, SQS_MAX_DELAY_SECONDS) if job_queued else self.patience
+        return now - self._moved_at < allowed
 
     @property
     def idle_seconds(self) -> float:
@@ -473,7 +480,8 @@ def follow(
         show(looks)
         if all(_final(m, look) for m, look in zip(meetings, looks, strict=True)):
             return looks
-        if not watch.moving(_progress_mark(looks, stack.queue_counts())):
+        counts = stack.queue_counts()
+        if not watch.moving(_progress_mark(looks, counts), job_queued=any(c.total for c in counts.values())):
             return looks
         _drive(stack)
 
