@@ -71,8 +71,10 @@ chromium:
 sam-cli:
 	@scripts/sam.sh install
 
+# One worker per core; a test file stays on one worker, so its module fixtures (a stack, a browser,
+# a sam build) start once. Every server listens on a free port with state of its own.
 test: lint typecheck dynamodb-local checkov chromium sam-cli
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 demo: install
 	$(BIN)/meetpilot demo

@@ -135,21 +135,33 @@ console = Console()
 @app.command()
 def demo(
     meetings: Annotated[int, typer.Option(help="how many meetings to run", min=1, max=200)] = 12,
-    timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 100.0,
-    out: Annotated[Path, typer.Option(help="folder for the transcripts (.txt, .vtt, .json)")] = Path(".demo"),
-    live: Annotated[bool, typer.Option(help="show a live table while it runs")] = True,
+    patience: Annotated[
+        float, typer.Option(help="give up after this many seconds in which nothing moved", min=1)
+    ] = 60.0,
+    out: Annotated[Path, typer.Option(help="folder for the transcripts (.txt, .vtt, .json) and demo.log")] = Path(
+        ".demo"
+    ),
+    live: Annotated[bool, typer.Option(help="show a live table while it runs (on a terminal)")] = True,
+    calendars: Annotated[bool, typer.Option(help="add the meetings of two demo calendar feeds")] = True,
 ) -> None:
     """Run a mixed set of meetings through the whole pipeline on the local stack.
 
     Example: meetpilot demo --meetings 12
     """
+    from rich.markup import escape
+
     from meetpilot.local.demo import run_demo
 
-    report = run_demo(meetings, timeout=timeout, out_dir=out, console=console, live=live)
+    # Bound now: while the demo runs, stdout is the functions' log file (metric lines, JSON logs).
+    terminal = Console(file=sys.stdout)
+    report = run_demo(meetings, patience=patience, out_dir=out, console=terminal, live=live, calendars=calendars)
+    for where in report.in_flight:
+        terminal.print(f"still in flight: {where}", soft_wrap=True, markup=False, highlight=False)
     for problem in report.mismatches:
-        console.print(f"[red]x[/red] {problem}")
+        terminal.print(f"[red]x[/red] {escape(problem)}", soft_wrap=True, highlight=False)
     print(report.summary_line())  # plain print: one line, whatever the terminal width
     print(f"transcripts: {(out / 'transcripts').resolve()} ({report.seconds:.0f} s)")
+    print(f"log: {(out / 'demo.log').resolve()}")
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -207,7 +219,8 @@ def dev(
     run_dev(
         stop,
         options=StackOptions(speed=speed, quiet_logs=True),
-        say=console.print,
+        # Unwrapped whatever the width: an `export` line broken at 80 columns pastes wrong.
+        say=partial(console.print, soft_wrap=True),
         dashboard_port=None if no_dashboard else dashboard_port,
     )
 

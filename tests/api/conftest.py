@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from meetpilot.api.client import ManagementClient
+from meetpilot.composition import use_container
 from meetpilot.local.stack import LocalStack, StackOptions
 
 
@@ -20,6 +21,15 @@ def api_stack() -> Iterator[LocalStack]:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(autouse=True)
+def _api_stack_serves(request: pytest.FixtureRequest) -> None:
+    """The handlers behind the gateway find their composition root in one process-wide slot. Run in
+    parallel, a worker may have started and stopped another file's stack since this session's
+    stack started, and stopping one empties that slot: point it back before each test."""
+    if "api_stack" in request.fixturenames:
+        use_container(request.getfixturevalue("api_stack").container)
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ def test_burst_benchmark_counts_every_meeting_once():
 
 
 def test_intake_benchmark_serves_every_delivery_and_each_handler_cold():
-    cfg = intake.IntakeConfig(deliveries=300, warmup=20, cold_repeats=1, importtime=False)
+    cfg = intake.IntakeConfig(deliveries=100, warmup=20, cold_repeats=1, importtime=False)
     result = intake.run(cfg)
     for mode in ("stub", "sqs"):
         warm = result["warm"][mode]

@@ -11,10 +11,11 @@ def test_small_chaos_run_keeps_every_invariant():
         duplicate_webhook=0.2, reorder_webhook=0.2, drop_webhook=0.1, rate_limit=0.15, server_error=0.1,
         timeout=0.03, not_admitted=0.1, denied=0.1, handler_crash=0.05, ddb_throttle=0.03,
     )  # fmt: skip
-    report = run_chaos(24, rates=rates, seed=11, timeout=240)
+    # 16 meetings show every fault kind; the run ends once all are final, the cap is for a hang.
+    report = run_chaos(16, rates=rates, seed=11, timeout=600)
     table = "\n".join(" | ".join(row) for row in report.rows())
     assert report.ok, table + "\n" + "\n".join(report.wrong_final_state + report.lost)
     assert report.duplicate_bots == 0 and not report.lost and not report.wrong_final_state
-    assert report.bots_created == report.to_record == 24
+    assert report.bots_created == report.to_record == 16
     for kind in ("duplicate_webhook", "reorder_webhook", "drop_webhook", "rate_limit", "handler_crash"):
         assert report.faults.get(kind, 0) > 0, (kind, report.faults)

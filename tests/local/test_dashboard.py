@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from meetpilot.local.dashboard import DashboardServer
-from meetpilot.local.demo import demo_options
+from meetpilot.local.demo import ProgressWatch, demo_options
 from meetpilot.local.dev import dev_api_client
 from meetpilot.local.stack import LocalStack
 from meetpilot.simulator import Scenario
@@ -61,15 +61,17 @@ def finished_stack() -> Iterator[tuple[LocalStack, dict[str, str]]]:
         for url, scenario, outcome in MEETINGS:
             stack.simulator.set_scenario(url, scenario)
             keys[stack.submit_meeting(url, start, title=f"dashboard {outcome}", user_id="ada")] = outcome
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+        # Waits while anything moves (a status, an outcome, a queue count), however slow the machine.
+        watch = ProgressWatch(60.0)
+        while True:
             sessions = [stack.session_for(k) for k in keys]
-            if all(s is not None and s.outcome is not None for s in sessions):
+            counts = tuple(stack.queue_counts().items())
+            if all(s is not None and s.outcome is not None for s in sessions) and not any(c.total for _, c in counts):
                 break
-            time.sleep(0.2)
-        # An outcome can come before every delivery is applied (one that lost a race on the session
-        # comes back from SQS a little later): wait until nothing is in flight, so the timelines are whole.
-        while time.monotonic() < deadline and not stack.quiet():
+            # An outcome can come before every delivery is applied (one that lost a race on the
+            # session comes back from SQS a little later): wait until nothing is in flight too.
+            if not watch.moving((tuple((s.status, s.outcome) if s else None for s in sessions), counts)):
+                break
             time.sleep(0.2)
         sessions = {k: stack.session_for(k) for k in keys}
         assert {s.outcome.value for s in sessions.values()} == set(keys.values())

@@ -39,7 +39,7 @@ from meetpilot.local.stack import LocalStack
 from tests.property.conftest import PROPERTY, json_values, start_stack, take_all, with_any_other_keys
 
 # Each example of the two stateful properties makes several emulator round trips.
-PROPERTY_FEWER = settings(PROPERTY, max_examples=120)
+PROPERTY_FEWER = settings(PROPERTY, max_examples=60)
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 BOT = "6667fd0c-0165-471a-a880-06a1180be377"

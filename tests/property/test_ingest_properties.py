@@ -500,7 +500,7 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-@settings(PROPERTY, max_examples=100)  # a real HTTP round trip each
+@settings(PROPERTY, max_examples=50)  # a real HTTP round trip each
 @given(request=http_requests())
 def test_over_http_no_request_gets_a_5xx_and_rejected_ones_store_nothing(
     edge: LocalStack, http: httpx.Client, request: tuple[str, bytes, dict[str, str], bool]

@@ -9,7 +9,7 @@ import secrets as token_source
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from meetpilot.composition import Container, use_container
 from meetpilot.domain.clock import Clock, SystemClock, to_iso
@@ -30,6 +30,26 @@ REGION = "us-east-1"
 LOCAL_ACCESS_KEY = "LOCAL" + token_source.token_hex(8).upper()
 LOCAL_SECRET_KEY = "local"  # noqa: S105
 SIM_API_KEY_LENGTH = 24
+# How long stop() waits for a poller to finish the batch it holds (a long transcript takes seconds).
+POLLER_STOP_SECONDS = 120.0
+_COUNT_ATTRIBUTES = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                     "ApproximateNumberOfMessagesDelayed")  # fmt: skip
+
+
+class QueueCount(NamedTuple):
+    """One queue's messages: waiting, received and not yet deleted, delayed (a retry's wait)."""
+
+    visible: int
+    in_flight: int
+    delayed: int
+
+    @property
+    def total(self) -> int:
+        return self.visible + self.in_flight + self.delayed
+
+    def describe(self) -> str:
+        parts = [f"{n} {label}" for n, label in zip(self, ("waiting", "in flight", "delayed"), strict=True) if n]
+        return ", ".join(parts) or "empty"
 
 
 @dataclass
@@ -201,15 +221,19 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        # Inward, in the order work flows: first whatever invokes handlers (pollers, scheduler),
+        # each finishing the batch it holds, then the simulator (no more webhooks), the gateway
+        # and, last, the emulator every handler writes to. A poller still mid-batch when the
+        # emulator went away would log its records as failed.
         for poller in self._pollers:
             poller.stop()
         for poller in self._pollers:
-            poller.join(timeout=5)
+            poller.join(timeout=POLLER_STOP_SECONDS)
         self._pollers.clear()
-        if self.gateway is not None:
-            self.gateway.stop()
         if self.simulator is not None:
             self.simulator.stop()
+        if self.gateway is not None:
+            self.gateway.stop()
         if self.google is not None:
             self.google.stop()
             self.google = None
@@ -262,17 +286,21 @@ class LocalStack:
             return None
         return repo.get_session(meeting.session_id)
 
-    def quiet(self) -> bool:
-        """No message waiting or in flight in any main queue (delayed retries count as in flight)."""
+    def queue_counts(self) -> dict[str, QueueCount]:
+        """Messages in each main queue, by the function it feeds."""
         assert self.container is not None
         sqs = self.container.client("sqs")
-        counts = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                  "ApproximateNumberOfMessagesDelayed")  # fmt: skip
-        for feeder in self.feeders.values():
-            attrs = sqs.get_queue_attributes(QueueUrl=feeder.queue_url, AttributeNames=["All"])["Attributes"]
-            if sum(int(attrs.get(k, 0)) for k in counts):
-                return False
-        return True
+        counts = {}
+        for name, feeder in self.feeders.items():
+            attrs = sqs.get_queue_attributes(QueueUrl=feeder.queue_url, AttributeNames=list(_COUNT_ATTRIBUTES))[
+                "Attributes"
+            ]
+            counts[name] = QueueCount(*(int(attrs.get(k, 0)) for k in _COUNT_ATTRIBUTES))
+        return counts
+
+    def quiet(self) -> bool:
+        """No message waiting or in flight in any main queue (delayed retries count as in flight)."""
+        return not any(count.total for count in self.queue_counts().values())
 
     def drain(self, rounds: int = 50) -> int:
         """Process every queue until all are empty (for tests without background pollers)."""
