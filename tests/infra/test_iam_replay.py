@@ -118,7 +118,7 @@ def demo_calls(tmp_path_factory: pytest.TempPathFactory) -> AwsCallLog:
     out = tmp_path_factory.mktemp("demo")
     # Meetings start past the 10 s lead time, so ad-hoc ones are dispatched through schedules too.
     reports = []
-    log = _record(lambda: reports.append(run_demo(4, timeout=90, out_dir=out, live=False, first_start=12.0)))
+    log = _record(lambda: reports.append(run_demo(4, out_dir=out, live=False, first_start=12.0)))
     # Whether every outcome is right is the demo's own test; here the calls matter.
     assert reports[0].stored > 0, reports[0].summary_line()
     return log

@@ -111,9 +111,16 @@ def test_concurrent_dispatchers_create_one_bot(stack):
     for t in threads:
         t.join()
     outcomes = sorted(r.outcome.value for r in results)
-    assert outcomes.count("created") == 1, outcomes
-    assert set(outcomes) <= {"created", "retry", "already_dispatched"}
+    # One of them creates the bot. On a busy machine the creator's answer can come too late (its
+    # timeout: "retry") and a later dispatcher, sending the same persisted key, gets the bot back
+    # as a replay: still one bot. If every answer came too late, the retry after the lease finds it.
+    assert outcomes.count("created") + outcomes.count("replayed") <= 1, outcomes
+    assert set(outcomes) <= {"created", "replayed", "retry", "already_dispatched"}
+    if "created" not in outcomes and "replayed" not in outcomes:
+        clock.advance(stack.container.dispatch_config.lease_seconds + 1)
+        assert _dispatch(stack, meeting.meeting_key, clock).outcome is DispatchOutcome.REPLAYED
     assert stack.simulator.create_calls == 1
+    assert len(stack.simulator.bots()) == 1
 
 
 def test_rate_limited_create_is_retried_after_retry_after(stack):

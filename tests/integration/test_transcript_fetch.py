@@ -336,3 +336,27 @@ def test_100_mb_transcript_is_stored_without_a_whole_copy_in_memory(stack_factor
     growth_mb = report["rss_growth_kb"] / 1024
     print(f"100 MB transcript: {raw_size / 1e6:.0f} MB body, peak RSS growth {growth_mb:.1f} MB")
     assert growth_mb < 64, f"peak RSS grew {growth_mb:.0f} MB for a {raw_size / 1e6:.0f} MB transcript"
+
+
+def test_a_lost_denial_is_read_from_the_providers_record_when_the_bot_has_no_transcript_id(stack):
+    # The callback goes nowhere, so no webhook arrives; the provider's record says the host denied
+    # the bot, and holds no transcript id. A job for it settles from that record at once.
+    link = "https://meet.google.com/den-lost-hoo"
+    stack.simulator.set_scenario(link, Scenario.DENIED)
+    request = BotRequest(
+        meeting_url=link, bot_name="t", callback_url=stack.gateway.url + "/nowhere", deduplication_key=link
+    )
+    created = stack.container.provider.create_bot(request, idempotency_key="idem-lost-denial")
+    session = Session(
+        session_id="s-lost-denial", meeting_key="k|2026-12-01T15:00Z", transcript_mode=TranscriptMode.POST_CALL,
+        bot_id=created.bot_id,
+    )
+    stack.container.repository.create_session(session, datetime.now(UTC))
+    deadline = time.monotonic() + 60
+    while "Done" not in stack.container.provider.bot_detail(session.bot_id).get("StatusTimeline", {}):
+        assert time.monotonic() < deadline, "the simulated bot never finished"
+        time.sleep(0.1)
+    assert stack.container.provider.find_transcript_id(session.bot_id) is None
+    result = fetch(stack, session)
+    assert result.outcome is FetchOutcome.FAILED and result.next_job is None
+    assert stored_session(stack, session).outcome is Outcome.DENIED

@@ -244,6 +244,9 @@ def _fetch(
             if transcript_id:
                 _remember_transcript_id(repo, session_id, transcript_id, clock)
         if not transcript_id:
+            settled = _converge_with_provider(session, repo=repo, provider=provider, clock=clock)
+            if settled is not None:
+                return FetchResult(FetchOutcome.FAILED, session_id, reason=f"no transcript: {settled}")
             return retry("the provider has no transcript id for this bot yet")
         with tempfile.TemporaryDirectory(prefix="meetpilot-", dir=spool_dir) as tmp:
             raw_path = os.path.join(tmp, "raw.json")

@@ -384,6 +384,8 @@ def demo_options(speed: float = 600.0, background: bool = True) -> StackOptions:
         # yet: 15 s, 30 s, 60 s...) and leases shrink with it, or one slow fetch holds the run.
         time_scale=0.1,
         simulator_overrides={"long_transcript_segments": 4000},
+        # The functions' logs go to demo.log, not the console: keep their INFO lines there.
+        quiet_logs=False,
     )
 
 

@@ -105,8 +105,8 @@ class LocalStack:
         from meetpilot.local.resources import create_stack_resources
         from meetpilot.simulator import Simulator, SimulatorConfig
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the servers' access lines say nothing useful
         if self.options.quiet_logs:
-            logging.getLogger("werkzeug").setLevel(logging.ERROR)
             from meetpilot.handlers.observability import logger
 
             logger.setLevel(logging.WARNING)
