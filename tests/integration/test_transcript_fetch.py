@@ -348,7 +348,9 @@ def test_a_lost_denial_is_read_from_the_providers_record_when_the_bot_has_no_tra
     )
     created = stack.container.provider.create_bot(request, idempotency_key="idem-lost-denial")
     session = Session(
-        session_id="s-lost-denial", meeting_key="k|2026-12-01T15:00Z", transcript_mode=TranscriptMode.POST_CALL,
+        session_id="s-lost-denial",
+        meeting_key="k|2026-12-01T15:00Z",
+        transcript_mode=TranscriptMode.POST_CALL,
         bot_id=created.bot_id,
     )
     stack.container.repository.create_session(session, datetime.now(UTC))
