@@ -235,6 +235,24 @@ def _when(start: str | None, in_seconds: int | None) -> datetime:
         raise typer.Exit(2) from None
 
 
+def _meeting_ident(meeting: str, start: str | None) -> str:
+    """The meeting id the API takes, from an id as given or from a link with its start time."""
+    from meetpilot.api.models import meeting_id
+    from meetpilot.domain.meeting import meeting_key
+    from meetpilot.errors import InvalidInput
+
+    if "://" not in meeting:
+        return meeting
+    if not start:
+        console.print("[red]error:[/red] with a meeting link, give --start too (or pass the meeting id)")
+        raise typer.Exit(2)
+    try:
+        return meeting_id(meeting_key(meeting, _when(start, None)))
+    except InvalidInput as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
 @meetings_app.command("add")
 def meetings_add(
     url: Annotated[str, typer.Argument(help="the meeting link (Zoom, Meet, Teams, Webex)")],
@@ -273,20 +291,7 @@ def meetings_cancel(
 
     Example: meetpilot meetings cancel https://meet.google.com/abc-defg-hij --start 2026-06-01T15:00:00Z
     """
-    from meetpilot.api.models import meeting_id
-    from meetpilot.domain.meeting import meeting_key
-    from meetpilot.errors import InvalidInput
-
-    ident = meeting
-    if "://" in meeting:
-        if not start:
-            console.print("[red]error:[/red] with a meeting link, give --start too (or pass the meeting id)")
-            raise typer.Exit(2)
-        try:
-            ident = meeting_id(meeting_key(meeting, _when(start, None)))
-        except InvalidInput as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+    ident = _meeting_ident(meeting, start)
     api = _api(stack)
     with console.status("cancelling the meeting and withdrawing its bot"):
         _, done = _call(lambda: api.post(f"/v1/meetings/{ident}/cancel"))
@@ -584,25 +589,13 @@ def forget(
 
     Example: meetpilot forget 6667fd0c-0165-471a-a880-06a1180be377   (or --meeting ID, or --user alice)
     """
-    from meetpilot.api.models import meeting_id
-    from meetpilot.domain.meeting import meeting_key
-    from meetpilot.errors import InvalidInput
 
     if sum(x is not None for x in (bot_id, meeting, user)) != 1:
         console.print("[red]error:[/red] give exactly one of a bot id, --meeting or --user")
         raise typer.Exit(2)
     body: dict[str, str]
     if meeting is not None:
-        ident = meeting
-        if "://" in meeting:
-            if not start:
-                console.print("[red]error:[/red] with a meeting link, give --start too (or pass the meeting id)")
-                raise typer.Exit(2)
-            try:
-                ident = meeting_id(meeting_key(meeting, _when(start, None)))
-            except InvalidInput as exc:
-                console.print(f"[red]error:[/red] {exc}")
-                raise typer.Exit(2) from None
+        ident = _meeting_ident(meeting, start)
         body = {"meeting_id": ident}
     elif user is not None:
         body = {"user_id": user}

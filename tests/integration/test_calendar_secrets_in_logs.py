@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -26,6 +25,7 @@ from meetpilot.handlers.observability import logger as powertools_logger
 from meetpilot.local.feed_server import FeedServer
 from meetpilot.local.invoke import LambdaContext, load_handler
 from tests.integration.calendar_helpers import Ev, ics, register_ics, sync
+from tests.integration.log_capture import captured_text
 
 CLIENT_ID = "1234-abc.apps.googleusercontent.com"
 CLIENT_SECRET = "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st"
@@ -34,33 +34,12 @@ OWNER = "alice@acme.test"
 PARAM = "/meetpilot/calendars/alice"
 
 
-class _CurrentStdout:
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-
 @pytest.fixture
 def captured(caplog, capsys) -> Iterator:
-    caplog.set_level(logging.INFO)
-    caplog.set_level(logging.DEBUG, logger="meetpilot")
     previous = powertools_logger.log_level
     powertools_logger.setLevel(logging.DEBUG)
-    handlers = [h for h in logging.getLogger("meetpilot").handlers if isinstance(h, logging.StreamHandler)]
-    streams = [h.stream for h in handlers]
-    for handler in handlers:
-        handler.stream = _CurrentStdout()
-
-    def text() -> str:
-        out = capsys.readouterr()
-        records = [f"{r.name} {r.getMessage()} {json.dumps(r.__dict__, default=str)}" for r in caplog.records]
-        return "\n".join([*records, out.out, out.err])
-
-    yield text
-    for handler, stream in zip(handlers, streams, strict=True):
-        handler.stream = stream
+    with captured_text(caplog, capsys) as text:
+        yield text
     powertools_logger.setLevel(previous)
 
 

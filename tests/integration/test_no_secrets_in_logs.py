@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -39,54 +38,20 @@ from meetpilot.local.sqs_runner import sqs_event
 from meetpilot.local.stack import LocalStack
 from meetpilot.simulator import Scenario
 from tests.integration.conftest import run_until
-
-
-class _CurrentStdout:
-    """Writes to whatever sys.stdout is at the moment: capsys swaps it in only for the test call."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
+from tests.integration.log_capture import captured_text
 
 
 @pytest.fixture
 def captured(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], str]]:
-    """Everything logged from now on, as one text: log records with their extras, stdout, stderr."""
-    caplog.set_level(logging.INFO)
-    caplog.set_level(logging.DEBUG, logger="meetpilot")
-    # Powertools' handler took hold of sys.stdout when it was imported; send it to the stdout that
-    # capsys reads, so its JSON lines (extras included) are part of what is searched.
-    handlers = [h for h in logging.getLogger("meetpilot").handlers if isinstance(h, logging.StreamHandler)]
-    streams = [h.stream for h in handlers]
-    for handler in handlers:
-        handler.stream = _CurrentStdout()
-
-    def text() -> str:
-        records = [r for r in caplog.records if not _caller_side(r)]
-        out = capsys.readouterr()
-        return "\n".join([*(_record_text(r) for r in records), out.out, out.err])
-
-    yield text
-    for handler, stream in zip(handlers, streams, strict=True):
-        handler.stream = stream
+    """Everything logged from now on, but for the lines of those who call the webhook endpoint."""
+    with captured_text(caplog, capsys, skip=_caller_side) as text:
+        yield text
 
 
 def _caller_side(record: logging.LogRecord) -> bool:
     """httpx's line for a request *to* the webhook endpoint: logged by whoever calls it (the
     simulator playing MeetStream, or this test), never by meetpilot, which only receives them."""
     return record.name.startswith("httpx") and "/webhooks/meetstream" in record.getMessage()
-
-
-def _record_text(record: logging.LogRecord) -> str:
-    """A record as fully as any handler could render it: message, extras, traceback."""
-    extras = {k: v for k, v in vars(record).items() if k not in ("msg", "args", "exc_info")}
-    return " ".join(
-        [record.getMessage(), json.dumps(extras, default=repr), logging.Formatter().formatException(record.exc_info)]
-        if record.exc_info
-        else [record.getMessage(), json.dumps(extras, default=repr)]
-    )
 
 
 def enable_workspace_deliveries(stack: LocalStack) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -22,42 +21,16 @@ from meetpilot.domain.status import Outcome
 from meetpilot.local.dashboard import DashboardServer
 from meetpilot.local.stack import LocalStack
 from tests.integration.conftest import run_until
+from tests.integration.log_capture import captured_text
 
 PASSCODE = "Zq7Pa55c0deW1x"
 LINK = f"https://acme.zoom.us/j/85559876543?pwd={PASSCODE}"
 
 
-class _CurrentStdout:
-    """Writes to whatever sys.stdout is at the moment: capsys swaps it in only for the test call."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-
 @pytest.fixture
 def captured(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], str]]:
-    """Everything logged from now on, as one text: records with their extras, stdout, stderr."""
-    caplog.set_level(logging.INFO)
-    caplog.set_level(logging.DEBUG, logger="meetpilot")
-    handlers = [h for h in logging.getLogger("meetpilot").handlers if isinstance(h, logging.StreamHandler)]
-    streams = [h.stream for h in handlers]
-    for handler in handlers:
-        handler.stream = _CurrentStdout()
-
-    def text() -> str:
-        out = capsys.readouterr()
-        records = [
-            " ".join([r.getMessage(), json.dumps({k: v for k, v in vars(r).items() if k != "exc_info"}, default=repr)])
-            for r in caplog.records
-        ]
-        return "\n".join([*records, out.out, out.err])
-
-    yield text
-    for handler, stream in zip(handlers, streams, strict=True):
-        handler.stream = stream
+    with captured_text(caplog, capsys) as text:
+        yield text
 
 
 def _table_keys(stack: LocalStack) -> list[str]:
