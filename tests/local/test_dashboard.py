@@ -70,7 +70,8 @@ def finished_stack() -> Iterator[tuple[LocalStack, dict[str, str]]]:
                 break
             # An outcome can come before every delivery is applied (one that lost a race on the
             # session comes back from SQS a little later): wait until nothing is in flight too.
-            if not watch.moving((tuple((s.status, s.outcome) if s else None for s in sessions), counts)):
+            look = (tuple((s.status, s.outcome) if s else None for s in sessions), counts)
+            if not watch.moving(look, job_queued=any(c.total for _, c in counts)):
                 break
             time.sleep(0.2)
         sessions = {k: stack.session_for(k) for k in keys}

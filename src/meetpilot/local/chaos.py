@@ -241,18 +241,26 @@ def run_chaos(
 
         deadline = time.monotonic() + timeout
         reconcile_clock = FixedClock(stack.clock.now())
-        last_round = time.monotonic()
+        mark: object = None
+        moved_at = time.monotonic()
         while time.monotonic() < deadline:
-            pending = [k for k, _ in plan if (s := stack.session_for(k)) is None or s.outcome is None]
+            sessions = [stack.session_for(k) for k, _ in plan]
+            pending = [s for s in sessions if s is None or s.outcome is None]
             if progress:
                 progress(len(plan) - len(pending), len(plan))
             if not pending and stack.quiet():
                 break  # every meeting final and nothing in flight that could still change one
+            look = tuple((s.status, s.outcome, s.transcript_tries) if s else None for s in sessions)
+            if look != mark:
+                mark, moved_at = look, time.monotonic()
             time.sleep(2.0)
-            # Meetings last seconds here; once things settle (or every 15 s regardless, since
-            # transcript retries keep the queues busy) let the reconciler's 40 minutes pass.
-            if stack.quiet() or time.monotonic() - last_round > 15:
-                last_round = time.monotonic()
+            # Meetings last seconds here; once the sessions stop moving (briefly with nothing queued,
+            # or for 15 s while transcript retries keep the queues busy) let the reconciler's 40
+            # minutes pass. Rounds follow the run's progress, not the wall clock, so a slow machine
+            # does not spend the reconciler's checks on sessions that are still getting on.
+            idle = time.monotonic() - moved_at
+            if (idle > 4 and stack.quiet()) or idle > 15:
+                moved_at = time.monotonic()
                 reconcile_clock.set(max(reconcile_clock.now(), stack.clock.now()) + timedelta(minutes=40))
                 with acting_as("ReconcileFunction"):  # what its schedule would run, with its role
                     reconcile(
