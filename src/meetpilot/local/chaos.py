@@ -241,6 +241,19 @@ def run_chaos(
 
         deadline = time.monotonic() + timeout
         reconcile_clock = FixedClock(stack.clock.now())
+        container = stack.container
+
+        def reconcile_round() -> None:
+            with acting_as("ReconcileFunction"):  # what its schedule would run, with its role
+                reconcile(
+                    repo=container.repository,
+                    provider=container.provider,
+                    dispatch_queue=container.dispatch_queue,
+                    transcript_queue=container.transcript_queue,
+                    clock=reconcile_clock,
+                    config=ReconcileConfig(max_attempts=8),
+                )
+
         mark: object = None
         moved_at = time.monotonic()
         while time.monotonic() < deadline:
@@ -262,15 +275,10 @@ def run_chaos(
             if (idle > 4 and stack.quiet()) or idle > 15:
                 moved_at = time.monotonic()
                 reconcile_clock.set(max(reconcile_clock.now(), stack.clock.now()) + timedelta(minutes=40))
-                with acting_as("ReconcileFunction"):  # what its schedule would run, with its role
-                    reconcile(
-                        repo=stack.container.repository,
-                        provider=stack.container.provider,
-                        dispatch_queue=stack.container.dispatch_queue,
-                        transcript_queue=stack.container.transcript_queue,
-                        clock=reconcile_clock,
-                        config=ReconcileConfig(max_attempts=8),
-                    )
+                reconcile_round()
+        # One last round over the settled run, as the schedule would run it: the reconciler must
+        # leave every final session as it is (and its calls are part of what the IAM replay sees).
+        reconcile_round()
         report = _evaluate(stack, plan, store)
         report.faults = {**{k: v for k, v in stack.simulator.fault_counts().items() if v}, **ours.counts}
     report.seconds = time.monotonic() - started
