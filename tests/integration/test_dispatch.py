@@ -111,16 +111,19 @@ def test_concurrent_dispatchers_create_one_bot(stack):
     for t in threads:
         t.join()
     outcomes = sorted(r.outcome.value for r in results)
-    # One of them creates the bot. On a busy machine the creator's answer can come too late (its
-    # timeout: "retry") and a later dispatcher, sending the same persisted key, gets the bot back
-    # as a replay: still one bot. If every answer came too late, the retry after the lease finds it.
-    assert outcomes.count("created") + outcomes.count("replayed") <= 1, outcomes
-    assert set(outcomes) <= {"created", "replayed", "retry", "already_dispatched"}
+    # One of them creates the bot. On a busy machine a creator's answer can come too late (its
+    # timeout: "retry"), and a later dispatcher, sending the same persisted key, gets the same bot
+    # back as a replay; what counts is that the provider made one bot and the meeting names it.
+    assert set(outcomes) <= {"created", "replayed", "retry", "already_dispatched"}, outcomes
     if "created" not in outcomes and "replayed" not in outcomes:
         clock.advance(stack.container.dispatch_config.lease_seconds + 1)
         assert _dispatch(stack, meeting.meeting_key, clock).outcome is DispatchOutcome.REPLAYED
     assert stack.simulator.create_calls == 1
-    assert len(stack.simulator.bots()) == 1
+    bots = stack.simulator.bots()
+    assert len(bots) == 1
+    stored = stack.container.repository.get_meeting(meeting.meeting_key)
+    assert stored.dispatch_state is DispatchState.DISPATCHED and stored.bot_id == bots[0]["bot_id"]
+    assert {r.bot_id for r in results if r.bot_id} <= {bots[0]["bot_id"]}
 
 
 def test_rate_limited_create_is_retried_after_retry_after(stack):
