@@ -221,16 +221,25 @@ def dynamodb_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """The endpoint of an in-process moto server. Reset it before use: moto's state is per process."""
-    from moto.server import ThreadedMotoServer
+    """The endpoint of an in-process moto server. Reset it before use: moto's state is per process.
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    It is the emulator's application (DynamoDB requests one at a time), so a conditional write is
+    atomic here as in DynamoDB; moto's own threaded server lets two racing writers both win.
+    """
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from meetpilot.local.emulator import moto_app
+
+    server = make_server("127.0.0.1", 0, moto_app(), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
+    thread.start()
     try:
-        yield f"http://{host}:{port}"
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 def reset_moto(endpoint: str) -> None:

@@ -10,6 +10,12 @@ from a web page (an ``Origin`` or ``Sec-Fetch-Site: cross-site`` header) or that
 the access key id the stack was given for this run: in its SigV4 ``Authorization`` header or, for a
 presigned URL, its ``X-Amz-Credential``. A web page cannot know that key id.
 
+moto's DynamoDB checks a ``ConditionExpression`` and then writes, with nothing holding the item in
+between; its threaded server runs requests side by side, so two writers conditioned on the same
+``version`` can both succeed and the later one silently undoes the earlier (a stored transcript
+turned back into a queued one, on a busy machine). Real DynamoDB never lets both through. The
+emulator therefore serves DynamoDB requests one at a time; every other service stays concurrent.
+
     python -m meetpilot.local.emulator --port 5000   # the key id in MEETPILOT_EMULATOR_ACCESS_KEY
 """
 
@@ -23,6 +29,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -80,13 +87,34 @@ class EmulatorGuard:
         return None
 
 
+class SerialDynamoDB:
+    """WSGI middleware: one DynamoDB (and DynamoDB Streams) request at a time, so that a conditional
+    write's check and its write are one step, as in DynamoDB; other services pass straight through."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            return self._app(environ, start_response)
+        with self._lock:
+            return list(self._app(environ, start_response))  # the whole answer, before the next request
+
+
+def moto_app() -> WsgiApp:
+    """moto's server application, with DynamoDB's conditional writes made atomic."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return SerialDynamoDB(DomainDispatcherApplication(create_backend_app))
+
+
 def serve(host: str, port: int, access_key: str) -> None:
     """Run moto's server behind the guard (blocks)."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import run_simple
 
-    app = DomainDispatcherApplication(create_backend_app)
-    run_simple(host, port, EmulatorGuard(app, access_key), threaded=True, request_handler=MotoRequestHandler)
+    run_simple(host, port, EmulatorGuard(moto_app(), access_key), threaded=True, request_handler=MotoRequestHandler)
 
 
 def _free_port() -> int:
