@@ -89,7 +89,8 @@ clean:
 # --- sam build (BuildMethod: makefile) ------------------------------------------------------
 # `sam build` calls build-<LogicalId> with ARTIFACTS_DIR set. The third-party dependencies go into
 # one layer, DependenciesLayer (under python/, where Lambda looks), built once per build; each
-# function's artifact is the meetpilot package alone, so a new function needs no target here.
+# function's artifact is the service package, src/meetpilot, whole (the workbench, meetpilot_dev, never
+# ships), so a new function needs no target here.
 # Wheels are fetched for the Lambda runtime (arm64, CPython 3.13) whatever Python runs the build;
 # `LAMBDA_WHEELS=` (empty) installs for the building Python instead, which is how
 # tests/infra/test_sam_build.py imports the artifacts on the host.
@@ -104,5 +105,4 @@ build-DependenciesLayer:
 build-%Function:
 	mkdir -p "$(ARTIFACTS_DIR)/meetpilot"
 	cp -R src/meetpilot/. "$(ARTIFACTS_DIR)/meetpilot/"
-	rm -rf "$(ARTIFACTS_DIR)/meetpilot/simulator" "$(ARTIFACTS_DIR)/meetpilot/local"
 	find "$(ARTIFACTS_DIR)/meetpilot" -name __pycache__ -prune -exec rm -rf {} +

@@ -317,7 +317,7 @@ class CountingStream:
 
 
 def memory_sizes() -> dict[str, int]:
-    from meetpilot.local.template import load_template
+    from meetpilot_dev.stack.template import load_template
 
     template = load_template()
     default = int(template.get("Globals", {}).get("Function", {}).get("MemorySize", 128))
@@ -421,12 +421,12 @@ def original_usage(per_meeting: dict[str, float], meter: Meter, memory: dict[str
 
 
 def run(cfg: CostConfig | None = None) -> dict[str, Any]:
-    import meetpilot.local.gateway as gateway_module
+    import meetpilot_dev.stack.gateway as gateway_module
     from meetpilot.handlers.observability import logger
-    from meetpilot.local.demo import ProgressWatch
-    from meetpilot.local.invoke import LambdaContext, load_handler
-    from meetpilot.local.stack import LocalStack, StackOptions
-    from meetpilot.local.template import load_template, table_definition
+    from meetpilot_dev.demo import ProgressWatch
+    from meetpilot_dev.stack.embedded import LocalStack, StackOptions
+    from meetpilot_dev.stack.invoke import LambdaContext, load_handler
+    from meetpilot_dev.stack.template import load_template, table_definition
 
     cfg = cfg or CostConfig()
     prices = load_prices()

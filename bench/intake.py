@@ -56,7 +56,7 @@ class IntakeConfig:
 
 def lambda_environment(stack: Any) -> dict[str, str]:
     """What Lambda would give the functions, pointed at the local stack's emulator and simulator."""
-    from meetpilot.local.template import load_template
+    from meetpilot_dev.stack.template import load_template
 
     settings = stack.container.settings
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "MEETPILOT_"))}
@@ -98,7 +98,7 @@ def webhook_body(name: str, bot_id: str, session_id: str, meeting_key: str, when
 
 def callback_event(session_id: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
     """The API Gateway v2 event the HTTP API hands ``ingest`` for one callback delivery."""
-    from meetpilot.local.gateway import GatewayRoute, build_event
+    from meetpilot_dev.stack.gateway import GatewayRoute, build_event
 
     route = GatewayRoute("POST", CALLBACK_ROUTE, HANDLERS["ingest"][0] + ".handler", "IngestFunction")
     raw = json.dumps(body, separators=(",", ":")).encode()
@@ -109,7 +109,7 @@ def callback_event(session_id: str, token: str, body: dict[str, Any]) -> dict[st
 
 
 def sqs_event(bodies: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    from meetpilot.local.sqs_runner import sqs_event as build
+    from meetpilot_dev.stack.sqs_runner import sqs_event as build
 
     messages = [
         {"MessageId": str(uuid.uuid4()), "ReceiptHandle": uuid.uuid4().hex, "Body": json.dumps(b)} for b in bodies
@@ -380,7 +380,7 @@ def _short(response: Any) -> str:
 
 
 def run(cfg: IntakeConfig | None = None) -> dict[str, Any]:
-    from meetpilot.local.stack import LocalStack, StackOptions
+    from meetpilot_dev.stack.embedded import LocalStack, StackOptions
 
     cfg = cfg or IntakeConfig()
     started = time.monotonic()

@@ -144,7 +144,7 @@ def fire_due_schedules(scheduler: Any, sqs: Any, group: str, now: datetime, *, t
     of this benchmark. The same steps, in parallel: read the schedule, send its input to its SQS
     target, delete it (``ActionAfterCompletion: DELETE``).
     """
-    from meetpilot.local.scheduler_runner import at_time
+    from meetpilot_dev.stack.scheduler_runner import at_time
 
     names: list[str] = []
     kwargs: dict[str, Any] = {"GroupName": group}
@@ -181,7 +181,7 @@ def fire_due_schedules(scheduler: Any, sqs: Any, group: str, now: datetime, *, t
 
 def template_dispatch_concurrency() -> int:
     """MaximumConcurrency of the dispatch function's SQS event source in template.yaml."""
-    from meetpilot.local.template import load_template
+    from meetpilot_dev.stack.template import load_template
 
     events = load_template()["Resources"]["DispatchFunction"]["Properties"]["Events"]
     for event in events.values():
@@ -192,8 +192,8 @@ def template_dispatch_concurrency() -> int:
 
 def run_meetpilot(cfg: BurstConfig) -> dict[str, Any]:
     from meetpilot.domain.meeting import DispatchState
-    from meetpilot.local.stack import LocalStack, StackOptions
-    from meetpilot.simulator import Faults
+    from meetpilot_dev.simulator import Faults
+    from meetpilot_dev.stack.embedded import LocalStack, StackOptions
 
     clock = ShiftableClock()
     pollers = cfg.dispatch_concurrency or template_dispatch_concurrency()
@@ -300,7 +300,7 @@ def run_original(cfg: BurstConfig) -> dict[str, Any]:
     from meetpilot.adapters.meetstream import MeetStreamProvider
     from meetpilot.app.ports import BotRequest
     from meetpilot.errors import ProviderError
-    from meetpilot.simulator import Faults, Simulator, SimulatorConfig
+    from meetpilot_dev.simulator import Faults, Simulator, SimulatorConfig
 
     api_key = "ms_bench_" + uuid.uuid4().hex[:12]
     clock = ShiftableClock()

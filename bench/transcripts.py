@@ -204,7 +204,7 @@ def _fetch(env: dict[str, str], workdir: Path, session_id: str, tag: str, *, pro
 
 
 def run(cfg: TranscriptConfig | None = None) -> dict[str, Any]:
-    from meetpilot.local.stack import LocalStack, StackOptions
+    from meetpilot_dev.stack.embedded import LocalStack, StackOptions
 
     cfg = cfg or TranscriptConfig()
     started = time.monotonic()

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from meetpilot.api.client import ManagementClient
 from meetpilot.composition import use_container
-from meetpilot.local.stack import LocalStack, StackOptions
+from meetpilot_dev.client import ManagementClient
+from meetpilot_dev.stack.embedded import LocalStack, StackOptions
 
 
 @pytest.fixture(scope="session")

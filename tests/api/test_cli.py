@@ -10,10 +10,10 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from meetpilot import cli
-from meetpilot.cli import app
-from meetpilot.local.dev import STATE_FILE, run_dev
-from meetpilot.local.stack import StackOptions
+from meetpilot_dev import cli
+from meetpilot_dev.cli import app
+from meetpilot_dev.dev import STATE_FILE, run_dev
+from meetpilot_dev.stack.embedded import StackOptions
 
 COMMANDS = [
     ["meetings", "add"],
@@ -121,8 +121,8 @@ def test_without_a_running_stack_the_commands_say_what_to_do(tmp_path, monkeypat
 def test_forget_with_stack_goes_through_the_deployed_stacks_forget_route(api_stack, api, monkeypatch):
     # A "deployed" stack whose ManagementApiUrl output is the local gateway, called with the
     # caller's own AWS credentials (from the environment, as for the AWS CLI).
-    from meetpilot.api import client
-    from meetpilot.local.stack import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, REGION
+    from meetpilot_dev import client
+    from meetpilot_dev.stack.embedded import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, REGION
 
     monkeypatch.setattr(client, "stack_outputs", lambda name, session=None: {"ManagementApiUrl": api_stack.gateway.url})
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY)

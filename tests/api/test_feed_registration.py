@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meetpilot.api.client import ApiError
+from meetpilot_dev.client import ApiError
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from meetpilot.api.client import ApiError
-from meetpilot.api.models import meeting_id
 from meetpilot.app.sessions import update_session
 from meetpilot.domain.meeting import Meeting
+from meetpilot.handlers.api.models import meeting_id
+from meetpilot_dev.client import ApiError
 from tests.api.conftest import dispatch_now
 
 

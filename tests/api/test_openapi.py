@@ -20,8 +20,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from meetpilot.api.openapi import openapi_json
-from meetpilot.local.stack import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, REGION
+from meetpilot_dev.openapi import openapi_json
+from meetpilot_dev.stack.embedded import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, REGION
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
@@ -31,7 +31,7 @@ def test_committed_openapi_document_is_current():
 
 
 def test_every_route_of_the_template_is_in_the_document(api_stack):
-    from meetpilot.local.template import http_routes
+    from meetpilot_dev.stack.template import http_routes
 
     paths = json.loads(DOCUMENT.read_text())["paths"]
     for route in http_routes(api_stack.template):

@@ -12,9 +12,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from meetpilot.local.gateway import Gateway, GatewayRoute
-from meetpilot.local.sigv4 import SigV4Verifier
-from meetpilot.local.stack import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, REGION
+from meetpilot_dev.stack.embedded import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, REGION
+from meetpilot_dev.stack.gateway import Gateway, GatewayRoute
+from meetpilot_dev.stack.sigv4 import SigV4Verifier
 
 
 def echo(event, context):  # the handler of the test gateway below: returns what it was given

@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 
-from meetpilot.local.template import DEFAULT_TEMPLATE_PATH
-
-TEMPLATE_PATH = DEFAULT_TEMPLATE_PATH
+TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
 # What `sam package` puts in place of `CodeUri: .` (and a layer's `ContentUri`); the translator only
 # accepts S3 locations.
 PACKAGED_CODE_URI = "s3://meetpilot-artifacts-example/meetpilot.zip"

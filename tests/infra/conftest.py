@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from meetpilot.local.template import load_template
+from meetpilot_dev.stack.template import load_template
 from tests.infra.cfn import TEMPLATE_PATH, go_offline, translate
 
 

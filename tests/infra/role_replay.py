@@ -18,8 +18,8 @@ from typing import Any
 
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
-from meetpilot.local.aws_call_log import LOCAL_ACCOUNT, Access
-from meetpilot.local.template import function_environment, function_logical_ids
+from meetpilot_dev.stack.aws_call_log import LOCAL_ACCOUNT, Access
+from meetpilot_dev.stack.template import function_environment, function_logical_ids
 
 REGION = "us-east-1"
 PSEUDO = {

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from meetpilot.local.template import queue_definitions, referenced_logical_id, resources_of_type
+from meetpilot_dev.stack.template import queue_definitions, referenced_logical_id, resources_of_type
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "meetpilot"
 

@@ -31,7 +31,7 @@ from moto import mock_aws
 
 from meetpilot.adapters.eventbridge import EventBridgePublisher
 from meetpilot.adapters.ssm import SsmSecrets
-from meetpilot.cli import app
+from meetpilot_dev.cli import app
 from tests.infra.test_sam_build import ROOT, SAM_VENV, SAMCONFIG_EXAMPLE, _need_sam, _offline_env
 
 README = ROOT / "README.md"
@@ -110,7 +110,7 @@ FORMS = [
     Form("pytest on a part of the suite", _starts(".venv/bin/pytest"), ".ci/run"),
     Form(
         "the simulator on its own",
-        _starts(".venv/bin/python", "-m", "meetpilot.simulator"),
+        _starts(".venv/bin/python", "-m", "meetpilot_dev.simulator"),
         "tests/simulator/test_server.py",
     ),
     Form(

@@ -3,7 +3,7 @@ route of the management API (forget included) and in a small chaos run is allowe
 own role in the SAM-translated template, and each permission no call used is explained here (the
 rest were removed from template.yaml).
 
-The emulator accepts any call, so the calls are recorded (``meetpilot.local.aws_call_log``) and
+The emulator accepts any call, so the calls are recorded (``meetpilot_dev.stack.aws_call_log``) and
 evaluated afterwards with moto's IAM policy evaluator (``tests/infra/role_replay.py``).
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 import meetpilot.adapters.ssm
-from meetpilot.api.client import ManagementClient, quote_segment
-from meetpilot.local.aws_call_log import AwsCallLog, recording
-from meetpilot.local.template import load_template
+from meetpilot_dev.client import ManagementClient, quote_segment
+from meetpilot_dev.stack.aws_call_log import AwsCallLog, recording
+from meetpilot_dev.stack.template import load_template
 from tests.infra.cfn import TEMPLATE_PATH, go_offline, translate
 from tests.infra.role_replay import (
     CONDITION_OPERATORS,
@@ -113,7 +113,7 @@ def _record(run: Any) -> AwsCallLog:
 
 @pytest.fixture(scope="module")
 def demo_calls(tmp_path_factory: pytest.TempPathFactory) -> AwsCallLog:
-    from meetpilot.local.demo import run_demo
+    from meetpilot_dev.demo import run_demo
 
     out = tmp_path_factory.mktemp("demo")
     # Meetings start past the 10 s lead time, so ad-hoc ones are dispatched through schedules too.
@@ -181,8 +181,8 @@ def _drive_management_api(stack: Any, feeds: Any) -> None:
 
 @pytest.fixture(scope="module")
 def api_calls() -> AwsCallLog:
-    from meetpilot.local.feed_server import FeedServer
-    from meetpilot.local.stack import LocalStack, StackOptions
+    from meetpilot_dev.fakes.feeds import FeedServer
+    from meetpilot_dev.stack.embedded import LocalStack, StackOptions
 
     def run() -> None:
         options = StackOptions(background_pollers=False, simulator_overrides=dict(FAST_SIMULATOR))
@@ -267,7 +267,7 @@ def test_listing_transcript_versions_outside_the_transcripts_folder_is_denied(
 
 @pytest.mark.slow
 def test_every_aws_call_of_a_small_chaos_run_is_allowed_by_its_functions_role(translated: dict[str, Any]) -> None:
-    from meetpilot.local.chaos import ChaosRates, run_chaos
+    from meetpilot_dev.chaos import ChaosRates, run_chaos
 
     # Faults often enough that the retry paths (requeues, the reconciler) run in a dozen meetings.
     rates = ChaosRates(

@@ -135,9 +135,16 @@ def sam_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def built_template(sam_build: Path) -> dict[str, Any]:
-    from meetpilot.local.template import load_template
+    from meetpilot_dev.stack.template import load_template
 
     return load_template(sam_build / "template.yaml")
+
+
+def _files(package: Path) -> list[str]:
+    """Every file under a package, relative to it, without bytecode caches."""
+    return sorted(
+        p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
 
 
 def test_sam_build_gives_every_function_its_handler_and_nothing_else(
@@ -145,16 +152,19 @@ def test_sam_build_gives_every_function_its_handler_and_nothing_else(
 ) -> None:
     functions = _functions(template)
     assert len(functions) >= 2, "template.yaml declares no functions?"
+    service = _files(ROOT / "src" / "meetpilot")
+    assert "handlers/dispatch.py" in service and not [f for f in service if f.startswith(("local/", "simulator/"))]
     for fn in functions:
         artifact = sam_build / fn.logical_id
         assert (artifact / fn.module_file).is_file(), f"{fn.logical_id}: {fn.module_file} missing from its artifact"
         # The built template points the function at its artifact, which `sam deploy` zips and uploads.
         assert built_template["Resources"][fn.logical_id]["Properties"]["CodeUri"] == fn.logical_id
-        # Third-party code belongs to the layer; the local stack and the simulator never ship.
+        # Third-party code belongs to the layer; the artifact is the service package exactly, and the
+        # workbench (the embedded stack, the simulator, the CLI) never ships.
         assert sorted(p.name for p in artifact.iterdir()) == ["meetpilot"], f"{fn.logical_id}: unexpected files"
-        assert not (artifact / "meetpilot" / "local").exists()
-        assert not (artifact / "meetpilot" / "simulator").exists()
+        assert _files(artifact / "meetpilot") == service, f"{fn.logical_id}: not the service package"
         assert not list(artifact.rglob("__pycache__"))
+        assert not [p for p in artifact.rglob("*") if "meetpilot_dev" in p.parts]
 
 
 def test_dependencies_layer_holds_every_requirement_as_arm64_wheels_for_python_3_13(

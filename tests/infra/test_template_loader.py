@@ -1,4 +1,4 @@
-"""meetpilot.local.template reads CloudFormation YAML and answers the local stack's questions."""
+"""meetpilot_dev.stack.template reads CloudFormation YAML and answers the local stack's questions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from meetpilot.errors import ConfigurationError
-from meetpilot.local.template import (
+from meetpilot_dev.stack.template import (
+    TEMPLATE_ENV,
     function_environment,
     function_properties,
     load_template,
@@ -130,3 +131,17 @@ def test_sqs_event_source_defaults(tpl: dict[str, Any]) -> None:
     (source,) = (s for s in sqs_event_sources(tpl) if s.function_logical_id == "BotEventsFunction")
 
     assert (source.batch_size, source.report_batch_item_failures, source.maximum_concurrency) == (10, False, None)
+
+
+def test_the_template_comes_from_the_variable_else_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = _write(tmp_path, "Resources: {Queue: {Type: AWS::SQS::Queue}}\n")
+    monkeypatch.setenv(TEMPLATE_ENV, str(elsewhere))
+    assert load_template()["Resources"] == {"Queue": {"Type": "AWS::SQS::Queue"}}
+    monkeypatch.delenv(TEMPLATE_ENV)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    with pytest.raises(ConfigurationError, match=TEMPLATE_ENV):
+        load_template()  # no template.yaml here: the error says how to point at one

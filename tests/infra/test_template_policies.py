@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from meetpilot.local.template import (
+from meetpilot_dev.stack.template import (
     function_environment,
     function_logical_ids,
     function_properties,

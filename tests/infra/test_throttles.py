@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from meetpilot.local.template import http_routes, referenced_logical_id
+from meetpilot_dev.stack.template import http_routes, referenced_logical_id
 
 # API Gateway's default account-level throttle per region (the documented quota).
 ACCOUNT_RATE = 10_000

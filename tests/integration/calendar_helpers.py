@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from meetpilot.app.calendars import IcsRegistration, add_ics_calendar
 from meetpilot.app.dispatch import dispatch_meeting
 from meetpilot.domain.calendar import CalendarFilters
-from meetpilot.local.stack import LocalStack
-from meetpilot.simulator.lifecycle import FINAL_STATUSES
+from meetpilot_dev.simulator.lifecycle import FINAL_STATUSES
+from meetpilot_dev.stack.embedded import LocalStack
 
 
 @dataclass

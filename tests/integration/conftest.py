@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from meetpilot.local.stack import LocalStack, StackOptions
+from meetpilot_dev.stack.embedded import LocalStack, StackOptions
 
 FAST_SIMULATOR = {"meeting_seconds": 60.0, "step_seconds": 2.0, "processing_seconds": 5.0, "waiting_room_seconds": 20.0}
 

@@ -37,7 +37,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from meetpilot.local.template import load_template, table_definition, ttl_attribute
+from meetpilot_dev.stack.template import load_template, table_definition, ttl_attribute
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def moto_server() -> Iterator[str]:
 
     from werkzeug.serving import make_server
 
-    from meetpilot.local.emulator import moto_app
+    from meetpilot_dev.stack.emulator import moto_app
 
     server = make_server("127.0.0.1", 0, moto_app(), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)

@@ -22,8 +22,8 @@ import pytest
 from meetpilot.app.calendar_sync import CalendarSyncConfig
 from meetpilot.app.calendars import GoogleRegistration, add_google_calendar, remove_calendar
 from meetpilot.handlers.observability import logger as powertools_logger
-from meetpilot.local.feed_server import FeedServer
-from meetpilot.local.invoke import LambdaContext, load_handler
+from meetpilot_dev.fakes.feeds import FeedServer
+from meetpilot_dev.stack.invoke import LambdaContext, load_handler
 from tests.integration.calendar_helpers import Ev, ics, register_ics, sync
 from tests.integration.log_capture import captured_text
 
@@ -98,7 +98,7 @@ def test_a_calendar_life_logs_no_feed_address_token_or_credential(stack_factory,
 # Wire logs of the AWS SDK at DEBUG print whole request bodies (the table's items included): they
 # must never run at DEBUG in production, so they are left out. So is the fake Google server's own
 # access log, which is Google's side of the wire.
-_NOT_THE_SYNC_WORKER = ("botocore", "boto3", "urllib3", "meetpilot.local.fake_google_calendar")
+_NOT_THE_SYNC_WORKER = ("botocore", "boto3", "urllib3", "meetpilot_dev.fakes.google_calendar")
 
 
 def test_the_google_sync_workers_http_client_logs_no_email_or_sync_token(stack_factory, caplog, capsys):

@@ -21,9 +21,9 @@ from meetpilot.domain.calendar import CalendarFilters, calendar_event_id
 from meetpilot.domain.meeting import DesiredState, DispatchState, meeting_key
 from meetpilot.domain.status import BotStatus, Outcome
 from meetpilot.errors import InvalidInput, NotFound
-from meetpilot.local.feed_server import FeedServer
-from meetpilot.local.invoke import LambdaContext, load_handler
-from meetpilot.local.scheduler_runner import rate_schedules_from_template
+from meetpilot_dev.fakes.feeds import FeedServer
+from meetpilot_dev.stack.invoke import LambdaContext, load_handler
+from meetpilot_dev.stack.scheduler_runner import rate_schedules_from_template
 from tests.integration.calendar_helpers import (
     Ev,
     dispatch,

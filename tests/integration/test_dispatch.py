@@ -14,7 +14,7 @@ from meetpilot.domain.clock import FixedClock
 from meetpilot.domain.meeting import DispatchState
 from meetpilot.domain.status import BotStatus, Outcome
 from meetpilot.errors import ProviderAuthError
-from meetpilot.simulator import Faults
+from meetpilot_dev.simulator import Faults
 
 URL = "https://zoom.us/j/987654321?pwd=xyz"
 

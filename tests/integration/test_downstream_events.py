@@ -15,8 +15,8 @@ import pytest
 from meetpilot.app.reconcile import reconcile
 from meetpilot.domain.clock import FixedClock
 from meetpilot.domain.status import Outcome
-from meetpilot.local.stack import LocalStack
-from meetpilot.simulator import Scenario
+from meetpilot_dev.simulator import Scenario
+from meetpilot_dev.stack.embedded import LocalStack
 from tests.integration.conftest import run_until
 from tests.integration.event_schemas import schemas, validate
 

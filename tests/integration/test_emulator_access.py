@@ -17,7 +17,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from meetpilot.local.stack import LocalStack
+from meetpilot_dev.stack.embedded import LocalStack
 
 EVIL = "https://evil.example"
 

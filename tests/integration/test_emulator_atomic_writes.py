@@ -14,8 +14,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from meetpilot.local.emulator import SerialDynamoDB
-from meetpilot.local.stack import LocalStack
+from meetpilot_dev.stack.embedded import LocalStack
+from meetpilot_dev.stack.emulator import SerialDynamoDB
 
 ITEMS = 40
 WRITERS = 8

@@ -14,8 +14,8 @@ from meetpilot.app.calendars import IcsRegistration, add_ics_calendar
 from meetpilot.domain.calendar import Calendar
 from meetpilot.domain.meeting import DesiredState, meeting_key
 from meetpilot.errors import InvalidInput, RefusedDestination, UnresolvableHost
-from meetpilot.local.feed_server import FeedServer
-from meetpilot.local.template import load_template
+from meetpilot_dev.fakes.feeds import FeedServer
+from meetpilot_dev.stack.template import load_template
 from tests.integration.calendar_helpers import Ev, ics, queued, register_ics, sync
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from meetpilot.api.client import ApiError, ManagementClient
-from meetpilot.api.models import meeting_id
 from meetpilot.domain.calendar import Calendar, CalendarKind, CalendarLink
 from meetpilot.domain.live_transcript import LiveSegment
 from meetpilot.domain.meeting import Meeting
-from meetpilot.local.stack import LocalStack
-from meetpilot.simulator import Faults
+from meetpilot.handlers.api.models import meeting_id
+from meetpilot_dev.client import ApiError, ManagementClient
+from meetpilot_dev.simulator import Faults
+from meetpilot_dev.stack.embedded import LocalStack
 from tests.integration.conftest import run_until
 
 ALICE = "user-alice-f0rget"

@@ -22,7 +22,7 @@ from meetpilot.adapters.google_calendar import (
 )
 from meetpilot.domain.calendar import CalendarEvent, CalendarSourceError, SyncTokenExpired
 from meetpilot.domain.clock import FixedClock
-from meetpilot.local.fake_google_calendar import FakeGoogleCalendar
+from meetpilot_dev.fakes.google_calendar import FakeGoogleCalendar
 
 CLIENT_ID = "1234-abc.apps.googleusercontent.com"
 CLIENT_SECRET = "GOCSPX-very-secret-client-secret"

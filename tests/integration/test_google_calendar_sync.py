@@ -18,7 +18,7 @@ from meetpilot.domain.clock import FixedClock
 from meetpilot.domain.meeting import DesiredState, meeting_key
 from meetpilot.domain.status import Outcome
 from meetpilot.errors import InvalidInput
-from meetpilot.local.invoke import LambdaContext, load_handler
+from meetpilot_dev.stack.invoke import LambdaContext, load_handler
 from tests.integration.calendar_helpers import dispatch, live_bots, queued, schedules, sync
 
 CLIENT_ID = "1234-abc.apps.googleusercontent.com"

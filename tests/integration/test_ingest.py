@@ -14,7 +14,7 @@ from meetpilot.composition import Container, use_container
 from meetpilot.domain.clock import to_iso
 from meetpilot.domain.webhook_auth import capability_token, sign_body
 from meetpilot.handlers import ingest
-from meetpilot.local.stack import LocalStack, StackOptions
+from meetpilot_dev.stack.embedded import LocalStack, StackOptions
 
 EVENT = {"event": "bot.joining", "bot_event": "bot.joining", "bot_id": "b-1", "timestamp": "2026-12-01T15:00:00Z"}
 

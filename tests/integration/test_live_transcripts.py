@@ -16,9 +16,9 @@ from meetpilot.domain.session import Session, TranscriptMode
 from meetpilot.domain.status import Outcome
 from meetpilot.domain.transcript import MAX_SPEAKER_CHARS
 from meetpilot.domain.webhook_auth import capability_token
-from meetpilot.local.stack import LocalStack
-from meetpilot.simulator import Scenario
-from meetpilot.simulator.config import Faults
+from meetpilot_dev.simulator import Scenario
+from meetpilot_dev.simulator.config import Faults
+from meetpilot_dev.stack.embedded import LocalStack
 from tests.integration.conftest import run_until
 from tests.integration.event_schemas import validate
 

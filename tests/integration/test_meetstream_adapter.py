@@ -34,7 +34,7 @@ from meetpilot.errors import (
     ProviderUnavailable,
     TranscriptNotReady,
 )
-from meetpilot.simulator import Faults, Scenario, Simulator, SimulatorConfig
+from meetpilot_dev.simulator import Faults, Scenario, Simulator, SimulatorConfig
 from tests.simulator.support import Receiver
 
 SECRET_KEY = "ms_live_7f3c9a1b2d4e6f8091a2b3c4d5e6f708"

@@ -33,10 +33,10 @@ from meetpilot.domain.webhook_auth import capability_token, sign_body
 from meetpilot.errors import ProviderAuthError
 from meetpilot.handlers import dispatch
 from meetpilot.handlers.observability import logger as powertools_logger
-from meetpilot.local.invoke import LambdaContext, load_handler
-from meetpilot.local.sqs_runner import sqs_event
-from meetpilot.local.stack import LocalStack
-from meetpilot.simulator import Scenario
+from meetpilot_dev.simulator import Scenario
+from meetpilot_dev.stack.embedded import LocalStack
+from meetpilot_dev.stack.invoke import LambdaContext, load_handler
+from meetpilot_dev.stack.sqs_runner import sqs_event
 from tests.integration.conftest import run_until
 from tests.integration.log_capture import captured_text
 

@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from meetpilot.api.client import ManagementClient
 from meetpilot.domain.clock import to_iso
 from meetpilot.domain.status import Outcome
-from meetpilot.local.dashboard import DashboardServer
-from meetpilot.local.stack import LocalStack
+from meetpilot_dev.client import ManagementClient
+from meetpilot_dev.dashboard import DashboardServer
+from meetpilot_dev.stack.embedded import LocalStack
 from tests.integration.conftest import run_until
 from tests.integration.log_capture import captured_text
 

@@ -9,7 +9,7 @@ from meetpilot.app.reconcile import ReconcileConfig, reconcile
 from meetpilot.domain.clock import FixedClock
 from meetpilot.domain.meeting import DispatchState
 from meetpilot.domain.status import BotStatus, Outcome
-from meetpilot.simulator import Faults, Scenario
+from meetpilot_dev.simulator import Faults, Scenario
 
 URL = "https://meet.google.com/rec-onci-ler"
 

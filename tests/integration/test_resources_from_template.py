@@ -12,8 +12,8 @@ import pytest
 from moto import mock_aws
 
 from meetpilot.errors import ConfigurationError
-from meetpilot.local.resources import StackResources, create_stack_resources
-from meetpilot.local.template import (
+from meetpilot_dev.stack.resources import StackResources, create_stack_resources
+from meetpilot_dev.stack.template import (
     bucket_definition,
     load_template,
     queue_definitions,

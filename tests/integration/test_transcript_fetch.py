@@ -19,7 +19,7 @@ from meetpilot.app.transcripts import FetchOutcome, fetch_transcript
 from meetpilot.domain.clock import FixedClock
 from meetpilot.domain.session import Session, TranscriptMode, TranscriptState
 from meetpilot.domain.status import Outcome
-from meetpilot.simulator import Scenario
+from meetpilot_dev.simulator import Scenario
 
 
 class DiskStore:

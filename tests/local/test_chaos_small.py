@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meetpilot.local.chaos import ChaosRates, run_chaos
+from meetpilot_dev.chaos import ChaosRates, run_chaos
 
 
 def test_small_chaos_run_keeps_every_invariant():

@@ -7,9 +7,9 @@ import time
 
 from typer.testing import CliRunner
 
-from meetpilot.cli import app
-from meetpilot.local.dev import STATE_FILE, run_dev
-from meetpilot.local.stack import StackOptions
+from meetpilot_dev.cli import app
+from meetpilot_dev.dev import STATE_FILE, run_dev
+from meetpilot_dev.stack.embedded import StackOptions
 
 
 def test_calendars_add_list_remove_against_the_dev_stack(tmp_path, monkeypatch):

@@ -20,11 +20,11 @@ import pytest
 
 from meetpilot.app.reconcile import reconcile
 from meetpilot.domain.clock import FixedClock
-from meetpilot.local.dashboard import DashboardServer
-from meetpilot.local.demo import ProgressWatch, demo_options
-from meetpilot.local.dev import dev_api_client
-from meetpilot.local.stack import LocalStack
-from meetpilot.simulator import Scenario
+from meetpilot_dev.dashboard import DashboardServer
+from meetpilot_dev.demo import ProgressWatch, demo_options
+from meetpilot_dev.dev import dev_api_client
+from meetpilot_dev.simulator import Scenario
+from meetpilot_dev.stack.embedded import LocalStack
 
 CHROMIUM = os.environ.get("MEETPILOT_CHROMIUM", "/usr/bin/chromium")
 # Headless and quiet: no sandbox (CI runs as root), and no background calls to the network.

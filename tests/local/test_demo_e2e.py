@@ -14,10 +14,10 @@ from pathlib import Path
 from rich.console import Console
 from typer.testing import CliRunner
 
-from meetpilot.cli import app
 from meetpilot.domain.status import Outcome
-from meetpilot.local.demo import ProgressWatch, demo_options, evaluate, follow, plan_meetings, run_demo
-from meetpilot.local.stack import LocalStack, StackOptions
+from meetpilot_dev.cli import app
+from meetpilot_dev.demo import ProgressWatch, demo_options, evaluate, follow, plan_meetings, run_demo
+from meetpilot_dev.stack.embedded import LocalStack, StackOptions
 
 PATIENCE = 60.0
 

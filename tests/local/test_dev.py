@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from meetpilot.local.dev import run_dev
-from meetpilot.local.stack import StackOptions
+from meetpilot_dev.dev import run_dev
+from meetpilot_dev.stack.embedded import StackOptions
 
 
 def _listening(url: str) -> bool:

@@ -12,15 +12,15 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from meetpilot.cli import app
 from meetpilot.composition import Container, use_container
 from meetpilot.domain.clock import to_iso
 from meetpilot.domain.session import Session, TranscriptMode, TranscriptState
 from meetpilot.domain.webhook_auth import capability_token
 from meetpilot.handlers import ingest
-from meetpilot.local.dev import write_state
-from meetpilot.local.stack import LocalStack, StackOptions
-from meetpilot.redrive import RedriveError, dead_letter_queue_url, redrive
+from meetpilot_dev.cli import app
+from meetpilot_dev.dev import write_state
+from meetpilot_dev.redrive import RedriveError, dead_letter_queue_url, redrive
+from meetpilot_dev.stack.embedded import LocalStack, StackOptions
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from meetpilot.handlers.sqs_batch import run_batch
-from meetpilot.local.sqs_runner import QueueFeeder
+from meetpilot_dev.stack.sqs_runner import QueueFeeder
 
 
 @pytest.fixture

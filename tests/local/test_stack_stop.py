@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any
 
-from meetpilot.local.stack import LocalStack, StackOptions
+from meetpilot_dev.stack.embedded import LocalStack, StackOptions
 
 
 def test_stop_lets_the_batch_a_poller_holds_finish_before_the_emulator_goes():

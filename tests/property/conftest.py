@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 
 from meetpilot.domain.clock import Clock
-from meetpilot.local.stack import LocalStack, StackOptions
+from meetpilot_dev.stack.embedded import LocalStack, StackOptions
 
 # Derandomized: every run explores the same examples, so a red build is reproducible; the example
 # counts keep the whole property suite well under a minute.

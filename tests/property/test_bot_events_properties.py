@@ -34,8 +34,8 @@ from meetpilot.domain.status import BotStatus
 from meetpilot.domain.webhook_auth import capability_token
 from meetpilot.errors import InvalidInput
 from meetpilot.handlers import bot_events, ingest
-from meetpilot.local.invoke import LambdaContext
-from meetpilot.local.stack import LocalStack
+from meetpilot_dev.stack.embedded import LocalStack
+from meetpilot_dev.stack.invoke import LambdaContext
 from tests.property.conftest import PROPERTY, json_values, start_stack, take_all, with_any_other_keys
 
 # Each example of the two stateful properties makes several emulator round trips.

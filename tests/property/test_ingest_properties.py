@@ -31,7 +31,7 @@ from meetpilot.domain.events import normalise_event
 from meetpilot.domain.webhook_auth import SIGNATURE_TOLERANCE_SECONDS, capability_token, sign_body
 from meetpilot.errors import InvalidEvent
 from meetpilot.handlers import ingest
-from meetpilot.local.stack import LocalStack
+from meetpilot_dev.stack.embedded import LocalStack
 from tests.property.conftest import PROPERTY, is_valid_sqs_body, json_values, start_stack, take_all, with_any_other_keys
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)

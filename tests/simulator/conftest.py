@@ -6,7 +6,7 @@ from typing import Any
 import meetstream
 import pytest
 
-from meetpilot.simulator import Simulator, SimulatorConfig
+from meetpilot_dev.simulator import Simulator, SimulatorConfig
 from tests.simulator.support import FAST, Receiver, client_for
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import meetstream
 
-from meetpilot.simulator import Simulator
+from meetpilot_dev.simulator import Simulator
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import meetstream
 import pytest
 
 from meetpilot.domain.clock import FixedClock
-from meetpilot.simulator import Scenario, Simulator
+from meetpilot_dev.simulator import Scenario, Simulator
 from tests.simulator.support import MEETING, MakeSim, Receiver, bot_body, client_for, wait_until
 
 # --- auth --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import httpx
 import meetstream
 import pytest
 
-from meetpilot.simulator import Faults, Scenario, Simulator
+from meetpilot_dev.simulator import Faults, Scenario, Simulator
 from tests.simulator.support import MEETING, MakeSim, Receiver, bot_body, client_for
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import meetstream
 import pytest
 
-from meetpilot.simulator import Scenario, Simulator
+from meetpilot_dev.simulator import Scenario, Simulator
 from tests.simulator.support import MEETING, MakeSim, Receiver, bot_body, client_for
 
 # (bot_event or event, event, status_code) per scenario, for a deepgram bot without video

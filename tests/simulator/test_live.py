@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from meetpilot.simulator.live import live_plan, live_webhook_url
+from meetpilot_dev.simulator.live import live_plan, live_webhook_url
 
 START = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 

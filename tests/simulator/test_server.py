@@ -14,7 +14,7 @@ import httpx
 import meetstream
 import pytest
 
-from meetpilot.simulator import Faults, Scenario, Simulator, SimulatorConfig
+from meetpilot_dev.simulator import Faults, Scenario, Simulator, SimulatorConfig
 from tests.simulator.support import MEETING, MakeSim, Receiver, bot_body, client_for
 
 
@@ -133,7 +133,7 @@ def test_many_bots_at_once(make_sim: MakeSim, receiver: Receiver) -> None:
 def test_command_line_serves_until_interrupted() -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "meetpilot.simulator", "--port", "0", "--speed", "600", "--api-key", "ms_cli"],
+        [sys.executable, "-m", "meetpilot_dev.simulator", "--port", "0", "--speed", "600", "--api-key", "ms_cli"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

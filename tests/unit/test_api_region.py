@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meetpilot.api.client import api_region
+from meetpilot_dev.client import api_region
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meetpilot.api.routes import FORGET_ROUTE, resolve
+from meetpilot.handlers.api.routes import FORGET_ROUTE, resolve
 
 ROUTE_KEY = f"POST {FORGET_ROUTE}"
 

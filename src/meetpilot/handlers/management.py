@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meetpilot.api.routes import resolve
+from meetpilot.handlers.api.routes import resolve
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -1,0 +1,421 @@
+"""The management HTTP API: meetings, sessions, transcripts and calendars under /v1, on Powertools'
+HTTP API resolver with request validation. API Gateway checks the caller's SigV4 signature (AWS_IAM)
+before a request gets here.
+
+Every error is ``{"message": ...}``: 404 for unknown ids, 409 when the state does not allow the
+request yet, 422 for invalid input (naming the field).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from pydantic import BaseModel
+
+from meetpilot.composition import container
+from meetpilot.domain.clock import to_iso
+from meetpilot.domain.status import BotStatus
+from meetpilot.errors import (
+    ConcurrentUpdate,
+    Conflict,
+    InvalidInput,
+    MeetpilotError,
+    NotFound,
+    ProviderAuthError,
+    ProviderError,
+)
+from meetpilot.handlers.api.models import (
+    CalendarCreate,
+    CalendarList,
+    CalendarOut,
+    CalendarRemoved,
+    ErrorBody,
+    ForgetOut,
+    ForgetRequest,
+    MeetingCancelled,
+    MeetingCreate,
+    MeetingOut,
+    SessionOut,
+    SessionPage,
+    SessionSummaryOut,
+    Time,
+    TranscriptLinkOut,
+    meeting_key_of,
+)
+from meetpilot.handlers.api.models import meeting_id as id_of_meeting
+from meetpilot.handlers.observability import logger
+
+API_PREFIX = "/v1"
+TRANSCRIPT_LINK_SECONDS = 300
+
+app = APIGatewayHttpResolver(enable_validation=True)
+
+
+def _answers(ok: type[BaseModel], *codes: int) -> dict[int | str, Any]:
+    """The OpenAPI responses of a route: 200 with ``ok``, and the error answers it may give."""
+    return {200: {"description": "OK", "content": {"application/json": {"model": ok}}}, **_errors(*codes)}
+
+
+def _errors(*codes: int) -> dict[int | str, Any]:
+    text = {
+        404: "unknown id",
+        409: "not possible in the current state",
+        422: "invalid input",
+        502: "the bot provider did not answer",
+    }
+    return {code: {"description": text[code], "content": {"application/json": {"model": ErrorBody}}} for code in codes}
+
+
+def _json(status: int, model: BaseModel) -> Response[Any]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=model)
+
+
+def _error(status: int, message: str) -> Response[Any]:
+    return _json(status, ErrorBody(message=message))
+
+
+# --- meetings ---------------------------------------------------------------------------------
+
+
+def _key_or_404(meeting_id_: str) -> str:
+    key = meeting_key_of(meeting_id_)
+    if key is None:
+        raise NotFound("no such meeting; the meeting_id is the one a create or a session answer shows")
+    return key
+
+
+@app.post(
+    f"{API_PREFIX}/meetings",
+    summary="Ask for a bot in a meeting",
+    description="Stores the meeting (or adds the user to it) and plans its bot. 201 when new, 200 when known.",
+    responses={
+        201: {"description": "the meeting was new", "content": {"application/json": {"model": MeetingOut}}},
+        200: {"description": "the meeting was known", "content": {"application/json": {"model": MeetingOut}}},
+        **_errors(422),
+    },
+    tags=["meetings"],
+)
+def create_meeting(body: MeetingCreate) -> Response[MeetingOut]:
+    from meetpilot.app.dispatch import MeetingRequest
+    from meetpilot.app.meeting_requests import request_meeting
+
+    c = container()
+    request = MeetingRequest(
+        meeting_url=body.meeting_url,
+        start=body.start,
+        end=body.end,
+        title=body.title,
+        user_id=body.user_id,
+    )
+    meeting, created = request_meeting(request, repo=c.repository, dispatch_queue=c.dispatch_queue, clock=c.clock)
+    return _json(201 if created else 200, MeetingOut.of(meeting))
+
+
+@app.get(
+    f"{API_PREFIX}/meetings/<meeting_id>",
+    summary="A meeting and where its bot is",
+    responses=_answers(MeetingOut, 404, 422),
+    tags=["meetings"],
+)
+def get_meeting(meeting_id: Annotated[str, Path(max_length=4096)]) -> MeetingOut:
+    meeting = container().repository.get_meeting(_key_or_404(meeting_id))
+    if meeting is None:
+        raise NotFound("no such meeting; the meeting_id is the one a create or a session answer shows")
+    return MeetingOut.of(meeting)
+
+
+@app.post(
+    f"{API_PREFIX}/meetings/<meeting_id>/cancel",
+    summary="Cancel a meeting asked for directly",
+    description="Withdraws the direct request and the bot (cancelled while scheduled, removed from the call). "
+    "409 when calendar events still want the meeting.",
+    responses=_answers(MeetingCancelled, 404, 409, 422, 502),
+    tags=["meetings"],
+)
+def cancel_meeting(meeting_id: Annotated[str, Path(max_length=4096)]) -> MeetingCancelled:
+    from meetpilot.app.meeting_requests import withdraw_meeting_request
+
+    c = container()
+    key = _key_or_404(meeting_id)
+    result = withdraw_meeting_request(
+        key,
+        repo=c.repository,
+        scheduler=c.dispatch_scheduler,
+        provider=c.provider,
+        clock=c.clock,
+        remove_in_meeting=c.settings.remove_bot_on_cancel,
+    )
+    return MeetingCancelled(meeting_id=id_of_meeting(key), meeting_key=key, result=result)
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+@app.get(
+    f"{API_PREFIX}/sessions",
+    summary="List sessions, newest meeting first",
+    description="Filter by one of status, user_id or calendar_event_id; from/to bound the meeting start "
+    "(without any filter: 30 days back to 30 days ahead). Pages continue with next_cursor.",
+    responses=_answers(SessionPage, 422),
+    tags=["sessions"],
+)
+def list_sessions(
+    status: Annotated[BotStatus | None, Query(description="only sessions in this status")] = None,
+    user_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    calendar_event_id: Annotated[
+        str | None, Query(min_length=1, max_length=1024, description="<calendar id>#<event id>")
+    ] = None,
+    start_from: Annotated[Time | None, Query(alias="from", description="meeting start at or after")] = None,
+    start_to: Annotated[Time | None, Query(alias="to", description="meeting start at or before")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+) -> SessionPage:
+    from meetpilot.app.queries import SessionFilter
+    from meetpilot.app.queries import list_sessions as list_page
+
+    c = container()
+    flt = SessionFilter(
+        status=status,
+        user_id=user_id,
+        calendar_event_id=calendar_event_id,
+        start_from=start_from,
+        start_to=start_to,
+    )
+    page = list_page(flt, listing=c.session_listing, clock=c.clock, limit=limit, cursor=cursor)
+    return SessionPage(items=[SessionSummaryOut.of(s) for s in page.items], next_cursor=page.cursor)
+
+
+@app.get(
+    f"{API_PREFIX}/sessions/<session_id>",
+    summary="A session with its full event history",
+    description="The id may be the session id or the bot id.",
+    responses=_answers(SessionOut, 404, 422),
+    tags=["sessions"],
+)
+def get_session(session_id: Annotated[str, Path(max_length=200)]) -> SessionOut:
+    from meetpilot.app.queries import session_view
+
+    view = session_view(session_id, repo=container().repository)
+    return SessionOut.of(view.session, view.meeting)
+
+
+# --- transcripts ------------------------------------------------------------------------------
+
+
+@app.get(
+    f"{API_PREFIX}/transcripts/<bot_id>",
+    summary="A short-lived download link for a stored transcript",
+    description=f"The id may be the bot id or the session id. The link works for {TRANSCRIPT_LINK_SECONDS} s.",
+    responses=_answers(TranscriptLinkOut, 404, 409, 422),
+    tags=["transcripts"],
+)
+def get_transcript_link(
+    bot_id: Annotated[str, Path(max_length=200)],
+    format: Annotated[str, Query(pattern="^(json|txt|vtt)$", description="json, txt or vtt")] = "txt",
+) -> TranscriptLinkOut:
+    from meetpilot.app.queries import transcript_link
+
+    c = container()
+    link = transcript_link(
+        bot_id, format, repo=c.repository, links=c.transcript_store, clock=c.clock, expires_in=TRANSCRIPT_LINK_SECONDS
+    )
+    return TranscriptLinkOut(
+        session_id=link.session_id,
+        bot_id=link.bot_id,
+        format=link.format,
+        url=link.url,
+        expires_at=to_iso(link.expires_at),
+    )
+
+
+# --- calendars --------------------------------------------------------------------------------
+
+
+@app.post(
+    f"{API_PREFIX}/calendars",
+    summary="Register an ICS calendar",
+    description="Its meetings get bots from its first sync on. 201 when new, 200 when registered already.",
+    responses={
+        201: {"description": "registered", "content": {"application/json": {"model": CalendarOut}}},
+        200: {"description": "already registered", "content": {"application/json": {"model": CalendarOut}}},
+        **_errors(409, 422),
+    },
+    tags=["calendars"],
+)
+def add_calendar(body: CalendarCreate) -> Response[CalendarOut]:
+    from meetpilot.app.calendars import IcsRegistration, add_ics_calendar
+
+    c = container()
+    done = add_ics_calendar(
+        IcsRegistration(user_id=body.user_id, feed_url=body.ics_url, owner_email=body.owner_email, label=body.label),
+        repo=c.repository,
+        sync_queue=c.calendar_sync_queue,
+        clock=c.clock,
+        check_address=c.feed_guard.vet_url,
+    )
+    return _json(201 if done.created else 200, CalendarOut.of(done.calendar))
+
+
+@app.get(
+    f"{API_PREFIX}/calendars",
+    summary="List registered calendars",
+    responses=_answers(CalendarList, 422),
+    tags=["calendars"],
+)
+def list_calendars(user_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None) -> CalendarList:
+    from meetpilot.app.calendars import list_calendars as registered
+
+    return CalendarList(items=[CalendarOut.of(cal) for cal in registered(repo=container().repository, user_id=user_id)])
+
+
+@app.delete(
+    f"{API_PREFIX}/calendars/<calendar_id>",
+    summary="Remove a calendar",
+    description="Meetings only it asked for lose their schedule or bot. 409 while it is being synced.",
+    responses=_answers(CalendarRemoved, 404, 409, 422, 502),
+    tags=["calendars"],
+)
+def remove_calendar(calendar_id: Annotated[str, Path(max_length=200)]) -> CalendarRemoved:
+    from meetpilot.app.calendars import remove_calendar as remove
+
+    c = container()
+    removal = remove(calendar_id, deps=c.calendar_sync_deps, google=lambda: c.google_calendars)
+    return CalendarRemoved(calendar_id=calendar_id, actions=dict(removal.actions))
+
+
+# --- forgetting -------------------------------------------------------------------------------
+
+FORGET_ROUTE = f"{API_PREFIX}/forget"
+
+
+@app.post(
+    FORGET_ROUTE,
+    summary="Forget a bot, a meeting or a user",
+    description="Erases every item that names them or holds their words, every S3 version and delete marker "
+    "of their transcripts, and MeetStream's copy; a meeting another user also has only loses the forgotten "
+    "user. Answers what was deleted; when complete is false, the same request again finishes the job. "
+    "Served by its own function, whose role holds the delete permissions.",
+    responses=_answers(ForgetOut, 404, 409, 422),
+    tags=["forget"],
+)
+def forget(body: ForgetRequest) -> ForgetOut:
+    from meetpilot.app.calendars import remove_calendar
+    from meetpilot.app.forget import ForgetDeps, forget_bot, forget_meeting, forget_user
+
+    c = container()
+    deps = ForgetDeps(
+        repo=c.repository,
+        store=c.transcript_store,
+        provider=c.provider,
+        scheduler=c.dispatch_scheduler,
+        clock=c.clock,
+        remove_calendar=lambda calendar_id: (
+            remove_calendar(calendar_id, deps=c.calendar_sync_deps, google=lambda: c.google_calendars).actions
+        ),
+    )
+    if body.bot_id is not None:
+        report = forget_bot(body.bot_id, deps)
+    elif body.meeting_id is not None:
+        report = forget_meeting(_key_or_404(body.meeting_id), deps)
+    else:
+        assert body.user_id is not None
+        report = forget_user(body.user_id, deps)
+    logger.info(
+        "forgot",
+        extra={"target": report.target, "complete": report.complete, "items_deleted": report.items_deleted},
+    )
+    return ForgetOut.of(report)
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def _field(loc: Any) -> str:
+    parts = [str(p) for p in (loc or ()) if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(exc: RequestValidationError) -> Response[Any]:
+    problems = []
+    for error in exc.errors()[:5]:
+        message = str(error.get("msg", "is invalid"))
+        if error.get("type") == "missing":
+            message = "is required"
+        problems.append(f"{_field(error.get('loc'))}: {message}")
+    return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "; ".join(problems) or "the request is invalid")
+
+
+_STATUS_OF: list[tuple[type[Exception], int]] = [
+    (NotFound, 404),
+    (InvalidInput, 422),
+    (Conflict, 409),
+    (ConcurrentUpdate, 409),
+]
+
+
+@app.exception_handler(MeetpilotError)
+def _meetpilot_error(exc: MeetpilotError) -> Response[Any]:
+    for kind, status in _STATUS_OF:
+        if isinstance(exc, kind):
+            return _error(status, str(exc))
+    if isinstance(exc, ProviderAuthError):
+        logger.error("provider refused the API key", extra={"error": type(exc).__name__})
+        return _error(502, "MeetStream refused meetpilot's API key; check the SSM parameter that holds it")
+    if isinstance(exc, ProviderError):
+        return _error(502, f"MeetStream did not carry out the request ({exc}); try again in a minute")
+    logger.error("management request failed", extra={"error": type(exc).__name__, "detail": str(exc)})
+    return _error(500, "meetpilot could not carry out the request; the function's log has the details")
+
+
+@app.not_found
+def _no_route(_: Exception) -> Response[Any]:
+    return _error(404, f"no such route; the API's routes are under {API_PREFIX}/ (see docs/openapi.json)")
+
+
+def _body_problem(event: dict[str, Any]) -> str | None:
+    """Why a request body is not the JSON every route takes, or None. Checked before Powertools sees
+    it, which would try other encodings (form data) and fail on malformed ones."""
+    raw = event.get("body")
+    if not raw:
+        return None
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    kind = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        return "send it as JSON (content-type: application/json)"
+    try:
+        text = base64.b64decode(raw, validate=True).decode("utf-8") if event.get("isBase64Encoded") else str(raw)
+        json.loads(text)
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        return "is not valid JSON in UTF-8"
+    return None
+
+
+def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Answer one API Gateway (HTTP API, payload v2) event."""
+    problem = _body_problem(event)
+    if problem is not None:
+        return {
+            "statusCode": 422,
+            "headers": {"content-type": "application/json"},
+            "body": ErrorBody(message=f"body: {problem}").model_dump_json(),
+        }
+    try:
+        return app.resolve(event, context)
+    except Exception:
+        # API Gateway would answer a bare 500 for a crashed function; say where to look instead.
+        logger.exception("management request failed")
+        return {
+            "statusCode": 500,
+            "headers": {"content-type": "application/json"},
+            "body": ErrorBody(
+                message="meetpilot could not carry out the request; its log has the details"
+            ).model_dump_json(),
+        }

@@ -1,0 +1,609 @@
+"""``meetpilot demo``: a mixed set of meetings through the whole pipeline on the embedded stack.
+
+Each meeting is set up for an outcome (recorded, not admitted, denied, transcription failed, a long
+transcript, the same meeting submitted twice); the demo runs until every session is final, or
+until nothing has moved for a while (no status, outcome, transcript try or queue count changed, and
+no queue holds a job), then checks every outcome against what it was set up for, from DynamoDB
+and S3. What the functions write (JSON logs, EMF metric lines) goes to a log file in the output
+folder, as a Lambda's output goes to CloudWatch Logs; the console shows only the table (or a line
+per outcome) and the summary.
+Alongside the ad-hoc meetings, two users' ICS calendars (``demo_calendar.ics``, served on loopback)
+bring a shared meeting, a recurring series with an exception, a moved and a cancelled meeting, and
+a Teams link hidden in a description (see ``meetpilot_dev.demo_calendars``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from meetpilot.domain.meeting import DesiredState, DispatchState, Meeting, meeting_key
+from meetpilot.domain.session import Session, TranscriptState
+from meetpilot.domain.status import Outcome
+from meetpilot_dev.simulator import Scenario
+from meetpilot_dev.stack.embedded import LocalStack, QueueCount, StackOptions
+
+EXPECTED: dict[Scenario, Outcome] = {
+    Scenario.NORMAL: Outcome.TRANSCRIPT_STORED,
+    Scenario.LONG_TRANSCRIPT: Outcome.TRANSCRIPT_STORED,
+    Scenario.NOT_ADMITTED: Outcome.NOT_ADMITTED,
+    Scenario.DENIED: Outcome.DENIED,
+    Scenario.TRANSCRIPTION_FAILED: Outcome.TRANSCRIPTION_FAILED,
+    Scenario.EMPTY_TRANSCRIPT: Outcome.EMPTY,
+    Scenario.KICKED: Outcome.TRANSCRIPT_STORED,
+}
+FLAG_LABELS = {
+    Outcome.NOT_ADMITTED: "not admitted",
+    Outcome.DENIED: "denied",
+    Outcome.TRANSCRIPTION_FAILED: "transcription failed",
+    Outcome.BOT_FAILED: "bot failed",
+    Outcome.GAVE_UP: "gave up",
+    Outcome.STREAMING_ONLY: "streaming only",
+    Outcome.NO_TRANSCRIPT: "no transcript",
+    Outcome.DISPATCH_FAILED: "dispatch failed",
+    Outcome.EMPTY: "empty",
+    Outcome.CANCELLED: "cancelled",
+}
+# How long the demo waits without any progress before it gives up (and says what is still in flight).
+PATIENCE_SECONDS = 60.0
+SQS_MAX_DELAY_SECONDS = 900.0  # a delayed message (a retry) is back within this
+LOG_NAME = "demo.log"
+_TITLES = [
+    "Weekly sync", "Design review", "Customer call", "Hiring panel", "Board prep", "Retro",
+    "Roadmap", "1:1", "Incident review", "Sales demo", "Planning", "All hands", "Standup", "Budget",
+]  # fmt: skip
+
+
+@dataclass
+class DemoMeeting:
+    title: str
+    url: str
+    start: datetime
+    scenario: Scenario
+    user_id: str
+    source: str = "adhoc"  # or "calendar"
+    # record: a bot records it; no_bot: cancelled or moved away; later: scheduled beyond the run
+    expect: str = "record"
+
+    @property
+    def expected(self) -> Outcome:
+        return EXPECTED[self.scenario]
+
+    @property
+    def key(self) -> str:
+        return meeting_key(self.url, self.start)
+
+
+def plan_meetings(count: int, now: datetime, *, first_start: float = 20.0, spacing: float = 1.5) -> list[DemoMeeting]:
+    """The demo's mix: one of each flagged kind, a long transcript, one meeting twice, the rest normal."""
+    if count < 1:
+        raise ValueError("the demo needs at least one meeting")
+    special = [Scenario.NOT_ADMITTED, Scenario.DENIED, Scenario.TRANSCRIPTION_FAILED, Scenario.LONG_TRANSCRIPT]
+    scenarios = (special + [Scenario.NORMAL] * count)[:count]
+    # The last two slots are one meeting on two people's calendars (when there is room for it).
+    duplicate = count >= 6
+    meetings: list[DemoMeeting] = []
+    for i, scenario in enumerate(scenarios):
+        start = (now + timedelta(seconds=first_start + i * spacing)).replace(microsecond=0)
+        code = f"{chr(97 + i % 26)}{i:02d}-demo-{i:03d}"
+        url = f"https://meet.google.com/{code[:3]}-{code[4:8]}-{code[-3:]}"
+        meetings.append(DemoMeeting(_TITLES[i % len(_TITLES)], url, start, scenario, f"user{i + 1}"))
+    if duplicate:
+        original = meetings[-2]
+        # Same meeting, written the way another calendar might: host case, a tracking parameter.
+        other_url = original.url.replace("meet.google.com", "Meet.Google.com") + "?utm_source=calendar"
+        meetings[-1] = DemoMeeting(original.title, other_url, original.start, original.scenario, "user-second-calendar")
+    return meetings
+
+
+@dataclass
+class DemoReport:
+    meetings: int
+    bots: int
+    stored: int
+    flagged: Counter[str]
+    lost: int
+    mismatches: list[str] = field(default_factory=list)
+    out_dir: Path | None = None
+    seconds: float = 0.0
+    calendar_meetings: int = 0  # of ``meetings``, how many came from calendar events
+    # Meetings without an outcome when the demo gave up that something still holds (a queue, a
+    # schedule, the reconciler): where each one is.
+    in_flight: list[str] = field(default_factory=list)
+    log_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and self.lost == 0 and not self.in_flight
+
+    def summary_line(self) -> str:
+        flagged = sum(self.flagged.values())
+        order = list(FLAG_LABELS.values())
+        ranked = sorted(self.flagged.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
+        detail = ", ".join(f"{label} {n}" for label, n in ranked)
+        flags = f"{flagged} flagged ({detail})" if flagged else "0 flagged"
+        from_calendars = f" ({self.calendar_meetings} from calendars)" if self.calendar_meetings else ""
+        in_flight = f", {len(self.in_flight)} still in flight" if self.in_flight else ""
+        return (
+            f"demo: {self.meetings} meetings{from_calendars}, {self.bots} bots, {self.stored} transcripts stored, "
+            f"{flags}{in_flight}, {self.lost} lost"
+        )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "meeting"
+
+
+@dataclass(frozen=True)
+class Look:
+    """One reading of a meeting's items: its meeting and, once dispatched, its session."""
+
+    meeting: Meeting | None
+    session: Session | None
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return self.session.outcome if self.session else None
+
+
+def _look(stack: LocalStack, m: DemoMeeting) -> Look:
+    assert stack.container is not None
+    repo = stack.container.repository
+    meeting = repo.get_meeting(m.key)
+    session = repo.get_session(meeting.session_id) if meeting is not None and meeting.session_id else None
+    return Look(meeting, session)
+
+
+def _title(m: DemoMeeting) -> str:
+    return f"{m.title} [{m.user_id}]" if m.source == "calendar" else m.title
+
+
+def _row(m: DemoMeeting, look: Look) -> tuple[str, str, str, str]:
+    title = _title(m)
+    session, meeting = look.session, look.meeting
+    if meeting is not None and meeting.desired is DesiredState.CANCELLED:
+        return title, "cancelled", (session.bot_id or "-")[:8] if session else "-", "-"
+    if session is None:
+        state = meeting.dispatch_state.value if meeting else ("in calendar" if m.source == "calendar" else "submitted")
+        if meeting and meeting.schedule_name:
+            state = "scheduled"
+        return title, state, "-", "-"
+    transcript = "-"
+    if session.outcome is Outcome.TRANSCRIPT_STORED:
+        transcript = f"{session.transcript.get('words', 0)} words"
+    elif session.outcome is not None:
+        transcript = FLAG_LABELS.get(session.outcome, session.outcome.value)
+    return title, session.status.value, (session.bot_id or "-")[:8], transcript
+
+
+def _table(meetings: list[DemoMeeting], looks: list[Look]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="meetpilot demo", expand=False)
+    for column in ("meeting", "status", "bot", "transcript"):
+        table.add_column(column)
+    for m, look in zip(meetings, looks, strict=True):
+        table.add_row(*_row(m, look))
+    return table
+
+
+def _outcome_line(m: DemoMeeting, look: Look) -> str:
+    """One line for a meeting that reached its end (for a console that is not a terminal)."""
+    title, status, bot, transcript = _row(m, look)
+    if m.expect == "later":
+        return f"{title}: scheduled for later, no bot yet"
+    if m.expect == "no_bot":
+        return f"{title}: {status}, no bot"
+    if look.outcome is Outcome.TRANSCRIPT_STORED:
+        return f"{title}: transcript stored, {transcript} (bot {bot})"
+    return f"{title}: {transcript if transcript != '-' else status} (bot {bot})"
+
+
+def _final(m: DemoMeeting, look: Look) -> bool:
+    return m.expect != "record" or look.outcome is not None
+
+
+def _progress_mark(looks: list[Look], counts: dict[str, QueueCount]) -> Hashable:
+    """What counts as progress when it changes: a dispatch, a status, an outcome, a transcript try,
+    or any message arriving in, leaving or moving within a queue."""
+    states = tuple(
+        (
+            look.meeting.dispatch_state if look.meeting else None,
+            look.session.status if look.session else None,
+            look.outcome,
+            look.session.transcript_state if look.session else None,
+            look.session.transcript_tries if look.session else 0,
+        )
+        for look in looks
+    )
+    return states, tuple(sorted(counts.items()))
+
+
+class ProgressWatch:
+    """Says whether anything moved within the last ``patience`` seconds (of the monotonic clock).
+
+    While a queue still holds a job (a retry waiting out its delay, say), the wait is SQS's own
+    longest delay instead: the job is bound to come back, so the run is waiting, not stuck.
+    """
+
+    def __init__(self, patience: float, *, now: Callable[[], float] = time.monotonic) -> None:
+        self.patience = patience
+        self._now = now
+        self._mark: Hashable = None
+        self._moved_at = now()
+
+    def moving(self, mark: Hashable, *, job_queued: bool = False) -> bool:
+        """Record one look; False once the allowed time has passed without a change."""
+        now = self._now()
+        if mark != self._mark:
+            self._mark, self._moved_at = mark, now
+        allowed = max(self.patience, SQS_MAX_DELAY_SECONDS) if job_queued else self.patience
+        return now - self._moved_at < allowed
+
+    @property
+    def idle_seconds(self) -> float:
+        return self._now() - self._moved_at
+
+
+_QUEUE_LABELS = {"DispatchFunction": "dispatch queue", "BotEventsFunction": "bot events queue",
+                 "TranscriptFetchFunction": "transcript queue"}  # fmt: skip
+
+
+def _whereabouts(look: Look, counts: dict[str, QueueCount]) -> tuple[str, str | None]:
+    """Status and holder of a meeting without an outcome; no holder means nothing will finish it."""
+
+    def queue(function: str) -> str | None:
+        count = counts.get(function)
+        return f"{_QUEUE_LABELS[function]}: {count.describe()}" if count and count.total else None
+
+    meeting, session = look.meeting, look.session
+    if session is not None:
+        status = f"bot {session.status.value}"
+        if session.transcript_state is TranscriptState.QUEUED:
+            status += f", transcript not ready after {session.transcript_tries} tries"
+            held = queue("TranscriptFetchFunction")
+        else:
+            held = queue("BotEventsFunction")
+        # A session without an outcome carries an attention time: the reconciler polls the provider.
+        return status, held or "the reconciler (attention index)"
+    if meeting is None:
+        return "submitted, no meeting stored", queue("DispatchFunction")
+    if meeting.schedule_name and meeting.dispatch_state is DispatchState.PENDING:
+        return "waiting for its dispatch time", f"schedule {meeting.schedule_name}"
+    if meeting.dispatch_state in (DispatchState.PENDING, DispatchState.CLAIMED):
+        held = queue("DispatchFunction") or "the reconciler (missed dispatch)"
+        return f"dispatch {meeting.dispatch_state.value}", held
+    return f"dispatch {meeting.dispatch_state.value}, no session", None
+
+
+def _write_transcripts(stack: LocalStack, meetings: list[DemoMeeting], out_dir: Path) -> None:
+    assert stack.container is not None
+    s3 = stack.container.client("s3")
+    bucket = stack.container.settings.transcript_bucket
+    folder = out_dir / "transcripts"
+    if folder.exists():  # a previous run's files would mix with this run's
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    seen: set[str] = set()
+    for m in meetings:
+        session = stack.session_for(m.key)
+        if session is None or m.key in seen or not session.transcript.get("keys"):
+            continue
+        seen.add(m.key)
+        for fmt in ("txt", "vtt", "json"):
+            key = session.transcript["keys"][fmt]
+            target = folder / f"{_slug(m.title)}-{(session.bot_id or '')[:8]}.{fmt}"
+            s3.download_file(bucket, key, str(target))
+
+
+def evaluate(stack: LocalStack, meetings: list[DemoMeeting]) -> DemoReport:
+    """Outcomes as DynamoDB and S3 hold them, checked against what each meeting was set up for.
+
+    A meeting without an outcome is "in flight" while a queue, a schedule or the reconciler still
+    holds it, and "lost" only when nothing does.
+    """
+    assert stack.container is not None
+    s3 = stack.container.client("s3")
+    bucket = stack.container.settings.transcript_bucket
+    mismatches = _check_calendar_only(stack, [m for m in meetings if m.expect != "record"])
+    meetings = [m for m in meetings if m.expect == "record"]
+    distinct = {m.key for m in meetings}
+    flagged: Counter[str] = Counter()
+    stored = lost = 0
+    in_flight: list[str] = []
+    counted: set[str] = set()
+    counts: dict[str, QueueCount] | None = None
+    for m in meetings:
+        look = _look(stack, m)
+        session = look.session
+        if session is None or session.outcome is None:
+            counts = counts if counts is not None else stack.queue_counts()
+            status, held = _whereabouts(look, counts)
+            if held is None:
+                lost += 1
+                mismatches.append(f"{_title(m)}: lost ({status}; no queue, schedule or reconciler holds it)")
+            else:
+                in_flight.append(f"{_title(m)}: {status}; in {held}")
+            continue
+        if session.outcome is not m.expected:
+            mismatches.append(f"{m.title}: expected {m.expected.value}, got {session.outcome.value}")
+        if m.key in counted:
+            continue
+        counted.add(m.key)
+        if session.outcome is Outcome.TRANSCRIPT_STORED:
+            for key in session.transcript["keys"].values():
+                s3.head_object(Bucket=bucket, Key=key)  # raises if the object is missing
+            stored += 1
+        else:
+            flagged[FLAG_LABELS.get(session.outcome, session.outcome.value)] += 1
+    bots = len(stack.simulator.bots())
+    if bots != len(distinct) and not in_flight:
+        mismatches.append(f"{bots} bots for {len(distinct)} distinct meetings")
+    from_calendars = sum(1 for m in meetings if m.source == "calendar")
+    return DemoReport(
+        len(meetings), bots, stored, flagged, lost, mismatches, calendar_meetings=from_calendars, in_flight=in_flight
+    )
+
+
+def _check_calendar_only(stack: LocalStack, entries: list[DemoMeeting]) -> list[str]:
+    """Cancelled and moved-away meetings have no bot; a meeting beyond the run is scheduled."""
+    assert stack.container is not None
+    problems = []
+    for m in entries:
+        meeting = stack.container.repository.get_meeting(m.key)
+        if m.expect == "no_bot":
+            if meeting is not None and (meeting.desired is not DesiredState.CANCELLED or meeting.session_id):
+                problems.append(f"{m.title}: expected no bot, meeting is {meeting.desired.value}")
+        elif m.expect == "later" and (
+            meeting is None or meeting.dispatch_state is not DispatchState.PENDING or not meeting.schedule_name
+        ):
+            problems.append(f"{m.title}: expected a schedule for later")
+    return problems
+
+
+def demo_options(speed: float = 600.0, background: bool = True) -> StackOptions:
+    return StackOptions(
+        speed=speed,
+        background_pollers=background,
+        lead_time_seconds=10,  # dispatch 10 s before start, through a real schedule
+        schedule_margin_seconds=0,
+        scheduler_interval_seconds=0.25,
+        # The simulator runs 600 times faster than life; retry waits (a transcript not processed
+        # yet: 15 s, 30 s, 60 s...) and leases shrink with it, or one slow fetch holds the run.
+        time_scale=0.1,
+        simulator_overrides={"long_transcript_segments": 4000},
+        # The functions' logs go to demo.log, not the console: keep their INFO lines there.
+        quiet_logs=False,
+    )
+
+
+def run_demo(
+    count: int = 12,
+    *,
+    patience: float = PATIENCE_SECONDS,
+    out_dir: Path = Path(".demo"),
+    console: Any = None,
+    live: bool = True,
+    options: StackOptions | None = None,
+    first_start: float = 20.0,
+    calendars: bool = True,
+) -> DemoReport:
+    """Run ``count`` ad-hoc meetings, plus the demo calendars' meetings unless ``calendars`` is off.
+
+    It goes on while anything moves and gives up after ``patience`` seconds without progress.
+    ``console`` (a rich Console) gets a live table when it is a terminal and ``live`` is on, else
+    one line per meeting as it ends; the functions' own output goes to ``out_dir``/demo.log.
+    """
+    from meetpilot_dev.fakes.feeds import FeedServer
+
+    started = time.monotonic()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / LOG_NAME
+    if console is not None:
+        console.file = console.file  # keep the terminal: stdout becomes the functions' log below
+    with functions_output_to(log_path), LocalStack(options or demo_options()) as stack, FeedServer() as feeds:
+        assert stack.simulator is not None
+        now = stack.clock.now()
+        meetings = plan_meetings(count, now, first_start=first_start)
+        if calendars:
+            meetings += _start_calendars(stack, feeds, now, first_start=first_start, patience=patience)
+        for m in meetings:
+            if m.source != "adhoc":
+                continue
+            stack.simulator.set_scenario(m.url, m.scenario)
+            stack.submit_meeting(m.url, m.start, title=m.title, user_id=m.user_id)
+        if calendars:
+            _publish_changes(stack, feeds, now, first_start=first_start, patience=patience)
+        if live and console is not None and console.is_terminal:
+            from rich.live import Live
+
+            # Nothing else writes to the terminal meanwhile, so Live need not redirect stdout.
+            with Live(console=console, refresh_per_second=4, redirect_stdout=False, redirect_stderr=False) as view:
+                follow(stack, meetings, patience, show=lambda looks: view.update(_table(meetings, looks)))
+            # Live's last act is a cursor control sequence: end its line, so whatever follows
+            # (the summary) starts a line of its own, as `grep '^demo:'` expects.
+            console.line()
+        else:
+            printed: set[int] = set()
+
+            def print_outcomes(looks: list[Look]) -> None:
+                for i, (m, look) in enumerate(zip(meetings, looks, strict=True)):
+                    if i not in printed and m.expect == "record" and look.outcome is not None:
+                        printed.add(i)
+                        if console is not None:
+                            console.print(_outcome_line(m, look), soft_wrap=True, markup=False, highlight=False)
+
+            looks = follow(stack, meetings, patience, show=print_outcomes)
+            for i, (m, look) in enumerate(zip(meetings, looks, strict=True)):
+                if i not in printed and console is not None:
+                    console.print(_outcome_line(m, look), soft_wrap=True, markup=False, highlight=False)
+        report = evaluate(stack, meetings)
+        _write_transcripts(stack, meetings, out_dir)
+        (out_dir / "summary.json").write_text(
+            json.dumps(
+                {
+                    "summary": report.summary_line(),
+                    "ok": report.ok,
+                    "mismatches": report.mismatches,
+                    "in_flight": report.in_flight,
+                },
+                indent=2,
+            )
+        )
+        report.out_dir = out_dir
+        report.log_path = log_path
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def follow(
+    stack: LocalStack,
+    meetings: list[DemoMeeting],
+    patience: float = PATIENCE_SECONDS,
+    *,
+    show: Callable[[list[Look]], None] = lambda looks: None,
+) -> list[Look]:
+    """Look at every meeting until all are final, or nothing has moved for ``patience`` seconds."""
+    watch = ProgressWatch(patience)
+    while True:
+        looks = [_look(stack, m) for m in meetings]
+        show(looks)
+        if all(_final(m, look) for m, look in zip(meetings, looks, strict=True)):
+            return looks
+        counts = stack.queue_counts()
+        if not watch.moving(_progress_mark(looks, counts), job_queued=any(c.total for c in counts.values())):
+            return looks
+        _drive(stack)
+
+
+def _start_calendars(
+    stack: LocalStack, feeds: Any, now: datetime, *, first_start: float, patience: float
+) -> list[DemoMeeting]:
+    """Publish the first version of both users' feeds, register them and wait for their first sync."""
+    from meetpilot.app.calendars import IcsRegistration, add_ics_calendar
+    from meetpilot_dev.demo_calendars import plan_calendars
+
+    assert stack.container is not None
+    c = stack.container
+    plan = plan_calendars(now, first_start=first_start)
+    for user, text in plan.before.items():
+        url = feeds.publish(user, text)
+        registration = IcsRegistration(user, url, owner_email=f"{user}@acme.demo", label=f"{user}'s work calendar")
+        add_ics_calendar(
+            registration,
+            repo=c.repository,
+            sync_queue=c.calendar_sync_queue,
+            clock=c.clock,
+            check_address=c.feed_guard.vet_url,
+        )
+    _wait_for_syncs(stack, since=None, patience=patience)
+    return [
+        DemoMeeting(e.title, e.url, e.start, Scenario.NORMAL, e.user_id, source="calendar", expect=e.expect)
+        for e in sorted(plan.entries, key=lambda e: e.start)
+    ]
+
+
+def _publish_changes(stack: LocalStack, feeds: Any, now: datetime, *, first_start: float, patience: float) -> None:
+    """The second version of the feeds (a meeting moved, one cancelled), then a poll, as every 10 minutes."""
+    from meetpilot.app.calendar_sync import enqueue_due_syncs
+    from meetpilot_dev.demo_calendars import plan_calendars
+
+    assert stack.container is not None
+    c = stack.container
+    for user, text in plan_calendars(now, first_start=first_start).after.items():
+        feeds.publish(user, text)
+    mark = c.clock.now()
+    enqueue_due_syncs(repo=c.repository, queue=c.calendar_sync_queue, clock=c.clock)
+    _wait_for_syncs(stack, since=mark, patience=patience)
+
+
+def _wait_for_syncs(stack: LocalStack, *, since: datetime | None, patience: float) -> None:
+    """Until every calendar has synced (after ``since``), while its sync queue moves."""
+    assert stack.container is not None
+    repo = stack.container.repository
+    watch = ProgressWatch(patience)
+    while True:
+        calendars = repo.list_calendars()
+        synced = [c.last_synced_at for c in calendars]
+        if calendars and all(at is not None and (since is None or at > since) for at in synced):
+            return
+        if not watch.moving((tuple(synced), tuple(sorted(stack.queue_counts().items())))):
+            return  # the run goes on; evaluate() reports the calendar meetings that never came
+        _drive(stack)
+
+
+def _drive(stack: LocalStack) -> None:
+    """Background pollers do the work; without them, drive the queues here."""
+    if stack.options.background_pollers:
+        time.sleep(0.5)
+    else:
+        stack.drain()
+        time.sleep(0.05)
+
+
+class _LineWriter:
+    """A text stream many threads write whole lines to: each thread's text is held until its
+    newline, so one JSON log or EMF line never has another thread's text inside it."""
+
+    encoding = "utf-8"
+
+    def __init__(self, target: IO[str]) -> None:
+        self._target = target
+        self._lock = threading.Lock()
+        self._pending = threading.local()
+
+    def write(self, text: str) -> int:
+        buffered = getattr(self._pending, "text", "") + text
+        head, newline, tail = buffered.rpartition("\n")
+        self._pending.text = tail
+        if newline:
+            with self._lock:
+                self._target.write(head + newline)
+                self._target.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        pass  # whole lines are written through at once; a partial line waits for its newline
+
+    def isatty(self) -> bool:
+        return False
+
+
+@contextmanager
+def functions_output_to(path: Path) -> Iterator[Path]:
+    """Send what the functions write to ``path``: stdout (EMF metric lines are printed there), the
+    service's JSON logger and every other logger (the simulator's, werkzeug's). A Lambda's output
+    goes to CloudWatch Logs, not to the terminal of whoever invoked it."""
+    from meetpilot.handlers.observability import logger
+
+    with path.open("w", encoding="utf-8") as log:
+        writer: Any = _LineWriter(log)
+        service_handler = logger.registered_handler
+        previous_stream = None
+        if isinstance(service_handler, logging.StreamHandler):
+            previous_stream = service_handler.setStream(writer)
+        others = logging.StreamHandler(writer)
+        others.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(others)
+        saved_stdout = sys.stdout
+        sys.stdout = writer
+        try:
+            yield path
+        finally:
+            sys.stdout = saved_stdout
+            root.removeHandler(others)
+            if isinstance(service_handler, logging.StreamHandler) and previous_stream is not None:
+                service_handler.setStream(previous_stream)

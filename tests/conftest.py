@@ -1,0 +1,12 @@
+"""Settings every test shares."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from meetpilot_dev.stack.template import TEMPLATE_ENV
+
+# Tests that change directory (a CLI run in a temporary folder) still build the stack from the
+# checkout's template.
+os.environ.setdefault(TEMPLATE_ENV, str(Path(__file__).resolve().parents[1] / "template.yaml"))
