@@ -47,9 +47,12 @@ lock:
 		scripts/$$tool.sh spec | $(UV_COMPILE) - -o scripts/$$tool.lock || exit 1; \
 	done
 
+# lint-imports keeps the contracts in pyproject.toml: the service's layers, no workbench import from
+# the service, the simulator on its own, no import cycle.
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy src/meetpilot/domain src/meetpilot/app

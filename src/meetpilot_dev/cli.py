@@ -663,7 +663,7 @@ def redrive(
     """
     import boto3
 
-    from meetpilot_dev.dev import read_state
+    from meetpilot_dev.dev_state import read_state
     from meetpilot_dev.redrive import RedriveError, dead_letter_queue_url, queue_name
     from meetpilot_dev.redrive import redrive as move_back
 

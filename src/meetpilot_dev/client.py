@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 
 from meetpilot.errors import MeetpilotError
+from meetpilot_dev.dev_state import read_state
 
 API_URL_OUTPUT = "ManagementApiUrl"
 
@@ -43,8 +44,6 @@ class ManagementClient:
     def for_dev(cls, state: Mapping[str, Any] | None = None) -> ManagementClient:
         """The API of the running ``meetpilot dev`` (FileNotFoundError when none runs here)."""
         from botocore.credentials import Credentials
-
-        from meetpilot_dev.dev import read_state
 
         state = state if state is not None else read_state()
         env = state["environment"]

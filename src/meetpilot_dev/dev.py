@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -11,9 +9,10 @@ from typing import Any
 
 from meetpilot_dev.client import ManagementClient
 from meetpilot_dev.dashboard import DashboardServer
+from meetpilot_dev.dev_state import STATE_FILE, read_state, write_state
 from meetpilot_dev.stack.embedded import LocalStack, StackOptions
 
-STATE_FILE = Path(".meetpilot") / "dev.json"
+__all__ = ["STATE_FILE", "container_from_state", "describe", "read_state", "run_dev", "write_state"]
 
 
 def describe(stack: LocalStack, dashboard_url: str | None = None) -> list[str]:
@@ -36,29 +35,6 @@ def describe(stack: LocalStack, dashboard_url: str | None = None) -> list[str]:
         "  meetpilot sessions watch",
     ]
     return lines
-
-
-def write_state(stack: LocalStack, path: Path = STATE_FILE, *, dashboard_url: str | None = None) -> None:
-    assert stack.gateway is not None and stack.simulator is not None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "pid": os.getpid(),
-        "dashboard": dashboard_url,
-        "gateway": stack.gateway.url,
-        "simulator": stack.simulator.base_url,
-        "simulator_api_key": stack.api_key,
-        "environment": stack.environment(),
-    }
-    path.write_text(json.dumps(state, indent=2))
-    path.chmod(0o600)  # it holds the local simulator's API key
-
-
-def read_state(path: Path = STATE_FILE) -> dict[str, Any]:
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no running 'meetpilot dev' found ({path} is missing); start one first") from None
-    return data
 
 
 def run_dev(

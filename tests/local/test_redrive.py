@@ -18,7 +18,7 @@ from meetpilot.domain.session import Session, TranscriptMode, TranscriptState
 from meetpilot.domain.webhook_auth import capability_token
 from meetpilot.handlers import ingest
 from meetpilot_dev.cli import app
-from meetpilot_dev.dev import write_state
+from meetpilot_dev.dev_state import write_state
 from meetpilot_dev.redrive import RedriveError, dead_letter_queue_url, redrive
 from meetpilot_dev.stack.embedded import LocalStack, StackOptions
 
