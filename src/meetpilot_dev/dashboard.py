@@ -65,7 +65,7 @@ class DashboardServer:
     def url(self) -> str:
         assert self._server is not None, "the dashboard is not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def start(self) -> DashboardServer:
         self._server = _Server((self._host, self._port), _Handler)

@@ -44,7 +44,7 @@ class FeedServer:
     def base_url(self) -> str:
         assert self._server is not None, "feed server not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> str:
         if self._server is not None:

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -428,7 +429,7 @@ class MeetStreamAPI:
         generation = bot.generation
         for item in plan:
             self._timers.call_later(
-                item.after / self.config.speed, lambda item=item: self._send_live(bot, url, item.payload, generation)
+                item.after / self.config.speed, partial(self._send_live, bot, url, item.payload, generation)
             )
 
     def _send_live(self, bot: BotRecord, url: str, payload: dict[str, Any], generation: int) -> None:

@@ -66,7 +66,7 @@ def live_plan(
         if interim:
             half = words[: max(1, len(words) // 2)]
             partial = " ".join(w["punctuated_word"] for w in half)
-            result = {"transcript": partial, "new_text": partial, "words": half}
+            result: dict[str, Any] = {"transcript": partial, "new_text": partial, "words": half}
             result.update(is_final=False, end_of_turn=False)
             plan.append(LiveDelivery(when - gap / 4, {**base, **result}))
         text = segment["transcript"]

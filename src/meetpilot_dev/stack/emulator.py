@@ -79,11 +79,11 @@ class EmulatorGuard:
         auth = environ.get("HTTP_AUTHORIZATION", "")
         found = _CREDENTIAL.search(auth) or _V2_HEADER.match(auth)
         if found:
-            return found.group(1)
+            return str(found.group(1))
         query = parse_qs(environ.get("QUERY_STRING", ""))
         for name in ("X-Amz-Credential", "AWSAccessKeyId"):  # presigned: SigV4, and SigV2 for S3
             if query.get(name):
-                return query[name][0].split("/", 1)[0]
+                return str(query[name][0].split("/", 1)[0])
         return None
 
 

@@ -134,7 +134,7 @@ class Gateway:
     def url(self) -> str:
         assert self._server is not None, "gateway not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def _match(self, method: str, path: str) -> tuple[GatewayRoute, dict[str, str]] | None:
         for route, pattern in self.routes:
