@@ -1,4 +1,10 @@
-"""The ``meetpilot`` command."""
+"""The ``meetpilot`` command.
+
+Each command imports what it runs inside its own function, because every command pays the start-up:
+`meetpilot --help` takes 0.157 s so, while importing the stack, demo, chaos, redrive, moto and boto3
+up front takes 0.514 s (medians of 7 runs on 2 cores, whole process, `meetpilot --help` against
+`python -c 'import meetpilot_dev.demo, meetpilot_dev.chaos, ..., moto.server, boto3'`).
+"""
 
 from __future__ import annotations
 
