@@ -14,7 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+import boto3
 import httpx
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import BotoCoreError, ClientError
 
 from meetpilot.errors import MeetpilotError
 from meetpilot_dev.dev_state import read_state
@@ -43,8 +48,6 @@ class ManagementClient:
     @classmethod
     def for_dev(cls, state: Mapping[str, Any] | None = None) -> ManagementClient:
         """The API of the running ``meetpilot dev`` (FileNotFoundError when none runs here)."""
-        from botocore.credentials import Credentials
-
         state = state if state is not None else read_state()
         env = state["environment"]
         credentials = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
@@ -53,8 +56,6 @@ class ManagementClient:
     @classmethod
     def for_stack(cls, stack_name: str, *, session: Any = None) -> ManagementClient:
         """The API of a deployed stack, signed with the caller's AWS credentials."""
-        import boto3
-
         session = session or boto3.session.Session()
         outputs = stack_outputs(stack_name, session=session)
         url = outputs.get(API_URL_OUTPUT)
@@ -77,9 +78,6 @@ class ManagementClient:
         body: Any = None,
     ) -> tuple[int, Any]:
         """Send one signed request; return (status, decoded JSON). Raises ApiError for 4xx/5xx."""
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-
         query = {k: str(v) for k, v in (params or {}).items() if v is not None}
         # Encoded as SigV4 canonicalises it (every reserved character escaped), so the signed
         # query string and the one sent are the same bytes.
@@ -130,9 +128,6 @@ class ManagementClient:
 
 def stack_outputs(stack_name: str, *, session: Any = None) -> dict[str, str]:
     """A deployed stack's outputs, by key."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
     session = session or boto3.session.Session()
     try:
         stacks = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]

@@ -29,9 +29,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from rich.live import Live
+from rich.table import Table
+
+from meetpilot.app.calendar_sync import enqueue_due_syncs
+from meetpilot.app.calendars import IcsRegistration, add_ics_calendar
 from meetpilot.domain.meeting import DesiredState, DispatchState, Meeting, meeting_key
 from meetpilot.domain.session import Session, TranscriptState
 from meetpilot.domain.status import Outcome
+from meetpilot.handlers.observability import logger
+from meetpilot_dev.demo_calendars import plan_calendars
+from meetpilot_dev.fakes.feeds import FeedServer
 from meetpilot_dev.simulator import Scenario
 from meetpilot_dev.stack.embedded import LocalStack, QueueCount, StackOptions
 
@@ -189,8 +197,6 @@ def _row(m: DemoMeeting, look: Look) -> tuple[str, str, str, str]:
 
 
 def _table(meetings: list[DemoMeeting], looks: list[Look]) -> Any:
-    from rich.table import Table
-
     table = Table(title="meetpilot demo", expand=False)
     for column in ("meeting", "status", "bot", "transcript"):
         table.add_column(column)
@@ -406,7 +412,6 @@ def run_demo(
     ``console`` (a rich Console) gets a live table when it is a terminal and ``live`` is on, else
     one line per meeting as it ends; the functions' own output goes to ``out_dir``/demo.log.
     """
-    from meetpilot_dev.fakes.feeds import FeedServer
 
     started = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -427,8 +432,6 @@ def run_demo(
         if calendars:
             _publish_changes(stack, feeds, now, first_start=first_start, patience=patience)
         if live and console is not None and console.is_terminal:
-            from rich.live import Live
-
             # Nothing else writes to the terminal meanwhile, so Live need not redirect stdout.
             with Live(console=console, refresh_per_second=4, redirect_stdout=False, redirect_stderr=False) as view:
                 follow(stack, meetings, patience, show=lambda looks: view.update(_table(meetings, looks)))
@@ -492,9 +495,6 @@ def _start_calendars(
     stack: LocalStack, feeds: Any, now: datetime, *, first_start: float, patience: float
 ) -> list[DemoMeeting]:
     """Publish the first version of both users' feeds, register them and wait for their first sync."""
-    from meetpilot.app.calendars import IcsRegistration, add_ics_calendar
-    from meetpilot_dev.demo_calendars import plan_calendars
-
     assert stack.container is not None
     c = stack.container
     plan = plan_calendars(now, first_start=first_start)
@@ -517,9 +517,6 @@ def _start_calendars(
 
 def _publish_changes(stack: LocalStack, feeds: Any, now: datetime, *, first_start: float, patience: float) -> None:
     """The second version of the feeds (a meeting moved, one cancelled), then a poll, as every 10 minutes."""
-    from meetpilot.app.calendar_sync import enqueue_due_syncs
-    from meetpilot_dev.demo_calendars import plan_calendars
-
     assert stack.container is not None
     c = stack.container
     for user, text in plan_calendars(now, first_start=first_start).after.items():
@@ -586,7 +583,6 @@ def functions_output_to(path: Path) -> Iterator[Path]:
     """Send what the functions write to ``path``: stdout (EMF metric lines are printed there), the
     service's JSON logger and every other logger (the simulator's, werkzeug's). A Lambda's output
     goes to CloudWatch Logs, not to the terminal of whoever invoked it."""
-    from meetpilot.handlers.observability import logger
 
     with path.open("w", encoding="utf-8") as log:
         writer: Any = _LineWriter(log)

@@ -7,6 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import boto3
+from botocore.credentials import Credentials
+
+from meetpilot.composition import Container
+from meetpilot.settings import Settings
 from meetpilot_dev.client import ManagementClient
 from meetpilot_dev.dashboard import DashboardServer
 from meetpilot_dev.dev_state import STATE_FILE, read_state, write_state
@@ -72,8 +77,6 @@ def run_dev(
 
 def dev_api_client(stack: LocalStack) -> ManagementClient:
     """A management API client for this stack, signing with its local credentials."""
-    from botocore.credentials import Credentials
-
     assert stack.gateway is not None
     env = stack.environment()
     credentials = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
@@ -82,11 +85,6 @@ def dev_api_client(stack: LocalStack) -> ManagementClient:
 
 def container_from_state(state: dict[str, Any]) -> Any:
     """A composition root pointed at a running 'meetpilot dev' (for CLI commands)."""
-    import boto3
-
-    from meetpilot.composition import Container
-    from meetpilot.settings import Settings
-
     env = dict(state["environment"])
     env.setdefault("MEETSTREAM_BASE_URL", state["simulator"])
     env.setdefault("PUBLIC_BASE_URL", state["gateway"])

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+
 from meetpilot import __version__
+from meetpilot.handlers.api.routes import app
 
 SIGV4_SCHEME = "sigv4"
 _DESCRIPTION = (
@@ -22,10 +25,6 @@ _DESCRIPTION = (
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3 document of every route under /v1, with SigV4 as its security scheme."""
-    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
-
-    from meetpilot.handlers.api.routes import app
-
     text = app.get_openapi_json_schema(
         title="meetpilot management API",
         version=__version__,

@@ -12,14 +12,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import boto3
+
 from meetpilot.composition import Container, use_container
 from meetpilot.domain.clock import Clock, SystemClock, to_iso
 from meetpilot.domain.meeting import meeting_key
+from meetpilot.handlers.observability import logger
 from meetpilot.settings import Settings
+from meetpilot_dev.fakes.google_calendar import FakeGoogleCalendar
+from meetpilot_dev.simulator import Simulator, SimulatorConfig
 from meetpilot_dev.stack import aws_call_log
 from meetpilot_dev.stack.emulator import AwsEmulator
+from meetpilot_dev.stack.event_tap import EventTap
 from meetpilot_dev.stack.gateway import Gateway, GatewayRoute
 from meetpilot_dev.stack.invoke import load_handler
+from meetpilot_dev.stack.resources import create_stack_resources
 from meetpilot_dev.stack.scheduler_runner import SchedulerRunner, SchedulerThread, rate_schedules_from_template
 from meetpilot_dev.stack.sigv4 import SigV4Verifier
 from meetpilot_dev.stack.sqs_runner import PollerThread, QueueFeeder
@@ -103,15 +110,8 @@ class LocalStack:
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> LocalStack:
-        import boto3
-
-        from meetpilot_dev.simulator import Simulator, SimulatorConfig
-        from meetpilot_dev.stack.resources import create_stack_resources
-
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the servers' access lines say nothing useful
         if self.options.quiet_logs:
-            from meetpilot.handlers.observability import logger
-
             logger.setLevel(logging.WARNING)
         self._moto = AwsEmulator(access_key=LOCAL_ACCESS_KEY)
         self.aws_endpoint = self._moto.start()
@@ -161,8 +161,6 @@ class LocalStack:
         gateway_url = self.gateway.start()
         google_env: dict[str, str] = {}
         if self.options.google_fake:
-            from meetpilot_dev.fakes.google_calendar import FakeGoogleCalendar
-
             self.google = FakeGoogleCalendar(clock=self.clock)
             self.google.start()
             google_env = {"GOOGLE_CALENDAR_API_BASE": self.google.api_base, "GOOGLE_TOKEN_URI": self.google.token_uri}
@@ -183,7 +181,6 @@ class LocalStack:
         settings = Settings.from_env(env)
         self.container = Container(settings, clock=self.clock, boto_session=session, endpoint_url=self.aws_endpoint)
         use_container(self.container)
-        from meetpilot_dev.stack.event_tap import EventTap
 
         self.event_tap = EventTap.create(
             self.container.client("events"),

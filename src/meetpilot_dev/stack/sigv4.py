@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "execute-api"
 MAX_SKEW = timedelta(minutes=15)  # API Gateway's window for X-Amz-Date
@@ -67,10 +71,6 @@ class SigV4Verifier:
         self, method: str, target: str, headers: Mapping[str, str], body: bytes, *, now: datetime | None = None
     ) -> Identity:
         """The caller's identity, or SignatureRejected saying what is wrong with the signature."""
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-        from botocore.credentials import Credentials
-
         lowered = {k.lower(): v for k, v in headers.items()}
         authorization = lowered.get("authorization")
         if not authorization:
