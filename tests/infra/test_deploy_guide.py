@@ -103,7 +103,7 @@ FORMS = [
     Form(
         "make demo",
         _is("make", "demo"),
-        "tests/local/test_demo_e2e.py::test_demo_writes_transcripts_and_a_summary_line",
+        "tests/workbench/test_demo.py::test_demo_writes_transcripts_and_a_summary_line",
     ),
     Form("make test", _is("make", "test"), ".ci/run"),
     Form("make sam-cli", _is("make", "sam-cli"), f"{SAM_BUILD}::test_sam_validate_lint_passes_offline"),
@@ -111,7 +111,7 @@ FORMS = [
     Form(
         "the simulator on its own",
         _starts(".venv/bin/python", "-m", "meetpilot_dev.simulator"),
-        "tests/simulator/test_server.py",
+        "tests/workbench/simulator/test_server.py",
     ),
     Form(
         "meetpilot CLI commands", _meetpilot_cli, f"{HERE}::test_every_cli_command_in_the_readme_parses_and_is_tested"
@@ -210,7 +210,7 @@ def _command_path(ctx: Any) -> list[str]:
 
 
 # Commands whose tests call the function behind them instead of going through the CLI.
-_TESTED_BEHIND_THE_CLI = {("dev",): "tests/local/test_dev.py", ("demo",): "tests/local/test_demo_e2e.py"}
+_TESTED_BEHIND_THE_CLI = {("dev",): "tests/workbench/test_dev.py", ("demo",): "tests/workbench/test_demo.py"}
 
 
 def _invoked_by_a_test(path: list[str]) -> bool:

@@ -30,8 +30,8 @@ from tests.infra.role_replay import (
     role_documents,
     without_action,
 )
-from tests.integration.calendar_helpers import Ev, ics
-from tests.integration.conftest import FAST_SIMULATOR, run_until
+from tests.support.calendar_helpers import Ev, ics
+from tests.support.stacks import FAST_SIMULATOR, run_until
 
 # Permissions that neither the small demo nor the pass over the management API uses, keyed
 # (function, action, resource as the template writes it); "*" stands for any. Each says why it
