@@ -176,6 +176,7 @@ def chaos(
     meetings: Annotated[int, typer.Option(help="how many meetings to run", min=1, max=5000)] = 300,
     seed: Annotated[int, typer.Option(help="seed of every fault draw")] = 7,
     timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 900.0,
+    out: Annotated[Path, typer.Option(help="folder for chaos.log, the functions' own output")] = Path(".chaos"),
 ) -> None:
     """Run many meetings through the local stack while faults are injected everywhere, then check
     every invariant (one bot per meeting, none lost, right final state, transcripts stored once).
@@ -185,11 +186,17 @@ def chaos(
     from rich.table import Table
 
     from meetpilot_dev.chaos import run_chaos
+    from meetpilot_dev.demo import functions_output_to
 
     def progress(done: int, total: int) -> None:
         console.print(f"  {done}/{total} meetings final", end="\r")
 
-    report = run_chaos(meetings, seed=seed, timeout=timeout, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    console.file = console.file  # keep the terminal: stdout becomes the functions' log below
+    # The functions log every injected fault they survive; that is the log's business, not the console's.
+    with functions_output_to(out / "chaos.log") as log_path:
+        report = run_chaos(meetings, seed=seed, timeout=timeout, progress=progress)
+    console.print(f"log: {log_path.resolve()}")
     table = Table(title=f"meetpilot chaos: {meetings} meetings, seed {seed}, {report.seconds:.0f} s")
     for column in ("figure", "value", "check"):
         table.add_column(column)
