@@ -61,9 +61,16 @@ class Container:
 
     @cached_property
     def repository(self) -> Any:
+        from datetime import timedelta
+
         from meetpilot.adapters.dynamodb import DynamoRepository
 
-        return DynamoRepository(self.client("dynamodb"), self.settings.require("table_name"))
+        # The meetings adapter reads the reconciler's look-again time from the configured lead time.
+        return DynamoRepository(
+            self.client("dynamodb"),
+            self.settings.require("table_name"),
+            lead_time=timedelta(seconds=self.settings.lead_time_seconds),
+        )
 
     @cached_property
     def secrets(self) -> Any:
