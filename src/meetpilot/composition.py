@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -61,8 +62,6 @@ class Container:
 
     @cached_property
     def repository(self) -> Any:
-        from datetime import timedelta
-
         from meetpilot.adapters.dynamodb import DynamoRepository
 
         # The meetings adapter reads the reconciler's look-again time from the configured lead time.
