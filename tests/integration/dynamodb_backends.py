@@ -33,6 +33,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -338,6 +339,13 @@ class StorageBackend:
         if self.dynamo is None:
             pytest.skip("checks the stored DynamoDB items; the in-memory fakes have none")
         return self.dynamo
+
+    def with_lead_time(self, lead_time: timedelta) -> Storage:
+        """Another repository on the same storage, configured with this dispatch lead time."""
+        if self.dynamo is None:
+            assert isinstance(self.repo, MemoryRepository)
+            return MemoryRepository(self.repo.table, lead_time=lead_time)
+        return DynamoRepository(self.dynamo.client, self.dynamo.table_name, lead_time=lead_time)
 
 
 @pytest.fixture(params=CONTRACT_BACKENDS)

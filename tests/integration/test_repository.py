@@ -645,3 +645,23 @@ def test_set_dispatch_schedule_moves_the_meeting_check(repo: Storage) -> None:
     repo.set_dispatch_schedule(meeting.meeting_key, "meetpilot-abc", T0 + timedelta(hours=5))
     assert repo.due_for_attention(T0 + timedelta(hours=5)) == []
     assert repo.due_for_attention(T0 + timedelta(hours=5, minutes=5)) == [("meeting", meeting.meeting_key)]
+
+
+def test_an_unscheduled_meeting_is_checked_a_grace_period_after_the_configured_lead_time(
+    storage_backend: StorageBackend,  # noqa: F811
+) -> None:
+    lead = timedelta(minutes=30)
+    repo = storage_backend.with_lead_time(lead)
+    meeting = _stored_meeting(repo)
+    due = meeting.start - lead + timedelta(minutes=5)
+    assert repo.due_for_attention(due - timedelta(seconds=1)) == []
+    assert repo.due_for_attention(due) == [("meeting", meeting.meeting_key)]
+
+    # Cancelled, then wanted again: the revived meeting is checked by the same rule.
+    repo.detach_calendar_event(meeting.meeting_key, "cal-1")
+    assert repo.cancel_meeting(meeting.meeting_key) is not None
+    assert repo.due_for_attention(due) == []
+    repo.add_meeting(_meeting(), T0)
+    assert repo.revive_meeting(meeting.meeting_key) is not None
+    assert repo.due_for_attention(due - timedelta(seconds=1)) == []
+    assert repo.due_for_attention(due) == [("meeting", meeting.meeting_key)]
