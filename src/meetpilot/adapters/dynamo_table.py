@@ -75,7 +75,7 @@ def when(value: Any) -> datetime | None:
 
 
 def is_condition_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
 def meeting_pk(key: str) -> str:

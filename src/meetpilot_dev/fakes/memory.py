@@ -38,15 +38,19 @@ from meetpilot.domain.session import Session, attention_due
 from meetpilot.errors import ConcurrentUpdate
 
 
-def _ms(moment: datetime | None) -> datetime | None:
+def _ms_at(moment: datetime) -> datetime:
     """A timestamp as the table keeps it: UTC, to the millisecond."""
-    return parse_iso(to_iso(moment)) if moment is not None else None
+    return parse_iso(to_iso(moment))
+
+
+def _ms(moment: datetime | None) -> datetime | None:
+    return _ms_at(moment) if moment is not None else None
 
 
 def _condition_failed(operation: str) -> ClientError:
     """What boto3 raises where the adapter lets a failed condition through to the caller."""
     error = {"Error": {"Code": "ConditionalCheckFailedException", "Message": "The conditional request failed"}}
-    return ClientError(error, operation)  # type: ignore[arg-type]
+    return ClientError(error, operation)
 
 
 @dataclass
@@ -433,7 +437,7 @@ class MemoryPushChannels(_OnTable):
 
     def put_channel(self, channel: PushChannel) -> None:
         with self.table.lock:
-            self.table.channels[channel.channel_id] = replace(channel, expires_at=_ms(channel.expires_at))
+            self.table.channels[channel.channel_id] = replace(channel, expires_at=_ms_at(channel.expires_at))
 
     def get_channel(self, channel_id: str) -> PushChannel | None:
         with self.table.lock:
@@ -454,7 +458,7 @@ class MemoryCalendarLinks(_OnTable):
     def put_calendar_link(self, link: CalendarLink, now: datetime) -> None:
         with self.table.lock:
             self.table.links[(link.calendar_id, link.event_id)] = replace(
-                link, start=_ms(link.start) or link.start, end=_ms(link.end)
+                link, start=_ms_at(link.start), end=_ms(link.end)
             )
 
     def delete_calendar_link(self, calendar_id: str, event_id: str) -> None:
@@ -551,7 +555,7 @@ class MemoryLiveSegments(_OnTable):
             stored = self.table.live_segments.setdefault(session_id, {})
             if sort_key in stored:
                 return False
-            stored[sort_key] = replace(segment, spoken_at=_ms(segment.spoken_at) or segment.spoken_at)
+            stored[sort_key] = replace(segment, spoken_at=_ms_at(segment.spoken_at))
             return True
 
     def segments(self, session_id: str) -> Iterator[LiveSegment]:
