@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -63,7 +64,12 @@ class Container:
     def repository(self) -> Any:
         from meetpilot.adapters.dynamodb import DynamoRepository
 
-        return DynamoRepository(self.client("dynamodb"), self.settings.require("table_name"))
+        # The meetings adapter reads the reconciler's look-again time from the configured lead time.
+        return DynamoRepository(
+            self.client("dynamodb"),
+            self.settings.require("table_name"),
+            lead_time=timedelta(seconds=self.settings.lead_time_seconds),
+        )
 
     @cached_property
     def secrets(self) -> Any:

@@ -8,6 +8,10 @@ DynamoDB Local comes from ``scripts/dynamodb-local.sh install`` (a jar under
 ``.cache/dynamodb-local/``). If it is missing, the dynamodb-local tests FAIL rather than skip, so
 CI cannot quietly lose them; set ``MEETPILOT_SKIP_DYNAMODB_LOCAL=1`` to skip them on purpose.
 
+``storage_backend`` adds the in-memory fakes (``meetpilot_dev.fakes.memory``) to the two, so the
+fakes the use-case tests run on keep the adapters' contract; a check of the stored items calls
+``storage_backend.table()``, which skips on the fakes.
+
 Use it from a test module with::
 
     from tests.support.dynamodb_backends import ddb_backend, dynamodb_local, moto_server  # noqa: F401
@@ -29,6 +33,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from meetpilot.adapters.dynamodb import DynamoRepository
+from meetpilot.app.ports import Storage
+from meetpilot_dev.fakes.memory import MemoryRepository
 from meetpilot_dev.stack.template import load_template, table_definition, ttl_attribute
 
 log = logging.getLogger(__name__)
@@ -287,10 +295,8 @@ def create_template_table(client: Any, table_name: str) -> None:
         )
 
 
-@pytest.fixture(params=BACKENDS)
-def ddb_backend(request: pytest.FixtureRequest) -> Iterator[DynamoBackend]:
-    """A fresh template table on moto, then on DynamoDB Local."""
-    name = request.param
+@contextlib.contextmanager
+def _fresh_table(request: pytest.FixtureRequest, name: str) -> Iterator[DynamoBackend]:
     if name == "dynamodb-local":
         if os.environ.get(SKIP_ENV) == "1":
             pytest.skip(f"{SKIP_ENV}=1: DynamoDB Local tests skipped on purpose")
@@ -306,3 +312,47 @@ def ddb_backend(request: pytest.FixtureRequest) -> Iterator[DynamoBackend]:
     finally:
         with contextlib.suppress(BotoCoreError, ClientError):
             client.delete_table(TableName=table_name)
+
+
+@pytest.fixture(params=BACKENDS)
+def ddb_backend(request: pytest.FixtureRequest) -> Iterator[DynamoBackend]:
+    """A fresh template table on moto, then on DynamoDB Local."""
+    with _fresh_table(request, request.param) as backend:
+        yield backend
+
+
+# --- the same contract on the in-memory fakes ---------------------------------------------------
+
+CONTRACT_BACKENDS = (*BACKENDS, "memory")
+
+
+@dataclass(frozen=True)
+class StorageBackend:
+    """A repository to run a contract test on, and the DynamoDB table under it (None for the fakes)."""
+
+    name: str  # "moto", "dynamodb-local" or "memory"
+    repo: Storage
+    dynamo: DynamoBackend | None
+
+    def table(self) -> DynamoBackend:
+        """The table itself, for a check of how items are stored; skips on the in-memory fakes."""
+        if self.dynamo is None:
+            pytest.skip("checks the stored DynamoDB items; the in-memory fakes have none")
+        return self.dynamo
+
+    def with_lead_time(self, lead_time: timedelta) -> Storage:
+        """Another repository on the same storage, configured with this dispatch lead time."""
+        if self.dynamo is None:
+            assert isinstance(self.repo, MemoryRepository)
+            return MemoryRepository(self.repo.table, lead_time=lead_time)
+        return DynamoRepository(self.dynamo.client, self.dynamo.table_name, lead_time=lead_time)
+
+
+@pytest.fixture(params=CONTRACT_BACKENDS)
+def storage_backend(request: pytest.FixtureRequest) -> Iterator[StorageBackend]:
+    """The storage ports on moto, on DynamoDB Local, and on the in-memory fakes."""
+    if request.param == "memory":
+        yield StorageBackend("memory", MemoryRepository(), None)
+        return
+    with _fresh_table(request, request.param) as backend:
+        yield StorageBackend(backend.name, DynamoRepository(backend.client, backend.table_name), backend)

@@ -12,7 +12,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from meetpilot.adapters.dynamodb import _item, _plain, meeting_pk, session_pk, user_pk
+from meetpilot.adapters.dynamo_table import item as _item
+from meetpilot.adapters.dynamo_table import meeting_pk, session_pk, user_pk
+from meetpilot.adapters.dynamo_table import plain as _plain
 from meetpilot.app.queries import IndexPage, SessionSummary
 from meetpilot.domain.clock import parse_iso, to_iso
 from meetpilot.errors import InvalidInput

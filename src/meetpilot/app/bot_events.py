@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from meetpilot.app.ports import MessageQueue, Repository
+from meetpilot.app.ports import MessageQueue, Sessions
 from meetpilot.app.sessions import update_session
 from meetpilot.domain.clock import Clock, to_iso
 from meetpilot.domain.events import BotEvent, read_event
@@ -48,7 +48,7 @@ def transcript_job(session: Session, now_iso: str) -> dict[str, Any]:
 def apply_delivery(
     message: Mapping[str, Any],
     *,
-    repo: Repository,
+    repo: Sessions,
     transcript_queue: MessageQueue,
     clock: Clock,
 ) -> ApplyResult:
@@ -115,7 +115,7 @@ def _lost_post_call(session: Session, outcome_decided: bool) -> bool:
     )
 
 
-def _clear_pending(repo: Repository, session_id: str, clock: Clock) -> Session | None:
+def _clear_pending(repo: Sessions, session_id: str, clock: Clock) -> Session | None:
     def clear(current: Session) -> Session | None:
         if not current.transcript_job_pending:
             return None
@@ -125,7 +125,7 @@ def _clear_pending(repo: Repository, session_id: str, clock: Clock) -> Session |
     return update_session(repo, session_id, clear, clock)
 
 
-def _find_session(message: Mapping[str, Any], event: BotEvent, repo: Repository) -> Session | None:
+def _find_session(message: Mapping[str, Any], event: BotEvent, repo: Sessions) -> Session | None:
     session_id = message.get("session_id")
     if isinstance(session_id, str) and session_id:
         # The capability token named this session; only it may be touched.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from meetpilot.app.ports import CalendarRepository, MessageQueue
+from meetpilot.app.ports import MessageQueue, PushChannels
 from meetpilot.domain.calendar import channel_matches, push_resource_state
 
 MAX_CHANNEL_ID_LENGTH = 200
@@ -30,7 +30,7 @@ class PushResult:
         return {"message": self.reason}
 
 
-def receive_google_push(headers: Mapping[str, str], *, repo: CalendarRepository, queue: MessageQueue) -> PushResult:
+def receive_google_push(headers: Mapping[str, str], *, repo: PushChannels, queue: MessageQueue) -> PushResult:
     """Check a notification and queue a sync of its calendar; the status is what Google gets back."""
     lowered = {str(k).lower(): str(v) for k, v in headers.items()}
     channel_id = lowered.get("x-goog-channel-id", "").strip()

@@ -27,6 +27,8 @@ from meetpilot.app.dispatch import DispatchConfig, plan_dispatch
 from meetpilot.app.ports import (
     BotProvider,
     CalendarRepository,
+    Calendars,
+    CalendarStorage,
     ClaimUnavailable,
     DispatchScheduler,
     GoogleCalendars,
@@ -348,7 +350,7 @@ def _sync_google(calendar: Calendar, deps: SyncDeps, google: GoogleCalendars, *,
 
 
 def enqueue_due_syncs(
-    *, repo: CalendarRepository, queue: MessageQueue, clock: Clock, config: CalendarSyncConfig | None = None
+    *, repo: Calendars, queue: MessageQueue, clock: Clock, config: CalendarSyncConfig | None = None
 ) -> Counter[str]:
     """One sync job per ICS feed (every run), and per Google calendar when a safety sync is due.
 
@@ -382,7 +384,7 @@ def push_address(public_base_url: str) -> str:
 def open_channel(
     calendar: Calendar,
     *,
-    repo: CalendarRepository,
+    repo: CalendarStorage,
     google: GoogleCalendars,
     address: str,
     new_id: Callable[[], str],
@@ -399,7 +401,7 @@ def open_channel(
 
 def renew_expiring_channels(
     *,
-    repo: CalendarRepository,
+    repo: CalendarStorage,
     google: Callable[[], GoogleCalendars],
     address: str,
     clock: Clock,
@@ -436,7 +438,7 @@ def renew_expiring_channels(
 
 def _renew(
     calendar: Calendar,
-    repo: CalendarRepository,
+    repo: CalendarStorage,
     google: GoogleCalendars,
     address: str,
     new_id: Callable[[], str],
@@ -456,7 +458,7 @@ def _renew(
     return "channel_renewed"
 
 
-def _close(calendar: Calendar, channel: PushChannel, repo: CalendarRepository, google: GoogleCalendars) -> None:
+def _close(calendar: Calendar, channel: PushChannel, repo: CalendarStorage, google: GoogleCalendars) -> None:
     # A channel Google will not stop expires on its own; its notifications get 401 once the item is gone.
     with contextlib.suppress(CalendarSourceError):
         google.stop(calendar, channel)

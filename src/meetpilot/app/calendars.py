@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from meetpilot.app.calendar_sync import CalendarSyncConfig, SyncDeps, leave_meeting, open_channel
-from meetpilot.app.ports import CalendarRepository, ClaimUnavailable, GoogleCalendars, MessageQueue
+from meetpilot.app.ports import Calendars, CalendarStorage, ClaimUnavailable, GoogleCalendars, MessageQueue
 from meetpilot.domain.calendar import (
     Calendar,
     CalendarFilters,
@@ -71,7 +71,7 @@ def _check_user(user_id: str) -> str:
 def add_ics_calendar(
     registration: IcsRegistration,
     *,
-    repo: CalendarRepository,
+    repo: Calendars,
     sync_queue: MessageQueue,
     clock: Clock,
     check_address: Callable[[str], None],
@@ -109,7 +109,7 @@ def add_ics_calendar(
 def add_google_calendar(
     registration: GoogleRegistration,
     *,
-    repo: CalendarRepository,
+    repo: CalendarStorage,
     google: GoogleCalendars,
     sync_queue: MessageQueue,
     clock: Clock,
@@ -173,13 +173,13 @@ def add_google_calendar(
     return Registered(calendar, created=True)
 
 
-def list_calendars(*, repo: CalendarRepository, user_id: str | None = None) -> list[Calendar]:
+def list_calendars(*, repo: Calendars, user_id: str | None = None) -> list[Calendar]:
     """Registered calendars, a user's only when ``user_id`` is given, ordered by user and id."""
     calendars = [c for c in repo.list_calendars() if user_id is None or c.user_id == user_id]
     return sorted(calendars, key=lambda c: (c.user_id, c.calendar_id))
 
 
-def request_sync(calendar_id: str, *, repo: CalendarRepository, queue: MessageQueue, full: bool = False) -> None:
+def request_sync(calendar_id: str, *, repo: Calendars, queue: MessageQueue, full: bool = False) -> None:
     """Queue a sync of one calendar now (``full`` re-lists a Google calendar from scratch)."""
     if repo.get_calendar(calendar_id) is None:
         raise NotFound(f"no calendar {calendar_id}; 'calendars list' shows the registered ones")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 
-from meetpilot.app.ports import BotProvider, CalendarRepository, DispatchScheduler, Repository
+from meetpilot.app.ports import BotProvider, DispatchScheduler, MeetingsAndSessions, Sessions
 from meetpilot.app.sessions import update_session
 from meetpilot.domain.clock import Clock
 from meetpilot.domain.session import Session
@@ -22,7 +22,7 @@ from meetpilot.errors import ProviderAuthError, ProviderNotFound, ProviderReject
 def withdraw_bot(
     session_id: str,
     *,
-    repo: Repository,
+    repo: Sessions,
     provider: BotProvider,
     clock: Clock,
     remove_in_meeting: bool,
@@ -63,7 +63,7 @@ def withdraw_bot(
     return action
 
 
-def _mark_cancelled(repo: Repository, session_id: str, reason: str, clock: Clock) -> None:
+def _mark_cancelled(repo: Sessions, session_id: str, reason: str, clock: Clock) -> None:
     def mark(current: Session) -> Session | None:
         if current.outcome is not None:
             return None
@@ -77,7 +77,7 @@ def _mark_cancelled(repo: Repository, session_id: str, reason: str, clock: Clock
 def cancel_meeting(
     key: str,
     *,
-    repo: CalendarRepository,
+    repo: MeetingsAndSessions,
     scheduler: DispatchScheduler,
     provider: BotProvider,
     clock: Clock,

@@ -17,10 +17,10 @@ from meetpilot.app.cancellation import withdraw_bot
 from meetpilot.app.ports import (
     BotProvider,
     BotRequest,
-    CalendarRepository,
     ClaimUnavailable,
     DispatchScheduler,
-    Repository,
+    Meetings,
+    MeetingsAndSessions,
     Secrets,
 )
 from meetpilot.app.sessions import update_session
@@ -125,7 +125,7 @@ class MeetingRequest:
         )
 
 
-def submit_meeting(request: MeetingRequest, *, repo: CalendarRepository, clock: Clock) -> Meeting:
+def submit_meeting(request: MeetingRequest, *, repo: Meetings, clock: Clock) -> Meeting:
     """Record an ad-hoc meeting (or add this user to the same meeting submitted before).
 
     Asking for a meeting that was cancelled in the calendars brings it back (with a fresh session).
@@ -154,7 +154,7 @@ class Plan:
 
 
 def plan_dispatch(
-    meeting: Meeting, *, scheduler: DispatchScheduler, repo: Repository, config: DispatchConfig, clock: Clock
+    meeting: Meeting, *, scheduler: DispatchScheduler, repo: Meetings, config: DispatchConfig, clock: Clock
 ) -> Plan:
     """Schedule the meeting's dispatch at start minus lead time, or say it is due now.
 
@@ -183,7 +183,7 @@ def dispatch_meeting(
     meeting_key: str,
     *,
     attempt: int,
-    repo: Repository,
+    repo: MeetingsAndSessions,
     provider: BotProvider,
     secrets: Secrets,
     config: DispatchConfig,
@@ -325,7 +325,7 @@ def _planned_at(meeting: Meeting, config: DispatchConfig) -> datetime:
     return planned
 
 
-def _fail(repo: Repository, meeting_key: str, session_id: str, reason: str, clock: Clock) -> None:
+def _fail(repo: MeetingsAndSessions, meeting_key: str, session_id: str, reason: str, clock: Clock) -> None:
     def mark(session: Session) -> Session | None:
         if session.outcome is not None:
             return None

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from meetpilot.app.ingest import MAX_BODY_BYTES, WebhookRequest
-from meetpilot.app.ports import EventPublisher, LiveSegmentStore, Repository, Secrets, TranscriptStore
+from meetpilot.app.ports import EventPublisher, LiveSegmentStore, Secrets, Sessions, TranscriptStore
 from meetpilot.domain.clock import Clock, to_iso
 from meetpilot.domain.live_transcript import LiveSegment, NotFinal, live_turns, parse_live_delivery
 from meetpilot.domain.notifications import live_segment
@@ -48,7 +48,7 @@ def receive_live_transcript(
     request: WebhookRequest,
     *,
     secrets: Secrets,
-    repo: Repository,
+    repo: Sessions,
     segments: LiveSegmentStore,
     publisher: EventPublisher | None,
     clock: Clock,

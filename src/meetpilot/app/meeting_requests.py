@@ -11,22 +11,18 @@ unless a calendar event still wants it.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from meetpilot.app.cancellation import cancel_meeting
 from meetpilot.app.dispatch import MeetingRequest, submit_meeting
-from meetpilot.app.ports import BotProvider, CalendarRepository, DispatchScheduler, MessageQueue
+from meetpilot.app.ports import BotProvider, DispatchScheduler, Meetings, MeetingsAndSessions, MessageQueue
 from meetpilot.domain.clock import Clock, to_iso
 from meetpilot.domain.meeting import DesiredState, Meeting, meeting_key
 from meetpilot.errors import Conflict, NotFound
 
 
-class RequestRepository(CalendarRepository, Protocol):
-    def withdraw_request(self, key: str) -> Meeting | None: ...
-
-
 def request_meeting(
-    request: MeetingRequest, *, repo: CalendarRepository, dispatch_queue: MessageQueue, clock: Clock
+    request: MeetingRequest, *, repo: Meetings, dispatch_queue: MessageQueue, clock: Clock
 ) -> tuple[Meeting, bool]:
     """Store the meeting (or add this user to it) and queue its planning; returns it and whether it is new.
 
@@ -51,7 +47,7 @@ def request_meeting(
 def withdraw_meeting_request(
     key: str,
     *,
-    repo: RequestRepository,
+    repo: MeetingsAndSessions,
     scheduler: DispatchScheduler,
     provider: BotProvider,
     clock: Clock,

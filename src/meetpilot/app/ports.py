@@ -110,24 +110,35 @@ class ClaimUnavailable(Exception):
     retry_in_seconds: float | None = None
 
 
-class Repository(Protocol):
-    """Meetings and sessions (DynamoDB in production)."""
+# --- storage, one port per aggregate (DynamoDB in production, meetpilot_dev.fakes.memory in tests) ---
+
+
+class Meetings(Protocol):
+    """Meetings by dedup key, and each one's dispatch: claim, schedule, finish, cancel, revive."""
 
     def get_meeting(self, key: str) -> Meeting | None: ...
 
-    def add_meeting(self, meeting: Meeting, now: datetime) -> tuple[Meeting, bool]: ...
+    def add_meeting(self, meeting: Meeting, now: datetime) -> tuple[Meeting, bool]:
+        """Store a new meeting, or merge its users and calendar events into the stored one;
+        returns the stored meeting and whether this call created it."""
+        ...
+
+    def withdraw_request(self, key: str) -> Meeting | None:
+        """Take back a direct request (calendar events may still want the meeting); None if missing."""
+        ...
 
     def claim_meeting(
         self, key: str, *, now: datetime, lease_seconds: int, session_id: str, idempotency_key: str
-    ) -> Meeting: ...
+    ) -> Meeting:
+        """Take the dispatch lease, keeping any session id and idempotency key the meeting has.
+
+        Raises ClaimUnavailable when the meeting is missing, not pending, or leased to another.
+        """
+        ...
 
     def release_claim(self, key: str, session_id: str) -> None: ...
 
     def set_dispatch_schedule(self, key: str, schedule_name: str, dispatch_at: datetime) -> None: ...
-
-    def postpone_meeting_attention(self, key: str, until: datetime) -> None: ...
-
-    def due_for_attention(self, now: datetime, *, limit: int = 500) -> list[tuple[str, str]]: ...
 
     def finish_dispatch(
         self,
@@ -137,17 +148,60 @@ class Repository(Protocol):
         bot_id: str | None = None,
         reason: str | None = None,
         session_id: str | None = None,
-    ) -> bool: ...
+    ) -> bool:
+        """Record how a dispatch ended; with ``session_id`` only while the meeting still has it."""
+        ...
 
-    def create_session(self, session: Session, now: datetime) -> bool: ...
+    def detach_calendar_event(self, key: str, calendar_event_id: str) -> Meeting | None: ...
+
+    def cancel_meeting(self, key: str) -> Meeting | None:
+        """Cancel unless a calendar event or a direct request still wants it; returns the meeting
+        as it was before (None when it is wanted or missing)."""
+        ...
+
+    def revive_meeting(self, key: str) -> Meeting | None:
+        """Back to ``record`` with a clean dispatch slate; None unless it was cancelled and is wanted."""
+        ...
+
+    def postpone_meeting_attention(self, key: str, until: datetime) -> None: ...
+
+
+class Sessions(Protocol):
+    """Bot sessions. Every write after the first is conditional on the version it read."""
+
+    def create_session(self, session: Session, now: datetime) -> bool:
+        """Store a new session unless one with that id exists; True if created."""
+        ...
 
     def get_session(self, session_id: str) -> Session | None: ...
 
     def find_session_by_bot(self, bot_id: str) -> Session | None: ...
 
-    def save_session(self, session: Session, now: datetime) -> Session: ...
+    def save_session(self, session: Session, now: datetime) -> Session:
+        """Write a session changed in memory; raises ConcurrentUpdate if its version moved on."""
+        ...
 
     def delete_session(self, session_id: str) -> bool: ...
+
+
+class AttentionIndex(Protocol):
+    """What the reconciler should look at: it spans meetings and sessions."""
+
+    def due_for_attention(self, now: datetime, *, limit: int = 500) -> list[tuple[str, str]]:
+        """(``"meeting"`` or ``"session"``, id) of everything due by ``now``, oldest first."""
+        ...
+
+
+class MeetingsAndSessions(Meetings, Sessions, Protocol):
+    """Use cases that follow a meeting to its session (dispatch, transcripts, cancellation, queries)."""
+
+
+class Reconciling(MeetingsAndSessions, AttentionIndex, Protocol):
+    """The reconciler: its work list, and the meetings and sessions on it."""
+
+
+class Repository(Reconciling, Protocol):
+    """Meetings, sessions and the attention index: the storage the bot pipeline's handlers get."""
 
 
 class DispatchScheduler(Protocol):
@@ -161,16 +215,12 @@ class DispatchScheduler(Protocol):
 # --- calendars --------------------------------------------------------------------------------
 
 
-class CalendarRepository(Repository, Protocol):
-    """Meetings and sessions, plus registered calendars, their event links and push channels."""
+class Calendars(Protocol):
+    """Registered calendars and their sync state (cursor, lease, last error, current channel)."""
 
-    def detach_calendar_event(self, key: str, calendar_event_id: str) -> Meeting | None: ...
-
-    def cancel_meeting(self, key: str) -> Meeting | None: ...
-
-    def revive_meeting(self, key: str) -> Meeting | None: ...
-
-    def put_calendar(self, calendar: Calendar, now: datetime) -> bool: ...
+    def put_calendar(self, calendar: Calendar, now: datetime) -> bool:
+        """Store a newly registered calendar; False if that id is registered already."""
+        ...
 
     def get_calendar(self, calendar_id: str) -> Calendar | None: ...
 
@@ -182,7 +232,9 @@ class CalendarRepository(Repository, Protocol):
 
     def claim_calendar_sync(
         self, calendar_id: str, *, now: datetime, lease_seconds: int, removal: bool = False
-    ) -> Calendar: ...
+    ) -> Calendar:
+        """Take the calendar's sync lease; raises ClaimUnavailable (missing, removing, busy)."""
+        ...
 
     def release_calendar_sync(self, calendar_id: str) -> None: ...
 
@@ -203,15 +255,23 @@ class CalendarRepository(Repository, Protocol):
 
     def drop_sync_token(self, calendar_id: str) -> None: ...
 
-    def set_calendar_channel(
-        self, calendar_id: str, channel: PushChannel, *, expect_channel_id: str | None
-    ) -> bool: ...
+    def set_calendar_channel(self, calendar_id: str, channel: PushChannel, *, expect_channel_id: str | None) -> bool:
+        """Point the calendar at a new channel if its current one is still ``expect_channel_id``."""
+        ...
+
+
+class PushChannels(Protocol):
+    """Google push channels by id: the push endpoint's one lookup."""
 
     def put_channel(self, channel: PushChannel) -> None: ...
 
     def get_channel(self, channel_id: str) -> PushChannel | None: ...
 
     def delete_channel(self, channel_id: str) -> None: ...
+
+
+class CalendarLinks(Protocol):
+    """Which meeting each calendar event asks a bot for."""
 
     def get_calendar_link(self, calendar_id: str, event_id: str) -> CalendarLink | None: ...
 
@@ -221,9 +281,20 @@ class CalendarRepository(Repository, Protocol):
 
     def list_calendar_links(self, calendar_id: str) -> list[CalendarLink]: ...
 
+    def meeting_for_calendar_event(self, calendar_id: str, event_id: str) -> str | None: ...
 
-class ForgetRepository(CalendarRepository, Protocol):
-    """What forgetting needs on top: find every item that names a bot, meeting or user, and delete it."""
+
+class CalendarStorage(Calendars, PushChannels, CalendarLinks, Protocol):
+    """A calendar with its channels and event links (registration, removal, sync)."""
+
+
+class CalendarRepository(MeetingsAndSessions, CalendarStorage, Protocol):
+    """Calendar sync: calendars, and the meetings and sessions their events ask for."""
+
+
+class Erasure(Protocol):
+    """Forgetting's reads and deletes, which cross aggregates (a session's partition holds its live
+    segments; a meeting has entries in its users' partitions)."""
 
     def session_ids_of_meeting(self, key: str) -> list[str]: ...
 
@@ -240,6 +311,14 @@ class ForgetRepository(CalendarRepository, Protocol):
     def remove_user_from_meeting(self, key: str, user_id: str) -> bool: ...
 
     def delete_calendar_link_if_present(self, calendar_id: str, event_id: str) -> bool: ...
+
+
+class ForgetRepository(MeetingsAndSessions, Calendars, Erasure, Protocol):
+    """What forgetting reads and deletes."""
+
+
+class Storage(Repository, CalendarRepository, ForgetRepository, Protocol):
+    """The whole table: every port above, as the composition root builds it."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from meetpilot.app.ports import Repository
+from meetpilot.app.ports import MeetingsAndSessions, Sessions
 from meetpilot.domain.clock import Clock, to_iso
 from meetpilot.domain.meeting import Meeting
 from meetpilot.domain.session import Session
@@ -90,7 +90,7 @@ class SessionView:
     meeting: Meeting | None
 
 
-def find_session(ref: str, *, repo: Repository) -> Session:
+def find_session(ref: str, *, repo: Sessions) -> Session:
     """A session by its id or by its bot's id; NotFound names what was looked for."""
     ref = ref.strip()
     session = repo.get_session(ref) if ref else None
@@ -101,7 +101,7 @@ def find_session(ref: str, *, repo: Repository) -> Session:
     return session
 
 
-def session_view(ref: str, *, repo: Repository) -> SessionView:
+def session_view(ref: str, *, repo: MeetingsAndSessions) -> SessionView:
     """A session (by session id or bot id) with its full event history and its meeting."""
     session = find_session(ref, repo=repo)
     return SessionView(session, repo.get_meeting(session.meeting_key))
@@ -246,7 +246,7 @@ class TranscriptLink:
 
 
 def transcript_link(
-    ref: str, fmt: str, *, repo: Repository, links: TranscriptLinks, clock: Clock, expires_in: int = 300
+    ref: str, fmt: str, *, repo: Sessions, links: TranscriptLinks, clock: Clock, expires_in: int = 300
 ) -> TranscriptLink:
     """A presigned download link for a stored transcript in one format (json, txt or vtt).
 

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from meetpilot.app.bot_events import transcript_job
-from meetpilot.app.ports import BotProvider, EventPublisher, MessageQueue, Repository
+from meetpilot.app.ports import BotProvider, EventPublisher, Meetings, MessageQueue, Reconciling, Sessions
 from meetpilot.app.sessions import publish_outbox, update_session
 from meetpilot.domain.clock import Clock, to_iso
 from meetpilot.domain.events import normalise_event
@@ -54,7 +54,7 @@ class ReconcileReport:
 
 def reconcile(
     *,
-    repo: Repository,
+    repo: Reconciling,
     provider: BotProvider,
     dispatch_queue: MessageQueue,
     transcript_queue: MessageQueue,
@@ -94,7 +94,7 @@ def reconcile(
     return report
 
 
-def _meeting(key: str, repo: Repository, dispatch_queue: MessageQueue, clock: Clock, cfg: ReconcileConfig) -> str:
+def _meeting(key: str, repo: Meetings, dispatch_queue: MessageQueue, clock: Clock, cfg: ReconcileConfig) -> str:
     meeting = repo.get_meeting(key)
     if meeting is None:
         return "missing"
@@ -113,7 +113,7 @@ def _meeting(key: str, repo: Repository, dispatch_queue: MessageQueue, clock: Cl
 def reconcile_session(
     session_id: str,
     *,
-    repo: Repository,
+    repo: Sessions,
     provider: BotProvider,
     transcript_queue: MessageQueue,
     clock: Clock,
@@ -192,13 +192,13 @@ def reconcile_session(
 
 
 def apply_provider_timeline(
-    repo: Repository, session_id: str, bot_id: str, detail: Mapping[str, Any], clock: Clock
+    repo: Sessions, session_id: str, bot_id: str, detail: Mapping[str, Any], clock: Clock
 ) -> int:
     """Apply every transition the provider's record shows; return how many changed the session."""
     return sum(_apply_payload(repo, session_id, payload, clock) for payload in timeline_payloads(bot_id, detail))
 
 
-def _apply_payload(repo: Repository, session_id: str, payload: dict[str, object], clock: Clock) -> bool:
+def _apply_payload(repo: Sessions, session_id: str, payload: dict[str, object], clock: Clock) -> bool:
     """One recovered transition, through the same state machine as a webhook. True if it changed."""
     try:
         event = normalise_event(payload)
@@ -212,7 +212,7 @@ def _apply_payload(repo: Repository, session_id: str, payload: dict[str, object]
     return update_session(repo, session_id, change, clock) is not None
 
 
-def _count_attempt(repo: Repository, session_id: str, clock: Clock) -> None:
+def _count_attempt(repo: Sessions, session_id: str, clock: Clock) -> None:
     def bump(current: Session) -> Session | None:
         if current.outcome is not None:
             return None
@@ -222,7 +222,7 @@ def _count_attempt(repo: Repository, session_id: str, clock: Clock) -> None:
     update_session(repo, session_id, bump, clock)
 
 
-def _mark_seen(repo: Repository, session_id: str, tries: int, clock: Clock) -> None:
+def _mark_seen(repo: Sessions, session_id: str, tries: int, clock: Clock) -> None:
     def mark(current: Session) -> Session | None:
         if current.outcome is not None:
             return None
@@ -232,7 +232,7 @@ def _mark_seen(repo: Repository, session_id: str, tries: int, clock: Clock) -> N
     update_session(repo, session_id, mark, clock)
 
 
-def _flag(repo: Repository, session_id: str, reason: str, clock: Clock) -> None:
+def _flag(repo: Sessions, session_id: str, reason: str, clock: Clock) -> None:
     def flag(current: Session) -> Session | None:
         if current.outcome is not None:
             return None

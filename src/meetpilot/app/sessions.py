@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from meetpilot.app.ports import EventPublisher, Repository
+from meetpilot.app.ports import EventPublisher, Sessions
 from meetpilot.domain.clock import Clock
 from meetpilot.domain.notifications import OUTBOX_CAP, status_changed, transcript_ready
 from meetpilot.domain.session import Session
@@ -21,7 +21,7 @@ MAX_ATTEMPTS = 8
 
 
 def update_session(
-    repo: Repository,
+    repo: Sessions,
     session_id: str,
     change: Callable[[Session], Session | None],
     clock: Clock,
@@ -99,7 +99,7 @@ class PublishReport:
     error: str | None = None  # why publishing failed, without any payload
 
 
-def publish_outbox(repo: Repository, publisher: EventPublisher, session_id: str, clock: Clock) -> PublishReport:
+def publish_outbox(repo: Sessions, publisher: EventPublisher, session_id: str, clock: Clock) -> PublishReport:
     """Publish a session's pending events and drop the accepted ones from its outbox.
 
     Never raises for a publishing failure: the state change is already stored and the events stay

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from meetpilot.app.ports import BotProvider, LiveSegmentStore, Repository, TranscriptStore
+from meetpilot.app.ports import BotProvider, LiveSegmentStore, MeetingsAndSessions, Sessions, TranscriptStore
 from meetpilot.app.sessions import update_session
 from meetpilot.domain.clock import Clock, parse_iso, to_iso
 from meetpilot.domain.retry import retry_delay
@@ -71,7 +71,7 @@ def transcript_prefix(session: Session, meeting_start: datetime | None, now: dat
 def fetch_transcript(
     job: Mapping[str, Any],
     *,
-    repo: Repository,
+    repo: MeetingsAndSessions,
     provider: BotProvider,
     store: TranscriptStore,
     clock: Clock,
@@ -127,7 +127,7 @@ def _stopped_at(session: Session) -> datetime | None:
 def keep_live_partial(
     session: Session,
     *,
-    repo: Repository,
+    repo: MeetingsAndSessions,
     segments: LiveSegmentStore,
     store: TranscriptStore,
     clock: Clock,
@@ -176,7 +176,7 @@ def _metadata(session: Session, meeting: Any) -> dict[str, Any]:
 def _fetch(
     job: Mapping[str, Any],
     *,
-    repo: Repository,
+    repo: MeetingsAndSessions,
     provider: BotProvider,
     store: TranscriptStore,
     clock: Clock,
@@ -273,7 +273,7 @@ def _fetch(
 def _store_live(
     session: Session,
     *,
-    repo: Repository,
+    repo: MeetingsAndSessions,
     segments: LiveSegmentStore,
     store: TranscriptStore,
     clock: Clock,
@@ -318,7 +318,7 @@ def _store(
     raw_path: str,
     tmp: str,
     *,
-    repo: Repository,
+    repo: MeetingsAndSessions,
     store: TranscriptStore,
     clock: Clock,
     now: datetime,
@@ -392,7 +392,7 @@ def _store(
     )
 
 
-def _converge_with_provider(session: Session, *, repo: Repository, provider: BotProvider, clock: Clock) -> str | None:
+def _converge_with_provider(session: Session, *, repo: Sessions, provider: BotProvider, clock: Clock) -> str | None:
     """On a 202, bring the session up to date with the provider's record of the bot.
 
     Returns the outcome's reason when that record settles the session without a transcript.
@@ -412,7 +412,7 @@ def _converge_with_provider(session: Session, *, repo: Repository, provider: Bot
     return None
 
 
-def _count_try(repo: Repository, session_id: str, clock: Clock) -> None:
+def _count_try(repo: Sessions, session_id: str, clock: Clock) -> None:
     """Record that the fetcher is still at it, so the reconciler does not take it for lost."""
 
     def bump(current: Session) -> Session | None:
@@ -424,7 +424,7 @@ def _count_try(repo: Repository, session_id: str, clock: Clock) -> None:
     update_session(repo, session_id, bump, clock)
 
 
-def _remember_transcript_id(repo: Repository, session_id: str, transcript_id: str, clock: Clock) -> None:
+def _remember_transcript_id(repo: Sessions, session_id: str, transcript_id: str, clock: Clock) -> None:
     def keep(current: Session) -> Session | None:
         if current.transcript_id:
             return None
@@ -435,7 +435,7 @@ def _remember_transcript_id(repo: Repository, session_id: str, transcript_id: st
 
 
 def _settle(
-    repo: Repository,
+    repo: Sessions,
     session_id: str,
     outcome: Outcome,
     reason: str | None,

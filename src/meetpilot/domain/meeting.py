@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from meetpilot.domain.links import canonical_meeting_url, without_passcode
@@ -118,3 +118,27 @@ class Meeting:
             calendar_event_ids=[calendar_event_id] if calendar_event_id else [],
             adhoc=adhoc,
         )
+
+
+# The dispatch lead time when none is configured (LEAD_TIME_SECONDS has the same default).
+DEFAULT_LEAD_TIME = timedelta(minutes=10)
+# How long after its planned dispatch a meeting may still have no bot before the reconciler looks.
+ATTENTION_GRACE = timedelta(minutes=5)
+
+
+def planned_dispatch(meeting: Meeting, lead_time: timedelta) -> datetime:
+    """When the meeting's bot is due to be dispatched: its schedule, else start minus the lead time."""
+    return meeting.dispatch_at or meeting.start - lead_time
+
+
+def meeting_attention_due(meeting: Meeting, lead_time: timedelta) -> datetime | None:
+    """When the reconciler should check that a meeting got its bot; None once that is settled.
+
+    ``lead_time`` is the configured dispatch lead time (``LEAD_TIME_SECONDS``): a meeting not yet
+    scheduled is due to be dispatched that long before it starts, and looked at a grace period later.
+    """
+    if meeting.desired is not DesiredState.RECORD:
+        return None
+    if meeting.dispatch_state not in (DispatchState.PENDING, DispatchState.CLAIMED):
+        return None
+    return planned_dispatch(meeting, lead_time) + ATTENTION_GRACE

@@ -1,4 +1,4 @@
-"""Contract tests for DynamoRepository, run on moto and on DynamoDB Local.
+"""Contract tests for Storage, run on moto and on DynamoDB Local.
 
 DynamoDB Local is AWS's own engine: if it rejects an expression that moto accepts, the repository
 is wrong, not the test. Every test gets a fresh table made from template.yaml (see
@@ -16,19 +16,22 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from meetpilot.adapters.dynamodb import SESSION_TTL_DAYS, DynamoRepository, meeting_pk, session_pk
-from meetpilot.app.ports import ClaimUnavailable
+from meetpilot.adapters.dynamo_table import meeting_pk, session_pk
+from meetpilot.app.ports import ClaimUnavailable, Storage
 from meetpilot.domain.clock import to_iso
 from meetpilot.domain.events import MESSAGE_LIMIT, normalise_event
 from meetpilot.domain.meeting import DesiredState, DispatchState, Meeting
+from meetpilot.domain.retention import SESSION_RETENTION
 from meetpilot.domain.session import HISTORY_CAP, SEEN_CAP, Session, TranscriptMode, TranscriptState
 from meetpilot.domain.status import BotStatus, Outcome, StopReason
 from meetpilot.errors import ConcurrentUpdate
 from tests.support.dynamodb_backends import (  # noqa: F401 - fixtures used by name
     DynamoBackend,
+    StorageBackend,
     ddb_backend,
     dynamodb_local,
     moto_server,
+    storage_backend,
 )
 
 # Near the real clock on purpose: DynamoDB Local emulates TTL deletion, and expires_at is set from
@@ -42,8 +45,8 @@ _de = TypeDeserializer()
 
 
 @pytest.fixture
-def repo(ddb_backend: DynamoBackend) -> DynamoRepository:  # noqa: F811 - the fixture, by name
-    return DynamoRepository(ddb_backend.client, ddb_backend.table_name)
+def repo(storage_backend: StorageBackend) -> Storage:  # noqa: F811 - the fixture, by name
+    return storage_backend.repo
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -77,13 +80,13 @@ def _meeting(user: str | None = "alice", event: str | None = "cal-1", start: dat
     )
 
 
-def _stored_meeting(repo: DynamoRepository) -> Meeting:
+def _stored_meeting(repo: Storage) -> Meeting:
     meeting, created = repo.add_meeting(_meeting(), T0)
     assert created
     return meeting
 
 
-def _claim(repo: DynamoRepository, key: str, now: datetime, sid: str = "sess-1", ik: str = "idem-1") -> Meeting:
+def _claim(repo: Storage, key: str, now: datetime, sid: str = "sess-1", ik: str = "idem-1") -> Meeting:
     return repo.claim_meeting(key, now=now, lease_seconds=LEASE, session_id=sid, idempotency_key=ik)
 
 
@@ -157,8 +160,8 @@ def test_table_matches_the_template(ddb_backend: DynamoBackend) -> None:  # noqa
 
 
 def test_add_meeting_creates_then_merges_users_and_calendar_events(
-    repo: DynamoRepository,
-    ddb_backend: DynamoBackend,  # noqa: F811
+    repo: Storage,
+    storage_backend: StorageBackend,  # noqa: F811
 ) -> None:
     first, created = repo.add_meeting(_meeting("alice", "cal-1"), T0)
     assert created
@@ -180,16 +183,18 @@ def test_add_meeting_creates_then_merges_users_and_calendar_events(
     assert not created
     assert again.user_ids == ["alice", "bob"]  # string sets: no duplicates
 
-    raw = _raw(ddb_backend, meeting_pk(first.meeting_key), "MEETING")
+    table = storage_backend.table()  # the rest reads the stored items
+    raw = _raw(table, meeting_pk(first.meeting_key), "MEETING")
     assert raw["user_ids"] == {"alice", "bob"}
     assert raw["calendar_event_ids"] == {"cal-1", "cal-2"}
 
 
-def test_add_meeting_without_users_then_with_one(repo: DynamoRepository, ddb_backend: DynamoBackend) -> None:  # noqa: F811
+def test_add_meeting_without_users_then_with_one(repo: Storage, storage_backend: StorageBackend) -> None:  # noqa: F811
     bare, created = repo.add_meeting(_meeting(user=None, event=None), T0)
     assert created
     assert bare.user_ids == [] and bare.calendar_event_ids == []
-    raw = _raw(ddb_backend, meeting_pk(bare.meeting_key), "MEETING")
+    table = storage_backend.table()  # the rest reads the stored items
+    raw = _raw(table, meeting_pk(bare.meeting_key), "MEETING")
     assert "user_ids" not in raw and "calendar_event_ids" not in raw  # no empty sets stored
 
     unchanged, created = repo.add_meeting(_meeting(user=None, event=None), T0)
@@ -202,11 +207,11 @@ def test_add_meeting_without_users_then_with_one(repo: DynamoRepository, ddb_bac
     assert merged.calendar_event_ids == []
 
 
-def test_get_meeting_missing(repo: DynamoRepository) -> None:
+def test_get_meeting_missing(repo: Storage) -> None:
     assert repo.get_meeting("https://nowhere|2030-01-01T00:00Z") is None
 
 
-def test_fresh_claim(repo: DynamoRepository) -> None:
+def test_fresh_claim(repo: Storage) -> None:
     meeting = _stored_meeting(repo)
     claimed = _claim(repo, meeting.meeting_key, T0)
     assert claimed.dispatch_state is DispatchState.CLAIMED
@@ -217,7 +222,7 @@ def test_fresh_claim(repo: DynamoRepository) -> None:
     assert repo.get_meeting(meeting.meeting_key) == claimed
 
 
-def test_claim_is_unavailable_while_held(repo: DynamoRepository) -> None:
+def test_claim_is_unavailable_while_held(repo: Storage) -> None:
     meeting = _stored_meeting(repo)
     _claim(repo, meeting.meeting_key, T0)
     with pytest.raises(ClaimUnavailable) as caught:
@@ -236,7 +241,7 @@ def test_claim_is_unavailable_while_held(repo: DynamoRepository) -> None:
     assert repo.get_meeting(meeting.meeting_key).dispatch_attempts == 1  # type: ignore[union-attr]
 
 
-def test_reclaim_after_expiry_keeps_session_and_idempotency_key(repo: DynamoRepository) -> None:
+def test_reclaim_after_expiry_keeps_session_and_idempotency_key(repo: Storage) -> None:
     meeting = _stored_meeting(repo)
     _claim(repo, meeting.meeting_key, T0)
     later = T0 + timedelta(seconds=LEASE + 1)
@@ -248,7 +253,7 @@ def test_reclaim_after_expiry_keeps_session_and_idempotency_key(repo: DynamoRepo
     assert reclaimed.claim_expires_at == later + timedelta(seconds=LEASE)
 
 
-def test_claim_missing_meeting(repo: DynamoRepository) -> None:
+def test_claim_missing_meeting(repo: Storage) -> None:
     with pytest.raises(ClaimUnavailable) as caught:
         _claim(repo, "https://nowhere|2030-01-01T00:00Z", T0)
     assert caught.value.state == "missing"
@@ -265,13 +270,14 @@ def test_claim_missing_meeting(repo: DynamoRepository) -> None:
     ids=["dispatched", "failed", "cancelled"],
 )
 def test_claim_refused_when_not_pending(
-    repo: DynamoRepository,
-    ddb_backend: DynamoBackend,  # noqa: F811
+    repo: Storage,
+    storage_backend: StorageBackend,  # noqa: F811
     attrs: dict[str, str],
     state: str,
 ) -> None:
     meeting = _stored_meeting(repo)
-    _set_meeting(ddb_backend, meeting.meeting_key, **attrs)
+    table = storage_backend.table()  # the rest reads the stored items
+    _set_meeting(table, meeting.meeting_key, **attrs)
     with pytest.raises(ClaimUnavailable) as caught:
         _claim(repo, meeting.meeting_key, T0)
     assert caught.value.state == state
@@ -281,12 +287,13 @@ def test_claim_refused_when_not_pending(
 
 
 def test_cancelled_meeting_with_a_lapsed_lease_is_not_claimable(
-    repo: DynamoRepository,
-    ddb_backend: DynamoBackend,  # noqa: F811
+    repo: Storage,
+    storage_backend: StorageBackend,  # noqa: F811
 ) -> None:
     meeting = _stored_meeting(repo)
     _claim(repo, meeting.meeting_key, T0)
-    _set_meeting(ddb_backend, meeting.meeting_key, desired=DesiredState.CANCELLED.value)
+    table = storage_backend.table()  # the rest reads the stored items
+    _set_meeting(table, meeting.meeting_key, desired=DesiredState.CANCELLED.value)
     with pytest.raises(ClaimUnavailable) as caught:
         _claim(repo, meeting.meeting_key, T0 + timedelta(seconds=LEASE + 60), sid="sess-2", ik="idem-2")
     assert caught.value.state == "cancelled"
@@ -296,7 +303,7 @@ def test_cancelled_meeting_with_a_lapsed_lease_is_not_claimable(
     assert repo.get_meeting(meeting.meeting_key).dispatch_attempts == 1  # type: ignore[union-attr]
 
 
-def test_release_claim(repo: DynamoRepository, ddb_backend: DynamoBackend) -> None:  # noqa: F811
+def test_release_claim(repo: Storage, storage_backend: StorageBackend) -> None:  # noqa: F811
     meeting = _stored_meeting(repo)
     _claim(repo, meeting.meeting_key, T0)
 
@@ -308,7 +315,8 @@ def test_release_claim(repo: DynamoRepository, ddb_backend: DynamoBackend) -> No
     assert released is not None
     assert released.dispatch_state is DispatchState.PENDING
     assert released.claim_expires_at is None
-    assert "claim_expires_at" not in _raw(ddb_backend, meeting_pk(meeting.meeting_key), "MEETING")
+    table = storage_backend.table()  # the rest reads the stored items
+    assert "claim_expires_at" not in _raw(table, meeting_pk(meeting.meeting_key), "MEETING")
 
     repo.release_claim(meeting.meeting_key, "sess-1")  # already released: still fine
 
@@ -317,11 +325,11 @@ def test_release_claim(repo: DynamoRepository, ddb_backend: DynamoBackend) -> No
     assert (again.session_id, again.idempotency_key, again.dispatch_attempts) == ("sess-1", "idem-1", 2)
 
 
-def test_release_claim_of_missing_meeting_is_quiet(repo: DynamoRepository) -> None:
+def test_release_claim_of_missing_meeting_is_quiet(repo: Storage) -> None:
     repo.release_claim("https://nowhere|2030-01-01T00:00Z", "sess-1")
 
 
-def test_finish_dispatch_records_the_bot(repo: DynamoRepository, ddb_backend: DynamoBackend) -> None:  # noqa: F811
+def test_finish_dispatch_records_the_bot(repo: Storage, storage_backend: StorageBackend) -> None:  # noqa: F811
     meeting = _stored_meeting(repo)
     _claim(repo, meeting.meeting_key, T0)
     repo.finish_dispatch(meeting.meeting_key, state=DispatchState.DISPATCHED, bot_id="bot-42")
@@ -331,7 +339,8 @@ def test_finish_dispatch_records_the_bot(repo: DynamoRepository, ddb_backend: Dy
     assert done.dispatch_state is DispatchState.DISPATCHED
     assert done.bot_id == "bot-42"
     assert done.claim_expires_at is None
-    raw = _raw(ddb_backend, meeting_pk(meeting.meeting_key), "MEETING")
+    table = storage_backend.table()  # the rest reads the stored items
+    raw = _raw(table, meeting_pk(meeting.meeting_key), "MEETING")
     assert "claim_expires_at" not in raw
     assert "attention_shard" not in raw and "attention_due" not in raw  # settled: out of the reconciler's index
 
@@ -345,12 +354,13 @@ def test_finish_dispatch_records_the_bot(repo: DynamoRepository, ddb_backend: Dy
         _claim(repo, meeting.meeting_key, T0 + timedelta(hours=1))
 
 
-def test_meetings_stay_out_of_the_bot_index(repo: DynamoRepository, ddb_backend: DynamoBackend) -> None:  # noqa: F811
+def test_meetings_stay_out_of_the_bot_index(repo: Storage, storage_backend: StorageBackend) -> None:  # noqa: F811
     meeting = _stored_meeting(repo)
     _claim(repo, meeting.meeting_key, T0)
     repo.finish_dispatch(meeting.meeting_key, state=DispatchState.DISPATCHED, bot_id="bot-42")
-    resp = ddb_backend.client.query(
-        TableName=ddb_backend.table_name,
+    table = storage_backend.table()  # the rest reads the stored items
+    resp = table.client.query(
+        TableName=table.table_name,
         IndexName="by-bot",
         KeyConditionExpression="bot_id = :b",
         ExpressionAttributeValues={":b": {"S": "bot-42"}},
@@ -358,7 +368,7 @@ def test_meetings_stay_out_of_the_bot_index(repo: DynamoRepository, ddb_backend:
     assert resp["Items"] == []
 
 
-def test_finish_dispatch_failed_truncates_reason(repo: DynamoRepository) -> None:
+def test_finish_dispatch_failed_truncates_reason(repo: Storage) -> None:
     meeting = _stored_meeting(repo)
     _claim(repo, meeting.meeting_key, T0)
     repo.finish_dispatch(meeting.meeting_key, state=DispatchState.FAILED, reason="x" * 2000)
@@ -369,7 +379,7 @@ def test_finish_dispatch_failed_truncates_reason(repo: DynamoRepository) -> None
     assert failed.bot_id is None
 
 
-def test_set_dispatch_schedule(repo: DynamoRepository) -> None:
+def test_set_dispatch_schedule(repo: Storage) -> None:
     meeting = _stored_meeting(repo)
     at = T0 + timedelta(hours=1, minutes=58)
     repo.set_dispatch_schedule(meeting.meeting_key, "meetpilot-abc123", at)
@@ -381,7 +391,7 @@ def test_set_dispatch_schedule(repo: DynamoRepository) -> None:
     assert repo.get_meeting(meeting.meeting_key).schedule_name == "meetpilot-def456"  # type: ignore[union-attr]
 
 
-def test_set_dispatch_schedule_needs_the_meeting(repo: DynamoRepository) -> None:
+def test_set_dispatch_schedule_needs_the_meeting(repo: Storage) -> None:
     with pytest.raises(ClientError) as caught:
         repo.set_dispatch_schedule("https://nowhere|2030-01-01T00:00Z", "meetpilot-x", T0)
     assert caught.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
@@ -390,7 +400,7 @@ def test_set_dispatch_schedule_needs_the_meeting(repo: DynamoRepository) -> None
 # --- sessions -----------------------------------------------------------------------------------
 
 
-def test_create_session_once(repo: DynamoRepository, ddb_backend: DynamoBackend) -> None:  # noqa: F811
+def test_create_session_once(repo: Storage, storage_backend: StorageBackend) -> None:  # noqa: F811
     assert repo.create_session(_session(), T0) is True
     assert repo.create_session(_session(bot_id="other"), T0 + timedelta(seconds=5)) is False
 
@@ -399,17 +409,18 @@ def test_create_session_once(repo: DynamoRepository, ddb_backend: DynamoBackend)
     assert stored.version == 0
     assert stored.bot_id is None  # the second create changed nothing
     assert stored.created_at == T0 and stored.updated_at == T0
-    raw = _raw(ddb_backend, session_pk("sess-1"), "SESSION")
-    assert raw["expires_at"] == int(T0.timestamp()) + SESSION_TTL_DAYS * 86400
+    table = storage_backend.table()  # the rest reads the stored items
+    raw = _raw(table, session_pk("sess-1"), "SESSION")
+    assert raw["expires_at"] == int(T0.timestamp()) + int(SESSION_RETENTION.total_seconds())
     assert isinstance(raw["expires_at"], Decimal)  # a Number, or TTL ignores it
     assert "seen" not in raw and "transcript" not in raw  # no empty set, no empty map
 
 
-def test_get_session_missing(repo: DynamoRepository) -> None:
+def test_get_session_missing(repo: Storage) -> None:
     assert repo.get_session("nope") is None
 
 
-def test_save_session_optimistic_concurrency(repo: DynamoRepository) -> None:
+def test_save_session_optimistic_concurrency(repo: Storage) -> None:
     repo.create_session(_session(), T0)
     first = repo.get_session("sess-1")
     second = repo.get_session("sess-1")
@@ -432,7 +443,7 @@ def test_save_session_optimistic_concurrency(repo: DynamoRepository) -> None:
     assert repo.get_session("sess-1").status is BotStatus.IN_MEETING  # type: ignore[union-attr]
 
 
-def test_save_session_that_was_never_created(repo: DynamoRepository) -> None:
+def test_save_session_that_was_never_created(repo: Storage) -> None:
     with pytest.raises(ConcurrentUpdate):
         repo.save_session(_session("ghost"), T0)
     assert repo.get_session("ghost") is None  # the update did not create a half item
@@ -445,7 +456,7 @@ def _history_entry(name: str, at: datetime, **extra: Any) -> dict[str, Any]:
     return entry
 
 
-def test_session_round_trip_of_every_field(repo: DynamoRepository) -> None:
+def test_session_round_trip_of_every_field(repo: Storage) -> None:
     created_at = T0 - timedelta(minutes=40)
     repo.create_session(_session(), created_at)
     session = repo.get_session("sess-1")
@@ -486,7 +497,7 @@ def test_session_round_trip_of_every_field(repo: DynamoRepository) -> None:
     assert restored.needs_review
 
 
-def test_save_session_clears_optional_fields(repo: DynamoRepository, ddb_backend: DynamoBackend) -> None:  # noqa: F811
+def test_save_session_clears_optional_fields(repo: Storage, storage_backend: StorageBackend) -> None:  # noqa: F811
     repo.create_session(_session(), T0)
     session = repo.get_session("sess-1")
     assert session is not None
@@ -496,7 +507,8 @@ def test_save_session_clears_optional_fields(repo: DynamoRepository, ddb_backend
     session.transcript = {"key": "k"}
     session.seen = {"a", "b"}
     repo.save_session(session, T0 + timedelta(seconds=1))
-    raw = _raw(ddb_backend, session_pk("sess-1"), "SESSION")
+    table = storage_backend.table()  # the rest reads the stored items
+    raw = _raw(table, session_pk("sess-1"), "SESSION")
     assert raw["seen"] == {"a", "b"}
     assert raw["needs_review"] is True
 
@@ -505,7 +517,7 @@ def test_save_session_clears_optional_fields(repo: DynamoRepository, ddb_backend
     session.transcript = {}
     session.seen = set()
     repo.save_session(session, T0 + timedelta(seconds=2))
-    raw = _raw(ddb_backend, session_pk("sess-1"), "SESSION")
+    raw = _raw(table, session_pk("sess-1"), "SESSION")
     for gone in ("seen", "outcome", "outcome_reason", "needs_review", "transcript"):
         assert gone not in raw, gone  # an empty set cannot be stored: the attribute is removed
     restored = repo.get_session("sess-1")
@@ -514,7 +526,7 @@ def test_save_session_clears_optional_fields(repo: DynamoRepository, ddb_backend
     assert restored.bot_id == "bot-1"
 
 
-def test_find_session_by_bot(repo: DynamoRepository) -> None:
+def test_find_session_by_bot(repo: Storage) -> None:
     repo.create_session(_session("sess-1", bot_id="bot-1"), T0)
     repo.create_session(_session("sess-2"), T0)
     assert repo.find_session_by_bot("bot-2") is None
@@ -531,36 +543,38 @@ def test_find_session_by_bot(repo: DynamoRepository) -> None:
     assert found is not None and found.session_id == "sess-2" and found.version == 1
 
 
-def test_sparse_attention_index(repo: DynamoRepository, ddb_backend: DynamoBackend) -> None:  # noqa: F811
+def test_sparse_attention_index(repo: Storage, storage_backend: StorageBackend) -> None:  # noqa: F811
     repo.create_session(_session("open"), T0)
     repo.create_session(_session("settled", outcome=Outcome.DENIED, status=BotStatus.STOPPED), T0)
 
-    settled = _raw(ddb_backend, session_pk("settled"), "SESSION")
+    table = storage_backend.table()  # the rest reads the stored items
+    settled = _raw(table, session_pk("settled"), "SESSION")
     assert "attention_shard" not in settled and "attention_due" not in settled
-    open_raw = _raw(ddb_backend, session_pk("open"), "SESSION")
+    open_raw = _raw(table, session_pk("open"), "SESSION")
     assert open_raw["attention_due"] == to_iso(T0 + timedelta(minutes=10))  # PENDING looks again in 10 min
 
-    assert _query_attention(ddb_backend, open_raw["attention_shard"], T0 + timedelta(minutes=5)) == []
+    assert _query_attention(table, open_raw["attention_shard"], T0 + timedelta(minutes=5)) == []
     due_later = T0 + timedelta(minutes=10)
-    assert _query_attention(ddb_backend, open_raw["attention_shard"], due_later) == [session_pk("open")]
-    assert _all_attention(ddb_backend, T0 + timedelta(days=1)) == [session_pk("open")]
+    assert _query_attention(table, open_raw["attention_shard"], due_later) == [session_pk("open")]
+    assert _all_attention(table, T0 + timedelta(days=1)) == [session_pk("open")]
 
     # Once the session has an outcome it leaves the index.
     session = repo.get_session("open")
     assert session is not None
     session.outcome = Outcome.NO_TRANSCRIPT
     repo.save_session(session, T0 + timedelta(minutes=1))
-    assert _all_attention(ddb_backend, T0 + timedelta(days=1)) == []
-    assert "attention_shard" not in _raw(ddb_backend, session_pk("open"), "SESSION")
+    assert _all_attention(table, T0 + timedelta(days=1)) == []
+    assert "attention_shard" not in _raw(table, session_pk("open"), "SESSION")
 
 
-def test_attention_shards_order_by_due_time(repo: DynamoRepository, ddb_backend: DynamoBackend) -> None:  # noqa: F811
+def test_attention_shards_order_by_due_time(repo: Storage, storage_backend: StorageBackend) -> None:  # noqa: F811
     for i in range(12):
         repo.create_session(_session(f"s{i}", status=BotStatus.SCHEDULED if i % 2 else BotStatus.PENDING), T0)
     seen: list[str] = []
+    table = storage_backend.table()  # the rest reads the stored items
     for shard in range(4):
-        resp = ddb_backend.client.query(
-            TableName=ddb_backend.table_name,
+        resp = table.client.query(
+            TableName=table.table_name,
             IndexName="attention",
             KeyConditionExpression="attention_shard = :s",
             ExpressionAttributeValues={":s": {"S": f"A#{shard}"}},
@@ -571,7 +585,7 @@ def test_attention_shards_order_by_due_time(repo: DynamoRepository, ddb_backend:
     assert sorted(seen) == sorted(session_pk(f"s{i}") for i in range(12))
 
 
-def test_full_history_stays_well_under_the_item_limit(repo: DynamoRepository, ddb_backend: DynamoBackend) -> None:  # noqa: F811
+def test_full_history_stays_well_under_the_item_limit(repo: Storage, storage_backend: StorageBackend) -> None:  # noqa: F811
     """The worst the domain allows: HISTORY_CAP entries with full-length multi-byte messages."""
     repo.create_session(_session(), T0)
     session = repo.get_session("sess-1")
@@ -587,7 +601,8 @@ def test_full_history_stays_well_under_the_item_limit(repo: DynamoRepository, dd
     session.bot_id = "bot-" + "b" * 60
     repo.save_session(session, T0)  # DynamoDB Local itself refuses items over 400 KB
 
-    size = _item_size(ddb_backend, session_pk("sess-1"), "SESSION")
+    table = storage_backend.table()  # the rest reads the stored items
+    size = _item_size(table, session_pk("sess-1"), "SESSION")
     assert size < MAX_ITEM_BYTES / 2, f"{size} bytes"
     restored = repo.get_session("sess-1")
     assert restored is not None and len(restored.history) == HISTORY_CAP and len(restored.seen) == SEEN_CAP
@@ -603,7 +618,7 @@ def test_the_backend_enforces_the_item_limit(ddb_backend: DynamoBackend) -> None
     assert caught.value.response["Error"]["Code"] == "ValidationException"
 
 
-def test_due_for_attention_reads_meetings_and_sessions_from_the_sparse_index(repo: DynamoRepository) -> None:
+def test_due_for_attention_reads_meetings_and_sessions_from_the_sparse_index(repo: Storage) -> None:
     meeting = _stored_meeting(repo)  # starts at T0 + 2h: checked 10 min before, plus the grace
     repo.create_session(_session("open"), T0)  # PENDING: looked at again after 10 min
     repo.create_session(_session("settled", outcome=Outcome.DENIED, status=BotStatus.STOPPED), T0)
@@ -625,8 +640,28 @@ def test_due_for_attention_reads_meetings_and_sessions_from_the_sparse_index(rep
     assert repo.due_for_attention(T0 + timedelta(days=1)) == [("session", "open")]
 
 
-def test_set_dispatch_schedule_moves_the_meeting_check(repo: DynamoRepository) -> None:
+def test_set_dispatch_schedule_moves_the_meeting_check(repo: Storage) -> None:
     meeting = _stored_meeting(repo)
     repo.set_dispatch_schedule(meeting.meeting_key, "meetpilot-abc", T0 + timedelta(hours=5))
     assert repo.due_for_attention(T0 + timedelta(hours=5)) == []
     assert repo.due_for_attention(T0 + timedelta(hours=5, minutes=5)) == [("meeting", meeting.meeting_key)]
+
+
+def test_an_unscheduled_meeting_is_checked_a_grace_period_after_the_configured_lead_time(
+    storage_backend: StorageBackend,  # noqa: F811
+) -> None:
+    lead = timedelta(minutes=30)
+    repo = storage_backend.with_lead_time(lead)
+    meeting = _stored_meeting(repo)
+    due = meeting.start - lead + timedelta(minutes=5)
+    assert repo.due_for_attention(due - timedelta(seconds=1)) == []
+    assert repo.due_for_attention(due) == [("meeting", meeting.meeting_key)]
+
+    # Cancelled, then wanted again: the revived meeting is checked by the same rule.
+    repo.detach_calendar_event(meeting.meeting_key, "cal-1")
+    assert repo.cancel_meeting(meeting.meeting_key) is not None
+    assert repo.due_for_attention(due) == []
+    repo.add_meeting(_meeting(), T0)
+    assert repo.revive_meeting(meeting.meeting_key) is not None
+    assert repo.due_for_attention(due - timedelta(seconds=1)) == []
+    assert repo.due_for_attention(due) == [("meeting", meeting.meeting_key)]

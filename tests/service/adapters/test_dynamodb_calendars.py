@@ -1,4 +1,4 @@
-"""Contract tests for the calendar side of DynamoRepository, on moto and on DynamoDB Local.
+"""Contract tests for the calendar side of Storage, on moto and on DynamoDB Local.
 
 Calendars, event links and push channels; detaching events from meetings, cancelling a meeting only
 when nothing wants it, reviving it with a clean dispatch slate; the sync lease.
@@ -10,15 +10,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from meetpilot.adapters.dynamodb import DynamoRepository
-from meetpilot.app.ports import ClaimUnavailable
+from meetpilot.app.ports import ClaimUnavailable, Storage
 from meetpilot.domain.calendar import Calendar, CalendarFilters, CalendarKind, CalendarLink, PushChannel
 from meetpilot.domain.meeting import DesiredState, DispatchState, Meeting
 from tests.support.dynamodb_backends import (  # noqa: F401 - fixtures used by name
-    DynamoBackend,
-    ddb_backend,
+    StorageBackend,
     dynamodb_local,
     moto_server,
+    storage_backend,
 )
 
 T0 = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
@@ -27,8 +26,8 @@ SECRET_FEED = "https://calendar.example.test/ical/alice/private-0123456789abcdef
 
 
 @pytest.fixture
-def repo(ddb_backend: DynamoBackend) -> DynamoRepository:  # noqa: F811 - the fixture, by name
-    return DynamoRepository(ddb_backend.client, ddb_backend.table_name)
+def repo(storage_backend: StorageBackend) -> Storage:  # noqa: F811 - the fixture, by name
+    return storage_backend.repo
 
 
 def _calendar(calendar_id: str = "ics-1", **fields) -> Calendar:
@@ -36,7 +35,7 @@ def _calendar(calendar_id: str = "ics-1", **fields) -> Calendar:
     return Calendar(calendar_id=calendar_id, **values)
 
 
-def _meeting_with(repo: DynamoRepository, *events: str, adhoc: bool = False) -> Meeting:
+def _meeting_with(repo: Storage, *events: str, adhoc: bool = False) -> Meeting:
     stored = None
     for event in events or (None,):
         stored, _ = repo.add_meeting(
@@ -49,7 +48,7 @@ def _meeting_with(repo: DynamoRepository, *events: str, adhoc: bool = False) -> 
 # --- calendars --------------------------------------------------------------------------------
 
 
-def test_calendar_round_trip_listing_and_duplicate_registration(repo: DynamoRepository) -> None:
+def test_calendar_round_trip_listing_and_duplicate_registration(repo: Storage) -> None:
     filters = CalendarFilters(
         external_only=True, min_attendees=3, opt_out_word="[skip]", internal_domains=("Acme.test",)
     )
@@ -71,7 +70,7 @@ def test_calendar_round_trip_listing_and_duplicate_registration(repo: DynamoRepo
     assert [c.calendar_id for c in repo.list_calendars()] == ["ics-1"]
 
 
-def test_sync_lease_is_exclusive_until_it_expires_or_is_released(repo: DynamoRepository) -> None:
+def test_sync_lease_is_exclusive_until_it_expires_or_is_released(repo: Storage) -> None:
     repo.put_calendar(_calendar(), T0)
     repo.claim_calendar_sync("ics-1", now=T0, lease_seconds=120)
     with pytest.raises(ClaimUnavailable) as busy:
@@ -85,7 +84,7 @@ def test_sync_lease_is_exclusive_until_it_expires_or_is_released(repo: DynamoRep
     assert missing.value.state == "missing"
 
 
-def test_a_calendar_being_removed_is_claimed_only_by_its_removal(repo: DynamoRepository) -> None:
+def test_a_calendar_being_removed_is_claimed_only_by_its_removal(repo: Storage) -> None:
     repo.put_calendar(_calendar(), T0)
     assert repo.mark_calendar_removing("ics-1")
     with pytest.raises(ClaimUnavailable) as refused:
@@ -94,7 +93,7 @@ def test_a_calendar_being_removed_is_claimed_only_by_its_removal(repo: DynamoRep
     assert repo.claim_calendar_sync("ics-1", now=T0, lease_seconds=60, removal=True).removing
 
 
-def test_sync_results_and_errors_keep_the_last_good_cursor(repo: DynamoRepository) -> None:
+def test_sync_results_and_errors_keep_the_last_good_cursor(repo: Storage) -> None:
     repo.put_calendar(_calendar(), T0)
     repo.claim_calendar_sync("ics-1", now=T0, lease_seconds=60)
     repo.record_calendar_sync("ics-1", now=T0, full=True, etag='"v1"')
@@ -116,7 +115,7 @@ def test_sync_results_and_errors_keep_the_last_good_cursor(repo: DynamoRepositor
     assert stored.last_error is None and stored.last_full_sync_at == T0 and stored.last_synced_at == later
 
 
-def test_google_sync_token_is_stored_and_dropped(repo: DynamoRepository) -> None:
+def test_google_sync_token_is_stored_and_dropped(repo: Storage) -> None:
     repo.put_calendar(_calendar("google-1", kind=CalendarKind.GOOGLE, feed_url=None), T0)
     repo.record_calendar_sync("google-1", now=T0, full=True, sync_token="tok-1")
     assert repo.get_calendar("google-1").sync_token == "tok-1"
@@ -130,7 +129,7 @@ def test_google_sync_token_is_stored_and_dropped(repo: DynamoRepository) -> None
 # --- channels ---------------------------------------------------------------------------------
 
 
-def test_channels_are_found_by_id_and_swapped_only_from_the_expected_one(repo: DynamoRepository) -> None:
+def test_channels_are_found_by_id_and_swapped_only_from_the_expected_one(repo: Storage) -> None:
     repo.put_calendar(_calendar("google-1", kind=CalendarKind.GOOGLE, feed_url=None), T0)
     first = PushChannel("ch-1", "google-1", "res-1", T0 + timedelta(days=7), token="tok-" + "a" * 40)
     second = PushChannel("ch-2", "google-1", "res-2", T0 + timedelta(days=14), token="tok-" + "b" * 40)
@@ -152,7 +151,7 @@ def test_channels_are_found_by_id_and_swapped_only_from_the_expected_one(repo: D
 # --- links ------------------------------------------------------------------------------------
 
 
-def test_event_links_are_listed_per_calendar_and_indexed_by_calendar_event(repo: DynamoRepository) -> None:
+def test_event_links_are_listed_per_calendar_and_indexed_by_calendar_event(repo: Storage) -> None:
     links = [
         CalendarLink("cal-a", "ev-1", "key-1", T0, T0 + timedelta(minutes=30)),
         CalendarLink("cal-a", "ev-2", "key-2", T0, None, recurring_event_id="series"),
@@ -171,7 +170,7 @@ def test_event_links_are_listed_per_calendar_and_indexed_by_calendar_event(repo:
 # --- meetings ---------------------------------------------------------------------------------
 
 
-def test_detaching_the_last_event_lets_the_meeting_be_cancelled(repo: DynamoRepository) -> None:
+def test_detaching_the_last_event_lets_the_meeting_be_cancelled(repo: Storage) -> None:
     meeting = _meeting_with(repo, "cal-a#1", "cal-b#1")
     assert repo.cancel_meeting(meeting.meeting_key) is None  # two events still want it
     after = repo.detach_calendar_event(meeting.meeting_key, "cal-a#1")
@@ -186,7 +185,7 @@ def test_detaching_the_last_event_lets_the_meeting_be_cancelled(repo: DynamoRepo
     assert repo.detach_calendar_event("no-such-meeting", "x") is None
 
 
-def test_a_meeting_asked_for_directly_is_never_cancelled_by_its_calendars(repo: DynamoRepository) -> None:
+def test_a_meeting_asked_for_directly_is_never_cancelled_by_its_calendars(repo: Storage) -> None:
     meeting = _meeting_with(repo, "cal-a#1")
     repo.add_meeting(Meeting.new(URL, meeting.start, user_id="bob", adhoc=True), T0)
     repo.detach_calendar_event(meeting.meeting_key, "cal-a#1")
@@ -194,7 +193,7 @@ def test_a_meeting_asked_for_directly_is_never_cancelled_by_its_calendars(repo: 
     assert repo.get_meeting(meeting.meeting_key).adhoc is True
 
 
-def test_cancelled_meeting_is_revived_with_a_clean_dispatch_slate(repo: DynamoRepository) -> None:
+def test_cancelled_meeting_is_revived_with_a_clean_dispatch_slate(repo: Storage) -> None:
     meeting = _meeting_with(repo, "cal-a#1")
     key = meeting.meeting_key
     repo.claim_meeting(key, now=T0, lease_seconds=60, session_id="sess-1", idempotency_key="idem-1")
@@ -213,7 +212,7 @@ def test_cancelled_meeting_is_revived_with_a_clean_dispatch_slate(repo: DynamoRe
     assert (claimed.session_id, claimed.idempotency_key) == ("sess-2", "idem-2")
 
 
-def test_finish_dispatch_for_a_session_the_meeting_no_longer_has_is_refused(repo: DynamoRepository) -> None:
+def test_finish_dispatch_for_a_session_the_meeting_no_longer_has_is_refused(repo: Storage) -> None:
     key = _meeting_with(repo, "cal-a#1").meeting_key
     repo.claim_meeting(key, now=T0, lease_seconds=60, session_id="sess-1", idempotency_key="idem-1")
     assert not repo.finish_dispatch(key, state=DispatchState.DISPATCHED, bot_id="bot-x", session_id="sess-0")

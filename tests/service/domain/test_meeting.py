@@ -2,7 +2,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from meetpilot.domain.meeting import Meeting, meeting_key, normalise_meeting_url
+from meetpilot.domain.meeting import (
+    ATTENTION_GRACE,
+    DispatchState,
+    Meeting,
+    meeting_attention_due,
+    meeting_key,
+    normalise_meeting_url,
+)
 from meetpilot.errors import InvalidInput
 
 START = datetime(2026, 12, 1, 15, 0, 42, tzinfo=UTC)
@@ -57,3 +64,14 @@ def test_naive_start_and_end_before_start_are_rejected():
         meeting_key("https://zoom.us/j/1", datetime(2026, 12, 1, 15, 0))
     with pytest.raises(InvalidInput, match="after its start"):
         Meeting.new("https://zoom.us/j/1", START, end=START - timedelta(minutes=5))
+
+
+def test_the_reconciler_checks_a_meeting_a_grace_period_after_its_planned_dispatch() -> None:
+    start = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    meeting = Meeting.new("https://zoom.us/j/1", start)
+    lead = timedelta(minutes=25)
+    assert meeting_attention_due(meeting, lead) == start - lead + ATTENTION_GRACE  # not yet scheduled
+    meeting.dispatch_at = start - timedelta(hours=1)
+    assert meeting_attention_due(meeting, lead) == start - timedelta(hours=1) + ATTENTION_GRACE
+    meeting.dispatch_state = DispatchState.DISPATCHED
+    assert meeting_attention_due(meeting, lead) is None  # settled: nothing to check
