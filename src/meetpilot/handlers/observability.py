@@ -12,9 +12,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
+
+if TYPE_CHECKING:
+    from meetpilot.app.workers import FollowUpReport
 
 logger = Logger(service="meetpilot", log_uncaught_exceptions=False)
 
@@ -107,3 +110,10 @@ def count_published(published: list[dict[str, Any]], failed: int) -> None:
     review = sum(1 for e in published if e["detail"].get("needs_review"))
     if review:
         count("SessionsNeedingReview", review)
+
+
+def report_follow_ups(report: FollowUpReport) -> None:
+    """Metrics for what a worker's follow-ups published, and a warning for what they could not."""
+    count_published(report.published.published, report.published.failed)
+    if report.published.failed:
+        logger.warning("events not published yet; kept for a retry", extra={"error": report.published.error})

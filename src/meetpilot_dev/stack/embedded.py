@@ -12,8 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from meetpilot.app.messages import SubmitMeeting
 from meetpilot.composition import Container, use_container
-from meetpilot.domain.clock import Clock, SystemClock, to_iso
+from meetpilot.domain.clock import Clock, SystemClock
 from meetpilot.domain.meeting import meeting_key
 from meetpilot.settings import Settings
 from meetpilot_dev.stack import aws_call_log
@@ -262,12 +263,8 @@ class LocalStack:
     ) -> str:
         """Queue an ad-hoc meeting for dispatch, as the HTTP API or CLI does; return its meeting key."""
         assert self.container is not None
-        submit: dict[str, Any] = {"meeting_url": url, "start": to_iso(start), "title": title}
-        if end is not None:
-            submit["end"] = to_iso(end)
-        if user_id:
-            submit["user_id"] = user_id
-        self.container.dispatch_queue.send({"submit": submit})
+        submit = SubmitMeeting.of(url, start, end=end, title=title, user_id=user_id)
+        self.container.dispatch_queue.send(submit.to_body())
         return meeting_key(url, start)
 
     def published_events(self, detail_type: str | None = None) -> list[dict[str, Any]]:
