@@ -24,7 +24,17 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 
 from meetpilot.domain.clock import parse_iso, to_iso
 from meetpilot.errors import InvalidInput
@@ -45,6 +55,20 @@ def _none_is_zero(value: object) -> object:
 
 def _none_is_empty(value: object) -> object:
     return "" if value is None else value
+
+
+def _or_none(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    try:
+        return handler(value)
+    except ValidationError:
+        return None
+
+
+def _or_empty(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    try:
+        return handler(value)
+    except ValidationError:
+        return {}
 
 
 def _not_blank(value: str) -> str:
@@ -145,13 +169,19 @@ def read_dispatch_message(body: str | bytes) -> DispatchMessage:
 
 
 class BotEventDelivery(QueueMessage):
-    """One webhook delivery, stored raw by the ingest before it answered 2xx."""
+    """One webhook delivery, stored raw by the ingest before it answered 2xx.
+
+    Only ``body`` must fit: the ingest has acknowledged the delivery, and MeetStream does not send it
+    again, so a malformed session id (read as absent: the event's own ids find the session) or audit
+    field (dropped) never sends it to the DLQ."""
 
     body: str  # the delivery's raw body, read again by the worker
-    session_id: Annotated[str | None, BeforeValidator(_blank_is_none)] = None  # set by a capability-token URL
-    auth: str | None = None  # "token" or "signature"
-    received_at: UtcTime | None = None
-    headers: dict[str, str] = Field(default_factory=dict)  # the few kept for audit, never Authorization
+    # Set on a capability-token URL: only that session may be touched.
+    session_id: Annotated[str | None, BeforeValidator(_blank_is_none), WrapValidator(_or_none)] = None
+    auth: Annotated[str | None, WrapValidator(_or_none)] = None  # "token" or "signature"
+    received_at: Annotated[UtcTime | None, WrapValidator(_or_none)] = None
+    # The few headers kept for audit, never Authorization.
+    headers: Annotated[dict[str, str], WrapValidator(_or_empty)] = Field(default_factory=dict)
 
 
 # --- transcript queue --------------------------------------------------------------------------
