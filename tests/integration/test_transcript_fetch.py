@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from meetpilot.app.ports import BotRequest
 from meetpilot.app.messages import BotEventDelivery, TranscriptJob
+from meetpilot.app.ports import BotRequest
 from meetpilot.app.transcripts import FetchOutcome, fetch_transcript
 from meetpilot.domain.clock import FixedClock
 from meetpilot.domain.session import Session, TranscriptMode, TranscriptState
