@@ -208,7 +208,7 @@ class Container:
 
     def follow_up_step(self, retry_queue: Callable[[], Any] | None = None) -> Any:
         """What a worker's use case needs for its follow-ups; ``retry_queue`` is its own queue."""
-        from meetpilot.app.workers import FollowUpStep
+        from meetpilot.app.workers.followups import FollowUpStep
 
         return FollowUpStep(
             repo=self.repository,
@@ -220,7 +220,7 @@ class Container:
 
     @cached_property
     def transcript_policy(self) -> Any:
-        from meetpilot.app.workers import TranscriptPolicy
+        from meetpilot.app.workers.transcripts import TranscriptPolicy
 
         budget = self.settings.scaled(self.settings.transcript_not_ready_budget_seconds)
         return TranscriptPolicy(

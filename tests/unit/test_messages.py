@@ -17,7 +17,7 @@ from meetpilot.app.messages import (
     read_dispatch_message,
     read_message,
 )
-from meetpilot.app.workers import FollowUps, FollowUpStep, carry_out
+from meetpilot.app.workers.followups import FollowUps, FollowUpStep, carry_out
 from meetpilot.composition import Container
 from meetpilot.errors import InvalidInput
 from meetpilot.settings import Settings

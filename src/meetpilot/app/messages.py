@@ -85,7 +85,7 @@ Attempt = Annotated[int, Field(ge=0), BeforeValidator(_none_is_zero)]
 class QueueMessage(BaseModel):
     """A queue body: frozen, unknown keys ignored, written back with the keys that were set."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     def to_body(self) -> dict[str, Any]:
         """The JSON object to send (what ``MessageQueue.send`` takes)."""
@@ -105,7 +105,7 @@ M = TypeVar("M", bound=QueueMessage)
 class MeetingSubmission(BaseModel):
     """An ad-hoc "record this meeting" request, as the management API and the CLI queue it."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     meeting_url: Annotated[str, AfterValidator(_not_blank)]
     start: UtcTime

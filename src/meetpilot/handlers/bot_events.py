@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from meetpilot.app.bot_events import ApplyOutcome
 from meetpilot.app.messages import BotEventDelivery, read_message
-from meetpilot.app.workers import work_bot_event
+from meetpilot.app.workers.bot_events import work_bot_event
 from meetpilot.composition import container
 from meetpilot.handlers.observability import correlate, correlated, count, instrumented, logger, report_follow_ups
 from meetpilot.handlers.sqs_batch import run_batch

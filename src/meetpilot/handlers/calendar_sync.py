@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from meetpilot.app.messages import CalendarSyncJob, read_message
-from meetpilot.app.workers import work_calendar_sync
+from meetpilot.app.workers.calendar_sync import work_calendar_sync
 from meetpilot.composition import container
 from meetpilot.handlers.observability import logger
 from meetpilot.handlers.sqs_batch import run_batch

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from meetpilot.app.dispatch import DispatchOutcome
 from meetpilot.app.messages import DispatchMeeting, read_dispatch_message
-from meetpilot.app.workers import DispatchDone, work_dispatch_message
+from meetpilot.app.workers.dispatch import DispatchDone, work_dispatch_message
 from meetpilot.composition import container
 from meetpilot.domain.clock import to_iso
 from meetpilot.handlers.observability import (

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 
 if TYPE_CHECKING:
-    from meetpilot.app.workers import FollowUpReport
+    from meetpilot.app.workers.followups import FollowUpReport
 
 logger = Logger(service="meetpilot", log_uncaught_exceptions=False)
 
@@ -72,7 +72,16 @@ def flush_metrics() -> None:
 
 
 def instrumented(handler: Callable[[dict[str, Any], Any], Any]) -> Callable[[dict[str, Any], Any], Any]:
-    """Publish the invocation's metrics when the handler returns or raises."""
+    """Publish the invocation's metrics when the handler returns or raises.
+
+    Kept instead of ``logger.inject_lambda_context`` + ``Metrics.log_metrics``: one invocation that
+    logs one line and counts one metric costs 50-54 us of CPU this way and 56-58 us with the two
+    Powertools decorators (min of 9 runs of 2,000 calls each, ``time.process_time``, Powertools 3.37;
+    the context injection is the difference, ``log_metrics`` alone is level with this). Imports are
+    the same either way (the batch utility already loads the metrics module). ``log_metrics`` also
+    warns on every invocation that recorded nothing, and the context injection needs a Lambda
+    context object where the local stack and tests may pass None.
+    """
 
     @functools.wraps(handler)
     def wrapper(event: dict[str, Any], context: Any) -> Any:

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from meetpilot.app.messages import TranscriptJob, read_message
 from meetpilot.app.transcripts import FetchOutcome
-from meetpilot.app.workers import work_transcript_job
+from meetpilot.app.workers.transcripts import work_transcript_job
 from meetpilot.composition import container
 from meetpilot.handlers.observability import correlated, count, instrumented, logger, report_follow_ups, seconds
 from meetpilot.handlers.sqs_batch import run_batch
