@@ -10,12 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from meetpilot.handlers.observability import logger
 
 
-def run_batch(event: dict[str, Any], context: Any, record_handler: Callable[[SQSRecord], Any]) -> dict[str, Any]:
+def run_batch(
+    event: dict[str, Any], context: Any, record_handler: Callable[[SQSRecord], Any]
+) -> PartialItemFailureResponse:
     def logged(record: SQSRecord) -> Any:
         try:
             return record_handler(record)
