@@ -1,5 +1,9 @@
 """SQS entry point that fetches finished transcripts into S3 (or assembles a streaming-only bot's
-transcript from its live segments)."""
+transcript from its live segments).
+
+Longer than 40 lines: each way a fetch ends (retried, not stored, stored, empty) has its own log
+line and metric.
+"""
 
 from __future__ import annotations
 
