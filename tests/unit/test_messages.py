@@ -93,10 +93,10 @@ def test_new_producers_send_the_keys_the_old_ones_did() -> None:
         "attempt": 0,
         "first_attempt_at": "2026-12-01T15:00:00.000Z",
     }
-    assert job.retried(live_fallback=True).to_body()["live_fallback"] is True
+    assert job.updated(live_fallback=True).to_body()["live_fallback"] is True
     sync = CalendarSyncJob(calendar_id="cal-1", reason="poll")
     assert sync.to_body() == {"calendar_id": "cal-1", "reason": "poll"}
-    assert sync.retried(reason="retry_busy").to_body() == {"calendar_id": "cal-1", "reason": "retry_busy"}
+    assert sync.updated(reason="retry_busy").to_body() == {"calendar_id": "cal-1", "reason": "retry_busy"}
 
 
 def test_unknown_keys_are_ignored_so_a_newer_message_is_still_read() -> None:

@@ -44,7 +44,7 @@ class ApplyResult:
 
 def transcript_job(session: Session, now: datetime, *, live_fallback: bool = False) -> TranscriptJob:
     job = TranscriptJob(session_id=session.session_id, bot_id=session.bot_id, attempt=0, first_attempt_at=now)
-    return job.retried(live_fallback=True) if live_fallback else job
+    return job.updated(live_fallback=True) if live_fallback else job
 
 
 def apply_delivery(

@@ -365,7 +365,7 @@ def enqueue_due_syncs(
         job = CalendarSyncJob(calendar_id=calendar.calendar_id, reason="poll")
         if calendar.kind is CalendarKind.GOOGLE:
             if calendar.last_full_sync_at is None or calendar.last_full_sync_at <= now - cfg.google_full_sync_every:
-                job = job.retried(full=True)
+                job = job.updated(full=True)
             elif calendar.last_synced_at is not None and calendar.last_synced_at > now - cfg.google_safety_sync_every:
                 continue
         queue.send(job.to_body())

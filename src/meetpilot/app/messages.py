@@ -9,7 +9,7 @@ naming the field; the batch runner then fails the record, which reaches the DLQ 
 maxReceiveCount, as before.
 
     job = read_message(TranscriptJob, record.body)
-    queue.send(job.retried(attempt=job.attempt + 1).to_body(), delay_seconds=30)
+    queue.send(job.updated(attempt=job.attempt + 1).to_body(), delay_seconds=30)
 
 Powertools' parser (``BatchProcessor(model=...)``) is not used: a record that fails its model is
 turned into a batch failure inside the processor, before our handler sees it, so the reason (which
@@ -96,7 +96,7 @@ class QueueMessage(BaseModel):
         """The JSON object to send (what ``MessageQueue.send`` takes)."""
         return self.model_dump(mode="json", exclude_unset=True)
 
-    def retried(self: M, **changes: Any) -> M:
+    def updated(self: M, **changes: Any) -> M:
         """The same message with ``changes``, which are then sent too."""
         return self.model_copy(update=changes)
 

@@ -213,7 +213,7 @@ def _fetch(
             delay = retry_delay(attempt, retry_after, cap=600.0)
         else:
             delay = min(900.0, retry_base_seconds * 2**attempt)
-        next_job = job.retried(attempt=attempt + 1, first_attempt_at=first_attempt)
+        next_job = job.updated(attempt=attempt + 1, first_attempt_at=first_attempt)
         _count_try(repo, session_id, clock)
         return FetchResult(FetchOutcome.RETRY, session_id, retry_in=delay, next_job=next_job, reason=reason)
 
@@ -223,7 +223,7 @@ def _fetch(
             _settle(repo, session_id, Outcome.STREAMING_ONLY, why, clock)
             return FetchResult(FetchOutcome.FAILED, session_id, reason=why)
         if attempt == 0:
-            next_job = job.retried(attempt=1, first_attempt_at=first_attempt)
+            next_job = job.updated(attempt=1, first_attempt_at=first_attempt)
             return FetchResult(
                 FetchOutcome.RETRY,
                 session_id,

@@ -26,5 +26,5 @@ def work_calendar_sync(
     report = sync_calendar(job.calendar_id, deps=deps, ics=ics, google=google, full=job.full)
     if report.outcome != "busy":
         return Done(report)
-    retry = job.retried(reason="retry_busy")
+    retry = job.updated(reason="retry_busy")
     return Done(report, carry_out(FollowUps(retry=retry, retry_in=report.retry_in or CALENDAR_BUSY_FALLBACK), after))
