@@ -8,7 +8,7 @@ start only for the clients its own path touches.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
@@ -208,6 +208,30 @@ class Container:
         from meetpilot.app.calendar_sync import push_address
 
         return push_address(self.settings.require("public_base_url"))
+
+    # --- queue workers ------------------------------------------------------------------------
+
+    def follow_up_step(self, retry_queue: Callable[[], Any] | None = None) -> Any:
+        """What a worker's use case needs for its follow-ups; ``retry_queue`` is its own queue."""
+        from meetpilot.app.workers.followups import FollowUpStep
+
+        return FollowUpStep(
+            repo=self.repository,
+            clock=self.clock,
+            delay=self.settings.scaled,
+            publisher=lambda: self.event_publisher,
+            retry_queue=retry_queue,
+        )
+
+    @cached_property
+    def transcript_policy(self) -> Any:
+        from meetpilot.app.workers.transcripts import TranscriptPolicy
+
+        budget = self.settings.scaled(self.settings.transcript_not_ready_budget_seconds)
+        return TranscriptPolicy(
+            not_ready_budget=timedelta(seconds=budget),
+            retry_base_seconds=self.settings.transcript_retry_base_seconds,
+        )
 
     # --- management API -----------------------------------------------------------------------
 

@@ -44,6 +44,8 @@ _ENV = {
     "event_bus_name": "EVENT_BUS_NAME",
     "live_transcripts": "LIVE_TRANSCRIPTS",
     "feed_allow_networks": "FEED_ALLOW_NETWORKS",
+    "transcript_retry_base_seconds": "TRANSCRIPT_RETRY_BASE_SECONDS",
+    "transcript_not_ready_budget_seconds": "TRANSCRIPT_NOT_READY_BUDGET_SECONDS",
 }
 
 
@@ -88,6 +90,10 @@ class Settings:
     # Inside networks (CIDR, comma-separated) whose addresses a user's feed URL may still reach. Only
     # the local stack sets it, for its fake feeds on 127.0.0.1; the deployed template never does.
     feed_allow_networks: tuple[str, ...] = ()
+    # A transcript not ready yet is asked for again after base * 2**attempt seconds (at most 15
+    # minutes), until this budget from the first try; then the session is flagged gave_up.
+    transcript_retry_base_seconds: float = 15.0
+    transcript_not_ready_budget_seconds: int = 1800
 
     @property
     def wants_live_transcripts(self) -> bool:
@@ -106,8 +112,10 @@ class Settings:
                 continue
             if f.name in ("lead_time_seconds", "schedule_margin_seconds"):
                 values[f.name] = _int(raw, _ENV[f.name], minimum=0)
-            elif f.name == "provider_timeout_seconds":
+            elif f.name in ("provider_timeout_seconds", "transcript_retry_base_seconds"):
                 values[f.name] = float(_int(raw, _ENV[f.name], minimum=1))
+            elif f.name == "transcript_not_ready_budget_seconds":
+                values[f.name] = _int(raw, _ENV[f.name], minimum=1)
             elif f.name == "time_scale":
                 try:
                     values[f.name] = float(raw)

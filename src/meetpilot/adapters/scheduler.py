@@ -10,6 +10,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from meetpilot.app.messages import DispatchMeeting
+
 # A late dispatch is worthless once the meeting is well under way: give up retrying after this.
 MAX_EVENT_AGE_SECONDS = 900
 
@@ -45,7 +47,7 @@ class EventBridgeDispatchScheduler:
         target: dict[str, Any] = {
             "Arn": self._target_arn,
             "RoleArn": self._role_arn,
-            "Input": json.dumps({"meeting_key": meeting_key}),
+            "Input": json.dumps(DispatchMeeting(meeting_key=meeting_key).to_body()),
             "RetryPolicy": {"MaximumRetryAttempts": 10, "MaximumEventAgeInSeconds": MAX_EVENT_AGE_SECONDS},
         }
         if self._dlq_arn:

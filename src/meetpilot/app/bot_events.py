@@ -4,18 +4,19 @@ and enqueue exactly one transcript job when the transcript is ready.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from meetpilot.app.messages import BotEventDelivery, TranscriptJob
 from meetpilot.app.ports import MessageQueue, Sessions
 from meetpilot.app.sessions import update_session
-from meetpilot.domain.clock import Clock, to_iso
+from meetpilot.domain.clock import Clock
 from meetpilot.domain.events import BotEvent, read_event
 from meetpilot.domain.session import EventVerdict, Session, TranscriptMode, apply_event
 from meetpilot.domain.status import Outcome
-from meetpilot.errors import InvalidEvent, InvalidInput
+from meetpilot.errors import InvalidEvent
 
 
 class ApplyOutcome(StrEnum):
@@ -35,28 +36,26 @@ class ApplyResult:
     transcript_job_sent: bool = False
     session: Session | None = None
 
+    @property
+    def rejected(self) -> bool:
+        """Logged and dropped: retrying cannot make the delivery valid."""
+        return self.outcome in (ApplyOutcome.WRONG_BOT, ApplyOutcome.INVALID, ApplyOutcome.UNKNOWN_SESSION)
 
-def transcript_job(session: Session, now_iso: str) -> dict[str, Any]:
-    return {
-        "session_id": session.session_id,
-        "bot_id": session.bot_id,
-        "attempt": 0,
-        "first_attempt_at": now_iso,
-    }
+
+def transcript_job(session: Session, now: datetime, *, live_fallback: bool = False) -> TranscriptJob:
+    job = TranscriptJob(session_id=session.session_id, bot_id=session.bot_id, attempt=0, first_attempt_at=now)
+    return job.updated(live_fallback=True) if live_fallback else job
 
 
 def apply_delivery(
-    message: Mapping[str, Any],
+    message: BotEventDelivery,
     *,
     repo: Sessions,
     transcript_queue: MessageQueue,
     clock: Clock,
 ) -> ApplyResult:
-    body = message.get("body")
-    if not isinstance(body, str):
-        raise InvalidInput("bot-event message has no 'body' string")
     try:
-        event = read_event(body)  # the edge ran the same reading before it acknowledged the delivery
+        event = read_event(message.body)  # the edge ran the same reading before it acknowledged the delivery
     except InvalidEvent:
         return ApplyResult(ApplyOutcome.INVALID)
 
@@ -85,13 +84,13 @@ def apply_delivery(
     # mark cleared. A crash in between leaves the mark, and the next delivery for the session
     # (even a duplicate) sends it again: at least once, and transcript_fetch is idempotent.
     if latest.transcript_job_pending:
-        transcript_queue.send(transcript_job(latest, to_iso(clock.now())))
+        transcript_queue.send(transcript_job(latest, clock.now()).to_body())
         sent = True
         latest = _clear_pending(repo, latest.session_id, clock) or latest
 
     if decision.verdict is EventVerdict.APPLIED and _lost_post_call(decision.session, decision.outcome_decided):
         # The post-call transcription failed: the live transcript, if any, is kept as a partial one.
-        transcript_queue.send({**transcript_job(latest, to_iso(clock.now())), "live_fallback": True})
+        transcript_queue.send(transcript_job(latest, clock.now(), live_fallback=True).to_body())
         sent = True
 
     if decision.verdict is EventVerdict.DUPLICATE:
@@ -125,9 +124,9 @@ def _clear_pending(repo: Sessions, session_id: str, clock: Clock) -> Session | N
     return update_session(repo, session_id, clear, clock)
 
 
-def _find_session(message: Mapping[str, Any], event: BotEvent, repo: Sessions) -> Session | None:
-    session_id = message.get("session_id")
-    if isinstance(session_id, str) and session_id:
+def _find_session(message: BotEventDelivery, event: BotEvent, repo: Sessions) -> Session | None:
+    session_id = message.session_id
+    if session_id:
         # The capability token named this session; only it may be touched.
         return repo.get_session(session_id)
     # Signed workspace delivery: our custom_attributes carry the session id; else look up the bot.

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from meetpilot.app.messages import CalendarSyncJob
 from meetpilot.app.ports import MessageQueue, PushChannels
 from meetpilot.domain.calendar import channel_matches, push_resource_state
 
@@ -43,5 +44,5 @@ def receive_google_push(headers: Mapping[str, str], *, repo: PushChannels, queue
         return PushResult(401, "unknown channel or wrong channel token")
     if push_resource_state(lowered) == "sync":
         return PushResult(200, "channel open; nothing to sync", channel.calendar_id)
-    queue.send({"calendar_id": channel.calendar_id, "reason": "push"})
+    queue.send(CalendarSyncJob(calendar_id=channel.calendar_id, reason="push").to_body())
     return PushResult(200, "sync queued", channel.calendar_id)

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from meetpilot.app.cancellation import cancel_meeting
 from meetpilot.app.dispatch import DispatchConfig, plan_dispatch
+from meetpilot.app.messages import CalendarSyncJob, DispatchMeeting
 from meetpilot.app.ports import (
     BotProvider,
     CalendarRepository,
@@ -189,7 +190,7 @@ def _attach(event: CalendarEvent, calendar: Calendar, key: str, deps: SyncDeps) 
         stored, scheduler=deps.scheduler, repo=deps.repo, config=deps.dispatch_config, clock=deps.clock
     )
     if plan.dispatch_now:
-        deps.dispatch_queue.send({"meeting_key": key, "attempt": 0, "source": "calendar"})
+        deps.dispatch_queue.send(DispatchMeeting(meeting_key=key, attempt=0, source="calendar").to_body())
 
 
 def leave_meeting(link: CalendarLink, deps: SyncDeps, *, keep_link: bool = False) -> str:
@@ -363,13 +364,13 @@ def enqueue_due_syncs(
     for calendar in repo.list_calendars():
         if calendar.removing:
             continue
-        job: dict[str, object] = {"calendar_id": calendar.calendar_id, "reason": "poll"}
+        job = CalendarSyncJob(calendar_id=calendar.calendar_id, reason="poll")
         if calendar.kind is CalendarKind.GOOGLE:
             if calendar.last_full_sync_at is None or calendar.last_full_sync_at <= now - cfg.google_full_sync_every:
-                job["full"] = True
+                job = job.updated(full=True)
             elif calendar.last_synced_at is not None and calendar.last_synced_at > now - cfg.google_safety_sync_every:
                 continue
-        queue.send(job)
+        queue.send(job.to_body())
         counts[f"{calendar.kind.value}_queued"] += 1
     return counts
 

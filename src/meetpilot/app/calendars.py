@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from meetpilot.app.calendar_sync import CalendarSyncConfig, SyncDeps, leave_meeting, open_channel
+from meetpilot.app.messages import CalendarSyncJob
 from meetpilot.app.ports import Calendars, CalendarStorage, ClaimUnavailable, GoogleCalendars, MessageQueue
 from meetpilot.domain.calendar import (
     Calendar,
@@ -102,7 +103,7 @@ def add_ics_calendar(
         if existing is not None:
             return Registered(existing, created=False)
         raise ConcurrentUpdate(f"calendar {calendar_id} changed while being registered; try again")
-    sync_queue.send({"calendar_id": calendar_id, "reason": "registered"})
+    sync_queue.send(CalendarSyncJob(calendar_id=calendar_id, reason="registered").to_body())
     return Registered(calendar, created=True)
 
 
@@ -169,7 +170,7 @@ def add_google_calendar(
         if current is None:
             raise ConcurrentUpdate(f"calendar {calendar_id} changed while being registered; try again")
         return Registered(current, created=False)
-    sync_queue.send({"calendar_id": calendar_id, "reason": "registered", "full": True})
+    sync_queue.send(CalendarSyncJob(calendar_id=calendar_id, reason="registered", full=True).to_body())
     return Registered(calendar, created=True)
 
 
@@ -183,7 +184,7 @@ def request_sync(calendar_id: str, *, repo: Calendars, queue: MessageQueue, full
     """Queue a sync of one calendar now (``full`` re-lists a Google calendar from scratch)."""
     if repo.get_calendar(calendar_id) is None:
         raise NotFound(f"no calendar {calendar_id}; 'calendars list' shows the registered ones")
-    queue.send({"calendar_id": calendar_id, "reason": "requested", "full": full})
+    queue.send(CalendarSyncJob(calendar_id=calendar_id, reason="requested", full=full).to_body())
 
 
 class CalendarBusy(ConcurrentUpdate):

@@ -24,7 +24,7 @@ from meetpilot.app.ports import (
     Secrets,
 )
 from meetpilot.app.sessions import update_session
-from meetpilot.domain.clock import Clock, parse_iso
+from meetpilot.domain.clock import Clock
 from meetpilot.domain.meeting import DesiredState, DispatchState, Meeting
 from meetpilot.domain.retry import retry_delay
 from meetpilot.domain.session import Session, TranscriptMode
@@ -99,30 +99,6 @@ class MeetingRequest:
     end: datetime | None = None
     title: str = ""
     user_id: str | None = None
-
-    @classmethod
-    def from_message(cls, data: Mapping[str, object]) -> MeetingRequest:
-        url = data.get("meeting_url")
-        start = data.get("start")
-        if not isinstance(url, str) or not url.strip():
-            raise InvalidInput("meeting_url is required and must be a string")
-        if not isinstance(start, str):
-            raise InvalidInput("start is required: an ISO-8601 time with a zone, e.g. 2026-12-01T15:00:00Z")
-        try:
-            start_at = parse_iso(start)
-            end_raw = data.get("end")
-            end_at = parse_iso(end_raw) if isinstance(end_raw, str) and end_raw else None
-        except ValueError as exc:
-            raise InvalidInput(f"bad meeting time: {exc}") from None
-        title = data.get("title")
-        user = data.get("user_id")
-        return cls(
-            meeting_url=url,
-            start=start_at,
-            end=end_at,
-            title=title if isinstance(title, str) else "",
-            user_id=user if isinstance(user, str) and user else None,
-        )
 
 
 def submit_meeting(request: MeetingRequest, *, repo: Meetings, clock: Clock) -> Meeting:

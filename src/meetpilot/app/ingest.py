@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from meetpilot.app.messages import BotEventDelivery
 from meetpilot.app.ports import MessageQueue, Secrets
-from meetpilot.domain.clock import Clock, to_iso
+from meetpilot.domain.clock import Clock
 from meetpilot.domain.events import read_event
 from meetpilot.domain.webhook_auth import timestamp_problem, verify_capability_token, verify_signature
 from meetpilot.errors import InvalidEvent
@@ -70,15 +71,15 @@ def ingest_webhook(request: WebhookRequest, *, secrets: Secrets, queue: MessageQ
     except InvalidEvent as exc:
         return _reject(400, exc.reason, str(exc))
 
-    message = {
-        "received_at": to_iso(now),
-        "auth": auth,
-        "session_id": request.session_id,
-        "headers": {k: request.headers[k][:200] for k in KEPT_HEADERS if k in request.headers},
-        "body": request.body.decode("utf-8"),
-    }
+    message = BotEventDelivery(
+        received_at=now,
+        auth=auth,
+        session_id=request.session_id,
+        headers={k: request.headers[k][:200] for k in KEPT_HEADERS if k in request.headers},
+        body=request.body.decode("utf-8"),
+    )
     try:
-        queue.send(message)
+        queue.send(message.to_body())
     except Exception:  # any failure to make it durable must surface as 503, never 200
         return _reject(503, "queue_unavailable", "could not store the delivery; try again")
     return WebhookResponse(200, {"received": True}, "accepted")

@@ -11,12 +11,11 @@ unless a calendar event still wants it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from meetpilot.app.cancellation import cancel_meeting
 from meetpilot.app.dispatch import MeetingRequest, submit_meeting
+from meetpilot.app.messages import SubmitMeeting
 from meetpilot.app.ports import BotProvider, DispatchScheduler, Meetings, MeetingsAndSessions, MessageQueue
-from meetpilot.domain.clock import Clock, to_iso
+from meetpilot.domain.clock import Clock
 from meetpilot.domain.meeting import DesiredState, Meeting, meeting_key
 from meetpilot.errors import Conflict, NotFound
 
@@ -31,16 +30,10 @@ def request_meeting(
     """
     known = repo.get_meeting(meeting_key(request.meeting_url, request.start)) is not None
     stored = submit_meeting(request, repo=repo, clock=clock)
-    submit: dict[str, Any] = {
-        "meeting_url": request.meeting_url,
-        "start": to_iso(request.start),
-        "title": request.title,
-    }
-    if request.end is not None:
-        submit["end"] = to_iso(request.end)
-    if request.user_id:
-        submit["user_id"] = request.user_id
-    dispatch_queue.send({"submit": submit})
+    submit = SubmitMeeting.of(
+        request.meeting_url, request.start, end=request.end, title=request.title, user_id=request.user_id
+    )
+    dispatch_queue.send(submit.to_body())
     return stored, not known
 
 

@@ -18,9 +18,10 @@ from datetime import timedelta
 from typing import Any
 
 from meetpilot.app.bot_events import transcript_job
+from meetpilot.app.messages import DispatchMeeting
 from meetpilot.app.ports import BotProvider, EventPublisher, Meetings, MessageQueue, Reconciling, Sessions
 from meetpilot.app.sessions import publish_outbox, update_session
-from meetpilot.domain.clock import Clock, to_iso
+from meetpilot.domain.clock import Clock
 from meetpilot.domain.events import normalise_event
 from meetpilot.domain.meeting import DesiredState, DispatchState
 from meetpilot.domain.session import (
@@ -105,7 +106,7 @@ def _meeting(key: str, repo: Meetings, dispatch_queue: MessageQueue, clock: Cloc
         return "settled"
     # Its schedule or its dispatch message was lost (or is stuck in a DLQ): dispatch again. The
     # claim and the stored idempotency key make this safe even if the first attempt got through.
-    dispatch_queue.send({"meeting_key": key, "attempt": 0, "source": "reconcile"})
+    dispatch_queue.send(DispatchMeeting(meeting_key=key, attempt=0, source="reconcile").to_body())
     repo.postpone_meeting_attention(key, clock.now() + cfg.meeting_recheck)
     return "meeting_redispatched"
 
@@ -178,7 +179,7 @@ def reconcile_session(
         # a second copy of a live job is harmless (the fetcher stores a transcript once).
         latest.transcript_job_pending = True
     if latest.transcript_job_pending:
-        transcript_queue.send(transcript_job(latest, to_iso(clock.now())))
+        transcript_queue.send(transcript_job(latest, clock.now()).to_body())
 
         def sent(current: Session) -> Session | None:
             current.transcript_job_pending = False

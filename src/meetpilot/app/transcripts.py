@@ -10,12 +10,12 @@ import gzip
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from meetpilot.app.messages import TranscriptJob
 from meetpilot.app.ports import BotProvider, LiveSegmentStore, MeetingsAndSessions, Sessions, TranscriptStore
 from meetpilot.app.sessions import update_session
 from meetpilot.domain.clock import Clock, parse_iso, to_iso
@@ -54,7 +54,7 @@ class FetchResult:
     outcome: FetchOutcome
     session_id: str
     retry_in: float | None = None
-    next_job: dict[str, Any] | None = None
+    next_job: TranscriptJob | None = None
     keys: dict[str, str] | None = None
     summary: TranscriptSummary | None = None
     reason: str | None = None
@@ -69,7 +69,7 @@ def transcript_prefix(session: Session, meeting_start: datetime | None, now: dat
 
 
 def fetch_transcript(
-    job: Mapping[str, Any],
+    job: TranscriptJob,
     *,
     repo: MeetingsAndSessions,
     provider: BotProvider,
@@ -174,7 +174,7 @@ def _metadata(session: Session, meeting: Any) -> dict[str, Any]:
 
 
 def _fetch(
-    job: Mapping[str, Any],
+    job: TranscriptJob,
     *,
     repo: MeetingsAndSessions,
     provider: BotProvider,
@@ -185,20 +185,17 @@ def _fetch(
     retry_base_seconds: float,
     segments: LiveSegmentStore | None,
 ) -> FetchResult:
-    session_id = job.get("session_id")
-    if not isinstance(session_id, str) or not session_id:
-        raise InvalidInput("transcript job has no session_id")
-    attempt = int(job.get("attempt", 0) or 0)
-    first_raw = job.get("first_attempt_at")
+    session_id = job.session_id
+    attempt = job.attempt
     now = clock.now()
-    first_attempt = parse_iso(first_raw) if isinstance(first_raw, str) and first_raw else now
+    first_attempt = job.first_attempt_at or now
 
     session = repo.get_session(session_id)
     if session is None:
         raise InvalidInput(f"transcript job for unknown session {session_id}")
     if session.transcript_state is TranscriptState.STORED:
         return FetchResult(FetchOutcome.ALREADY_STORED, session_id)
-    if job.get("live_fallback"):
+    if job.live_fallback:
         # The post-call transcription failed (its webhook said so): only the partial is left to keep.
         return FetchResult(FetchOutcome.FAILED, session_id, reason=session.outcome_reason or "transcription failed")
     if session.outcome is not None and session.outcome.rules_out_transcript:
@@ -216,8 +213,7 @@ def _fetch(
             delay = retry_delay(attempt, retry_after, cap=600.0)
         else:
             delay = min(900.0, retry_base_seconds * 2**attempt)
-        next_job = dict(job)
-        next_job.update(attempt=attempt + 1, first_attempt_at=to_iso(first_attempt))
+        next_job = job.updated(attempt=attempt + 1, first_attempt_at=first_attempt)
         _count_try(repo, session_id, clock)
         return FetchResult(FetchOutcome.RETRY, session_id, retry_in=delay, next_job=next_job, reason=reason)
 
@@ -227,7 +223,7 @@ def _fetch(
             _settle(repo, session_id, Outcome.STREAMING_ONLY, why, clock)
             return FetchResult(FetchOutcome.FAILED, session_id, reason=why)
         if attempt == 0:
-            next_job = {**job, "attempt": 1, "first_attempt_at": to_iso(first_attempt)}
+            next_job = job.updated(attempt=1, first_attempt_at=first_attempt)
             return FetchResult(
                 FetchOutcome.RETRY,
                 session_id,

@@ -1,110 +1,90 @@
-"""SQS entry point that dispatches bots. Messages: ``{"meeting_key": ...}`` from a schedule, or
-``{"submit": {meeting_url, start, end?, title?, user_id?}}`` for an ad-hoc meeting."""
+"""SQS entry point that dispatches bots (messages: see ``DispatchMessage`` in app/messages.py).
+
+Longer than 40 lines: a submitted meeting that is only scheduled logs differently from a dispatch,
+and each dispatch outcome has its own metric.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+# Before pydantic (app.messages): the batch utility loads Powertools' parser models, about 35 ms,
+# when it finds pydantic already imported.
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from meetpilot.app.dispatch import (
-    DispatchOutcome,
-    MeetingRequest,
-    dispatch_meeting,
-    plan_dispatch,
-    submit_meeting,
-)
-from meetpilot.app.sessions import publish_outbox
+from meetpilot.app.dispatch import DispatchOutcome
+from meetpilot.app.messages import DispatchMeeting, read_dispatch_message
+from meetpilot.app.workers.dispatch import DispatchDone, work_dispatch_message
 from meetpilot.composition import container
 from meetpilot.domain.clock import to_iso
-from meetpilot.errors import InvalidInput
 from meetpilot.handlers.observability import (
     correlate,
     correlated,
     count,
-    count_published,
     instrumented,
     logger,
+    report_follow_ups,
     seconds,
 )
-from meetpilot.handlers.sqs_batch import message_body, run_batch
+from meetpilot.handlers.sqs_batch import run_batch
 
 
 def handle_record(record: SQSRecord) -> str:
-    body = message_body(record)
-    key = body.get("meeting_key")
-    with correlated(meeting_key=key if isinstance(key, str) else None):
-        return _dispatch(body)
-
-
-def _dispatch(body: dict[str, Any]) -> str:
+    message = read_dispatch_message(record.body)
     c = container()
-    attempt = int(body.get("attempt") or 0)
-    key = body.get("meeting_key")
-    submit = body.get("submit")
-    if isinstance(submit, dict):
-        meeting = submit_meeting(MeetingRequest.from_message(submit), repo=c.repository, clock=c.clock)
-        key = meeting.meeting_key
-        correlate(meeting_key=key)
-        plan = plan_dispatch(
-            meeting, scheduler=c.dispatch_scheduler, repo=c.repository, config=c.dispatch_config, clock=c.clock
+    with correlated(meeting_key=message.meeting_key if isinstance(message, DispatchMeeting) else None):
+        done = work_dispatch_message(
+            message,
+            repo=c.repository,
+            provider=c.provider,
+            secrets=c.secrets,
+            scheduler=c.dispatch_scheduler,
+            config=c.dispatch_config,
+            clock=c.clock,
+            after=c.follow_up_step(lambda: c.dispatch_queue),
         )
-        if not plan.dispatch_now:
-            logger.info(
-                "meeting scheduled" if plan.dispatch_at else "meeting already in hand",
-                extra={
-                    "meeting_key": key,
-                    "dispatch_at": to_iso(plan.dispatch_at) if plan.dispatch_at else None,
-                    "dispatch_state": meeting.dispatch_state.value,
-                },
-            )
-            return "scheduled" if plan.dispatch_at else meeting.dispatch_state.value
-    if not isinstance(key, str) or not key:
-        raise InvalidInput("dispatch message needs 'meeting_key' or 'submit'")
-    result = dispatch_meeting(
-        key,
-        attempt=attempt,
-        repo=c.repository,
-        provider=c.provider,
-        secrets=c.secrets,
-        config=c.dispatch_config,
-        clock=c.clock,
-    )
-    correlate(
-        bot_id=result.bot_id,
-        session_id=result.session_id,
-        calendar_event_id=result.calendar_event_ids[0] if result.calendar_event_ids else None,
-    )
+        _log(done)
+        return done.outcome
+
+
+def _log(done: DispatchDone) -> None:
+    result, plan = done.result, done.plan
+    correlate(meeting_key=done.meeting_key)
+    if result is None:
+        assert plan is not None
+        logger.info(
+            "meeting scheduled" if plan.dispatch_at else "meeting already in hand",
+            extra={
+                "meeting_key": done.meeting_key,
+                "dispatch_at": to_iso(plan.dispatch_at) if plan.dispatch_at else None,
+                "dispatch_state": plan.meeting.dispatch_state.value,
+            },
+        )
+        return
+    first_event = result.calendar_event_ids[0] if result.calendar_event_ids else None
+    correlate(bot_id=result.bot_id, session_id=result.session_id, calendar_event_id=first_event)
     fields = {
-        "meeting_key": key,
+        "meeting_key": done.meeting_key,
         "outcome": result.outcome.value,
         "bot_id": result.bot_id,
-        "attempt": attempt,
+        "attempt": done.attempt,
     }
     if result.outcome is DispatchOutcome.RETRY:
-        # Re-enqueue with a delay rather than failing the record, so throttling does not eat
-        # into maxReceiveCount (which is kept for real crashes).
-        delay = c.settings.scaled(result.retry_in or 1)
-        c.dispatch_queue.send({"meeting_key": key, "attempt": attempt + 1}, delay_seconds=delay)
-        logger.info("dispatch retry scheduled", extra={**fields, "retry_in": delay, "reason": result.reason})
+        retry_in = done.follow_ups.retried_in
+        logger.info("dispatch retry scheduled", extra={**fields, "retry_in": retry_in, "reason": result.reason})
     elif result.outcome is DispatchOutcome.FAILED:
         count("DispatchFailures")
         logger.error("dispatch failed", extra={**fields, "reason": result.reason})
     else:
         if result.outcome is DispatchOutcome.CREATED:
             count("BotsDispatched")
-            if result.planned_at is not None:
-                # Late is what matters; a bot created ahead of plan (retry, reconcile) counts as 0.
-                seconds("DispatchLateness", max(0.0, (c.clock.now() - result.planned_at).total_seconds()))
+            if done.lateness_seconds is not None:
+                seconds("DispatchLateness", done.lateness_seconds)
         logger.info("dispatch", extra=fields)
-    if result.session_id is not None:
-        report = publish_outbox(c.repository, c.event_publisher, result.session_id, c.clock)
-        count_published(report.published, report.failed)
-        if report.failed:
-            logger.warning("events not published yet; kept for a retry", extra={"error": report.error})
-    return result.outcome.value
+    report_follow_ups(done.follow_ups)
 
 
 @instrumented
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     return run_batch(event, context, handle_record)

@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
-import json
 from typing import Any
 
-from meetpilot.app.ingest import WebhookRequest, ingest_webhook
+from meetpilot.app.ingest import ingest_webhook
 from meetpilot.composition import container
+from meetpilot.handlers.apigw import json_response, request_from_event
 from meetpilot.handlers.observability import count, count_by, instrumented, logger
-
-
-def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {"content-type": "application/json"},
-        "body": json.dumps(body, separators=(",", ":")),
-    }
-
-
-def request_from_event(event: dict[str, Any]) -> WebhookRequest:
-    """Turn an API Gateway v2 (HTTP API) event into a WebhookRequest."""
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-    raw = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        body = base64.b64decode(raw, validate=True)
-    else:
-        body = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
-    params = event.get("pathParameters") or {}
-    return WebhookRequest(
-        headers=headers,
-        body=body,
-        session_id=params.get("session_id"),
-        token=params.get("token"),
-    )
 
 
 @instrumented
@@ -44,7 +18,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except (binascii.Error, ValueError):
         logger.warning("webhook rejected", extra={"reason": "bad_base64"})
         count_by("WebhooksRejected", "reason", "bad_base64")
-        return _response(400, {"message": "body is not valid base64"})
+        return json_response(400, {"message": "body is not valid base64"})
     c = container()
     result = ingest_webhook(request, secrets=c.secrets, queue=c.bot_events_queue, clock=c.clock)
     if result.status == 200:
@@ -56,4 +30,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "webhook accepted" if result.status == 200 else "webhook rejected",
         extra={"status": result.status, "reason": result.reason, "session_id": request.session_id},
     )
-    return _response(result.status, result.body)
+    return json_response(result.status, result.body)

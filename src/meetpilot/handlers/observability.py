@@ -12,9 +12,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
+
+if TYPE_CHECKING:
+    from meetpilot.app.workers.followups import FollowUpReport
 
 logger = Logger(service="meetpilot", log_uncaught_exceptions=False)
 
@@ -69,7 +72,16 @@ def flush_metrics() -> None:
 
 
 def instrumented(handler: Callable[[dict[str, Any], Any], Any]) -> Callable[[dict[str, Any], Any], Any]:
-    """Publish the invocation's metrics when the handler returns or raises."""
+    """Publish the invocation's metrics when the handler returns or raises.
+
+    Kept instead of ``logger.inject_lambda_context`` + ``Metrics.log_metrics``: one invocation that
+    logs one line and counts one metric costs 50-54 us of CPU this way and 56-58 us with the two
+    Powertools decorators (min of 9 runs of 2,000 calls each, ``time.process_time``, Powertools 3.37;
+    the context injection is the difference, ``log_metrics`` alone is level with this). Imports are
+    the same either way (the batch utility already loads the metrics module). ``log_metrics`` also
+    warns on every invocation that recorded nothing, and the context injection needs a Lambda
+    context object where the local stack and tests may pass None.
+    """
 
     @functools.wraps(handler)
     def wrapper(event: dict[str, Any], context: Any) -> Any:
@@ -107,3 +119,10 @@ def count_published(published: list[dict[str, Any]], failed: int) -> None:
     review = sum(1 for e in published if e["detail"].get("needs_review"))
     if review:
         count("SessionsNeedingReview", review)
+
+
+def report_follow_ups(report: FollowUpReport) -> None:
+    """Metrics for what a worker's follow-ups published, and a warning for what they could not."""
+    count_published(report.published.published, report.published.failed)
+    if report.published.failed:
+        logger.warning("events not published yet; kept for a retry", extra={"error": report.published.error})

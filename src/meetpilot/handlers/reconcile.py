@@ -1,4 +1,7 @@
-"""Scheduled entry point (every 5 minutes) of the reconciler, which also renews calendar push channels."""
+"""Scheduled entry point (every 5 minutes) of the reconciler, which also renews calendar push channels.
+
+A little over 40 lines: the channel renewal is handed in as a step with its own id and token makers.
+"""
 
 from __future__ import annotations
 

@@ -6,28 +6,19 @@ visibility timeout (and reaches the DLQ after maxReceiveCount); the others are d
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from meetpilot.errors import InvalidInput
 from meetpilot.handlers.observability import logger
 
 
-def message_body(record: SQSRecord) -> dict[str, Any]:
-    try:
-        body = json.loads(record.body)
-    except ValueError:
-        raise InvalidInput(f"message {record.message_id} is not JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidInput(f"message {record.message_id} is not a JSON object")
-    return body
-
-
-def run_batch(event: dict[str, Any], context: Any, record_handler: Callable[[SQSRecord], Any]) -> dict[str, Any]:
+def run_batch(
+    event: dict[str, Any], context: Any, record_handler: Callable[[SQSRecord], Any]
+) -> PartialItemFailureResponse:
     def logged(record: SQSRecord) -> Any:
         try:
             return record_handler(record)

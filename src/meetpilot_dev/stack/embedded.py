@@ -14,8 +14,9 @@ from typing import Any, NamedTuple
 
 import boto3
 
+from meetpilot.app.messages import SubmitMeeting
 from meetpilot.composition import Container, use_container
-from meetpilot.domain.clock import Clock, SystemClock, to_iso
+from meetpilot.domain.clock import Clock, SystemClock
 from meetpilot.domain.meeting import meeting_key
 from meetpilot.handlers.observability import logger
 from meetpilot.settings import Settings
@@ -259,12 +260,8 @@ class LocalStack:
     ) -> str:
         """Queue an ad-hoc meeting for dispatch, as the HTTP API or CLI does; return its meeting key."""
         assert self.container is not None
-        submit: dict[str, Any] = {"meeting_url": url, "start": to_iso(start), "title": title}
-        if end is not None:
-            submit["end"] = to_iso(end)
-        if user_id:
-            submit["user_id"] = user_id
-        self.container.dispatch_queue.send({"submit": submit})
+        submit = SubmitMeeting.of(url, start, end=end, title=title, user_id=user_id)
+        self.container.dispatch_queue.send(submit.to_body())
         return meeting_key(url, start)
 
     def published_events(self, detail_type: str | None = None) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from meetpilot.app.messages import BotEventDelivery, TranscriptJob
 from meetpilot.app.ports import BotRequest
 from meetpilot.app.transcripts import FetchOutcome, fetch_transcript
 from meetpilot.domain.clock import FixedClock
@@ -61,9 +62,14 @@ def start_bot(stack, scenario=Scenario.NORMAL, link="https://meet.google.com/aaa
     return session
 
 
+def as_job(job):
+    """A job as the fetcher gets it: a body read off the queue (a dict here) or a job already."""
+    return job if isinstance(job, TranscriptJob) else TranscriptJob.model_validate(job)
+
+
 def fetch(stack, session, *, clock=None, store=None, job=None, spool=None):
     return fetch_transcript(
-        job or {"session_id": session.session_id, "attempt": 0},
+        as_job(job or {"session_id": session.session_id, "attempt": 0}),
         repo=stack.container.repository,
         provider=stack.container.provider,
         store=store or stack.container.transcript_store,
@@ -91,8 +97,8 @@ def test_not_ready_is_retried_with_a_growing_delay_then_given_up(stack):
     first = fetch(stack, session, clock=clock)
     assert first.outcome is FetchOutcome.RETRY
     second = fetch(stack, session, clock=clock, job=first.next_job)
-    assert second.next_job["attempt"] == 2 and second.retry_in > first.retry_in
-    assert second.next_job["first_attempt_at"] == first.next_job["first_attempt_at"]
+    assert second.next_job.attempt == 2 and second.retry_in > first.retry_in
+    assert second.next_job.first_attempt_at == first.next_job.first_attempt_at
     assert stored_session(stack, session).outcome is None  # not failed: just not ready
 
     clock.advance(31 * 60)
@@ -118,7 +124,7 @@ def test_a_job_for_a_bot_that_never_recorded_ends_at_once_without_calling_the_pr
     settled.transcript_state = TranscriptState.QUEUED  # a job was queued before the verdict came
     repo.save_session(settled, datetime.now(UTC))
     result = fetch_transcript(
-        {"session_id": session.session_id, "attempt": 3},
+        TranscriptJob(session_id=session.session_id, attempt=3),
         repo=repo,
         provider=NoCallsProvider(),
         store=stack.container.transcript_store,
@@ -150,7 +156,7 @@ def _webhook(session, name, *, second):
         "timestamp": f"2026-12-01T15:30:{second:02d}Z",
         "message": f"{name} said so",
     }
-    return {"body": json.dumps(payload), "session_id": session.session_id}
+    return BotEventDelivery(body=json.dumps(payload), session_id=session.session_id)
 
 
 # The late webhook, and what came before bot.done (a bot never admitted sends no bot.stopped first).
@@ -177,14 +183,14 @@ def test_a_verdict_arriving_after_bot_done_ends_the_waiting_job_at_its_next_retr
     job = queue.sent[0]
     for attempt in (1, 2, 3):
         waiting = fetch(stack, session, job=job)
-        assert waiting.outcome is FetchOutcome.RETRY and waiting.next_job["attempt"] == attempt
+        assert waiting.outcome is FetchOutcome.RETRY and waiting.next_job.attempt == attempt
         job = waiting.next_job
 
     apply_delivery(_webhook(session, late, second=30), repo=repo, transcript_queue=queue, clock=clock)
     assert stored_session(stack, session).outcome is outcome
 
     ended = fetch_transcript(
-        job,
+        as_job(job),
         repo=repo,
         provider=NoCallsProvider(),
         store=stack.container.transcript_store,
@@ -252,7 +258,7 @@ class GarbageProvider:
 def test_unreadable_transcript_keeps_the_raw_body_and_says_why(stack):
     session = start_bot(stack)
     result = fetch_transcript(
-        {"session_id": session.session_id},
+        TranscriptJob(session_id=session.session_id),
         repo=stack.container.repository,
         provider=GarbageProvider(stack.container.provider),
         store=stack.container.transcript_store,
@@ -271,6 +277,7 @@ import json, resource, sys
 from dataclasses import replace
 args = json.loads(sys.argv[1])
 import boto3
+from meetpilot.app.messages import TranscriptJob
 from meetpilot.app.transcripts import fetch_transcript
 from meetpilot.composition import Container
 from meetpilot.settings import Settings
@@ -293,7 +300,7 @@ try:  # reset the peak (VmHWM) so it measures the fetch alone, not start-up
 except OSError:
     reset = False
 before = status_kb("VmRSS") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-result = fetch_transcript({"session_id": args["session_id"]}, repo=c.repository, provider=c.provider,
+result = fetch_transcript(TranscriptJob(session_id=args["session_id"]), repo=c.repository, provider=c.provider,
                           store=DiskStore(args["store"]), clock=c.clock, spool_dir=args["spool"])
 after = status_kb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"outcome": result.outcome.value, "keys": result.keys, "turns": result.summary.turns,

@@ -50,6 +50,7 @@ from meetpilot.handlers.api.models import (
     meeting_key_of,
 )
 from meetpilot.handlers.api.models import meeting_id as id_of_meeting
+from meetpilot.handlers.apigw import json_response
 from meetpilot.handlers.observability import logger
 
 API_PREFIX = "/v1"
@@ -402,20 +403,11 @@ def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Answer one API Gateway (HTTP API, payload v2) event."""
     problem = _body_problem(event)
     if problem is not None:
-        return {
-            "statusCode": 422,
-            "headers": {"content-type": "application/json"},
-            "body": ErrorBody(message=f"body: {problem}").model_dump_json(),
-        }
+        return json_response(422, ErrorBody(message=f"body: {problem}").model_dump())
     try:
         return app.resolve(event, context)
     except Exception:
         # API Gateway would answer a bare 500 for a crashed function; say where to look instead.
         logger.exception("management request failed")
-        return {
-            "statusCode": 500,
-            "headers": {"content-type": "application/json"},
-            "body": ErrorBody(
-                message="meetpilot could not carry out the request; its log has the details"
-            ).model_dump_json(),
-        }
+        message = "meetpilot could not carry out the request; its log has the details"
+        return json_response(500, ErrorBody(message=message).model_dump())
