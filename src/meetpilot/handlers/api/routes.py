@@ -59,12 +59,12 @@ TRANSCRIPT_LINK_SECONDS = 300
 app = APIGatewayHttpResolver(enable_validation=True)
 
 
-def _answers(ok: type[BaseModel], *codes: int) -> dict[int | str, Any]:
+def _answers(ok: type[BaseModel], *codes: int) -> dict[int, Any]:
     """The OpenAPI responses of a route: 200 with ``ok``, and the error answers it may give."""
     return {200: {"description": "OK", "content": {"application/json": {"model": ok}}}, **_errors(*codes)}
 
 
-def _errors(*codes: int) -> dict[int | str, Any]:
+def _errors(*codes: int) -> dict[int, Any]:
     text = {
         404: "unknown id",
         409: "not possible in the current state",
@@ -225,7 +225,7 @@ def get_transcript_link(
 
     c = container()
     link = transcript_link(
-        bot_id, format, repo=c.repository, links=c.transcript_store, clock=c.clock, expires_in=TRANSCRIPT_LINK_SECONDS
+        bot_id, format, repo=c.repository, links=c.transcript_links, clock=c.clock, expires_in=TRANSCRIPT_LINK_SECONDS
     )
     return TranscriptLinkOut(
         session_id=link.session_id,
