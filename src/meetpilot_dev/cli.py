@@ -196,7 +196,7 @@ def chaos(
     # The functions log every injected fault they survive; that is the log's business, not the console's.
     with functions_output_to(out / "chaos.log") as log_path:
         report = run_chaos(meetings, seed=seed, timeout=timeout, progress=progress)
-    console.print(f"log: {log_path.resolve()}")
+    console.print(f"log: {log_path.resolve()}", soft_wrap=True, markup=False, highlight=False)
     table = Table(title=f"meetpilot chaos: {meetings} meetings, seed {seed}, {report.seconds:.0f} s")
     for column in ("figure", "value", "check"):
         table.add_column(column)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from meetpilot.app.bot_events import ApplyOutcome, apply_delivery
+from meetpilot.app.messages import BotEventDelivery
 from meetpilot.domain.clock import FixedClock, to_iso
 from meetpilot.domain.session import Session, TranscriptMode, TranscriptState
 from meetpilot.domain.status import BotStatus
@@ -40,7 +41,7 @@ def repo(clock: FixedClock) -> MemoryRepository:
     return repo
 
 
-def _delivery(event: str, *, second: int = 0, session_id: str | None = "sess-1", **extra: Any) -> dict[str, Any]:
+def _delivery(event: str, *, second: int = 0, session_id: str | None = "sess-1", **extra: Any) -> BotEventDelivery:
     body = {
         "event": event,
         "bot_event": event,
@@ -50,13 +51,10 @@ def _delivery(event: str, *, second: int = 0, session_id: str | None = "sess-1",
         "message": event,
         **extra,
     }
-    message: dict[str, Any] = {"body": json.dumps(body)}
-    if session_id:
-        message["session_id"] = session_id
-    return message
+    return BotEventDelivery(body=json.dumps(body), session_id=session_id)
 
 
-def _apply(message: dict[str, Any], repo: MemoryRepository, queue: MemoryQueue, clock: FixedClock):
+def _apply(message: BotEventDelivery, repo: MemoryRepository, queue: MemoryQueue, clock: FixedClock):
     return apply_delivery(message, repo=repo, transcript_queue=queue, clock=clock)
 
 

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from meetpilot.app.messages import TranscriptJob
 from meetpilot.app.transcripts import FetchOutcome, fetch_transcript
-from meetpilot.domain.clock import FixedClock
+from meetpilot.domain.clock import FixedClock, parse_iso
 from meetpilot.domain.session import Session, TranscriptMode, TranscriptState
 from meetpilot.domain.status import BotStatus, Outcome
 from meetpilot_dev.fakes.aws import MemoryTranscriptStore
@@ -49,7 +50,7 @@ def repo(clock: FixedClock) -> MemoryRepository:
 
 def _fetch(repo, provider, store, clock, tmp_path, attempt: int = 0):
     return fetch_transcript(
-        {"session_id": "sess-1", "attempt": attempt, "first_attempt_at": "2030-03-04T10:00:00.000Z"},
+        TranscriptJob(session_id="sess-1", attempt=attempt, first_attempt_at=parse_iso("2030-03-04T10:00:00.000Z")),
         repo=repo,
         provider=provider,
         store=store,
@@ -82,7 +83,7 @@ def test_a_transcript_still_processing_asks_for_a_retry_later(repo, clock, tmp_p
     result = _fetch(repo, provider, store, clock, tmp_path)
 
     assert result.outcome is FetchOutcome.RETRY and result.retry_in and result.retry_in > 0
-    assert result.next_job is not None and result.next_job["attempt"] == 1
+    assert result.next_job is not None and result.next_job.attempt == 1
     assert store.objects == {}
     session = repo.get_session("sess-1")
     assert session is not None and session.outcome is None
