@@ -15,8 +15,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from meetpilot.app.live_transcripts import store_live_transcript
 from meetpilot.app.messages import TranscriptJob
 from meetpilot.app.ports import BotProvider, LiveSegmentStore, MeetingsAndSessions, Sessions, TranscriptStore
+from meetpilot.app.reconcile import apply_provider_timeline
 from meetpilot.app.sessions import update_session
 from meetpilot.domain.clock import Clock, parse_iso, to_iso
 from meetpilot.domain.retry import retry_delay
@@ -134,8 +136,6 @@ def keep_live_partial(
     spool_dir: str | None = None,
 ) -> bool:
     """After a post-call transcription failed, store what the live stream caught; True if any."""
-    from meetpilot.app.live_transcripts import store_live_transcript
-
     if session.transcript.get("keys", {}).get("json"):
         return False  # a transcript (full or partial) is already stored
     meeting = repo.get_meeting(session.meeting_key)
@@ -275,7 +275,6 @@ def _store_live(
     clock: Clock,
     spool_dir: str | None,
 ) -> FetchResult:
-    from meetpilot.app.live_transcripts import store_live_transcript
 
     meeting = repo.get_meeting(session.meeting_key)
     live = store_live_transcript(
@@ -393,7 +392,6 @@ def _converge_with_provider(session: Session, *, repo: Sessions, provider: BotPr
 
     Returns the outcome's reason when that record settles the session without a transcript.
     """
-    from meetpilot.app.reconcile import apply_provider_timeline  # the reconciler uses this module too
 
     if session.bot_id is None or session.stop_reason is not None:
         return None

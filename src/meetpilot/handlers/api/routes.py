@@ -19,6 +19,14 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel
 
+from meetpilot.app.calendars import IcsRegistration, add_ics_calendar
+from meetpilot.app.calendars import list_calendars as registered
+from meetpilot.app.calendars import remove_calendar as remove
+from meetpilot.app.dispatch import MeetingRequest
+from meetpilot.app.forget import ForgetDeps, forget_bot, forget_meeting, forget_user
+from meetpilot.app.meeting_requests import request_meeting, withdraw_meeting_request
+from meetpilot.app.queries import SessionFilter, session_view, transcript_link
+from meetpilot.app.queries import list_sessions as list_page
 from meetpilot.composition import container
 from meetpilot.domain.clock import to_iso
 from meetpilot.domain.status import BotStatus
@@ -104,9 +112,6 @@ def _key_or_404(meeting_id_: str) -> str:
     tags=["meetings"],
 )
 def create_meeting(body: MeetingCreate) -> Response[MeetingOut]:
-    from meetpilot.app.dispatch import MeetingRequest
-    from meetpilot.app.meeting_requests import request_meeting
-
     c = container()
     request = MeetingRequest(
         meeting_url=body.meeting_url,
@@ -141,8 +146,6 @@ def get_meeting(meeting_id: Annotated[str, Path(max_length=4096)]) -> MeetingOut
     tags=["meetings"],
 )
 def cancel_meeting(meeting_id: Annotated[str, Path(max_length=4096)]) -> MeetingCancelled:
-    from meetpilot.app.meeting_requests import withdraw_meeting_request
-
     c = container()
     key = _key_or_404(meeting_id)
     result = withdraw_meeting_request(
@@ -178,8 +181,6 @@ def list_sessions(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> SessionPage:
-    from meetpilot.app.queries import SessionFilter
-    from meetpilot.app.queries import list_sessions as list_page
 
     c = container()
     flt = SessionFilter(
@@ -201,8 +202,6 @@ def list_sessions(
     tags=["sessions"],
 )
 def get_session(session_id: Annotated[str, Path(max_length=200)]) -> SessionOut:
-    from meetpilot.app.queries import session_view
-
     view = session_view(session_id, repo=container().repository)
     return SessionOut.of(view.session, view.meeting)
 
@@ -221,7 +220,6 @@ def get_transcript_link(
     bot_id: Annotated[str, Path(max_length=200)],
     format: Annotated[str, Query(pattern="^(json|txt|vtt)$", description="json, txt or vtt")] = "txt",
 ) -> TranscriptLinkOut:
-    from meetpilot.app.queries import transcript_link
 
     c = container()
     link = transcript_link(
@@ -251,8 +249,6 @@ def get_transcript_link(
     tags=["calendars"],
 )
 def add_calendar(body: CalendarCreate) -> Response[CalendarOut]:
-    from meetpilot.app.calendars import IcsRegistration, add_ics_calendar
-
     c = container()
     done = add_ics_calendar(
         IcsRegistration(user_id=body.user_id, feed_url=body.ics_url, owner_email=body.owner_email, label=body.label),
@@ -271,8 +267,6 @@ def add_calendar(body: CalendarCreate) -> Response[CalendarOut]:
     tags=["calendars"],
 )
 def list_calendars(user_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None) -> CalendarList:
-    from meetpilot.app.calendars import list_calendars as registered
-
     return CalendarList(items=[CalendarOut.of(cal) for cal in registered(repo=container().repository, user_id=user_id)])
 
 
@@ -284,8 +278,6 @@ def list_calendars(user_id: Annotated[str | None, Query(min_length=1, max_length
     tags=["calendars"],
 )
 def remove_calendar(calendar_id: Annotated[str, Path(max_length=200)]) -> CalendarRemoved:
-    from meetpilot.app.calendars import remove_calendar as remove
-
     c = container()
     removal = remove(calendar_id, deps=c.calendar_sync_deps, google=lambda: c.google_calendars)
     return CalendarRemoved(calendar_id=calendar_id, actions=dict(removal.actions))
@@ -307,9 +299,6 @@ FORGET_ROUTE = f"{API_PREFIX}/forget"
     tags=["forget"],
 )
 def forget(body: ForgetRequest) -> ForgetOut:
-    from meetpilot.app.calendars import remove_calendar
-    from meetpilot.app.forget import ForgetDeps, forget_bot, forget_meeting, forget_user
-
     c = container()
     deps = ForgetDeps(
         repo=c.repository,
@@ -318,7 +307,7 @@ def forget(body: ForgetRequest) -> ForgetOut:
         scheduler=c.dispatch_scheduler,
         clock=c.clock,
         remove_calendar=lambda calendar_id: (
-            remove_calendar(calendar_id, deps=c.calendar_sync_deps, google=lambda: c.google_calendars).actions
+            remove(calendar_id, deps=c.calendar_sync_deps, google=lambda: c.google_calendars).actions
         ),
     )
     if body.bot_id is not None:
