@@ -4,7 +4,7 @@
 Correlation keys (``bot_id``, ``meeting_key``, ``calendar_event_id``, ``session_id``) are put on
 every line logged while one record or request is handled (``correlated``), so one bot's or one
 meeting's story can be read back with a single filter. Metrics go to stdout as CloudWatch EMF in
-namespace ``meetpilot``; Powertools' metrics module is imported on first use, not at cold start.
+namespace ``meetpilot``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import Metrics, MetricUnit, single_metric
 
 if TYPE_CHECKING:
     from meetpilot.app.workers.followups import FollowUpReport
@@ -31,30 +32,22 @@ _metrics: Any = None
 def _get_metrics() -> Any:
     global _metrics
     if _metrics is None:
-        from aws_lambda_powertools.metrics import Metrics
-
         _metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
     return _metrics
 
 
 def count(name: str, value: float = 1.0) -> None:
     """Add to a count metric (dimension: service), published when the invocation ends."""
-    from aws_lambda_powertools.metrics import MetricUnit
-
     _get_metrics().add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 def seconds(name: str, value: float) -> None:
     """Record a duration in seconds (dimension: service), published when the invocation ends."""
-    from aws_lambda_powertools.metrics import MetricUnit
-
     _get_metrics().add_metric(name=name, unit=MetricUnit.Seconds, value=round(value, 3))
 
 
 def count_by(name: str, dimension: str, value_of_dimension: str, value: float = 1.0) -> None:
     """A count with one more dimension (e.g. the reason a webhook was rejected); written at once."""
-    from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
     with single_metric(
         name=name,
         unit=MetricUnit.Count,

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from s3transfer.futures import BoundedExecutor
+
 from meetpilot_dev.stack.invoke import running_function
 
 # moto's account; every resource of the local stack lives in it.
@@ -123,8 +125,6 @@ class _ContextCarryingExecutor(ThreadPoolExecutor):
 @contextmanager
 def recording() -> Iterator[AwsCallLog]:
     """Collect the calls of every function on every local stack started inside the block."""
-    from s3transfer.futures import BoundedExecutor
-
     log = AwsCallLog()
     with _active_lock:
         if not _active:
