@@ -175,7 +175,7 @@ def demo(
 def chaos(
     meetings: Annotated[int, typer.Option(help="how many meetings to run", min=1, max=5000)] = 300,
     seed: Annotated[int, typer.Option(help="seed of every fault draw")] = 7,
-    timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 900.0,
+    timeout: Annotated[float, typer.Option(help="give up after this many seconds (a hang, not a slow run)")] = 1800.0,
     out: Annotated[Path, typer.Option(help="folder for chaos.log, the functions' own output")] = Path(".chaos"),
 ) -> None:
     """Run many meetings through the local stack while faults are injected everywhere, then check
@@ -196,6 +196,7 @@ def chaos(
     # The functions log every injected fault they survive; that is the log's business, not the console's.
     with functions_output_to(out / "chaos.log") as log_path:
         report = run_chaos(meetings, seed=seed, timeout=timeout, progress=progress)
+    console.line()  # the progress line ends with a carriage return, not a newline
     console.print(f"log: {log_path.resolve()}", soft_wrap=True, markup=False, highlight=False)
     table = Table(title=f"meetpilot chaos: {meetings} meetings, seed {seed}, {report.seconds:.0f} s")
     for column in ("figure", "value", "check"):
