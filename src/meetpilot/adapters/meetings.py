@@ -118,19 +118,7 @@ class DynamoMeetings(TableAdapter):
     def withdraw_request(self, key: str) -> Meeting | None:
         """Take back a direct ("record this meeting") request; calendar events that want the meeting
         still do. Returns the meeting as it is now, or None if there is no such meeting."""
-        try:
-            resp = self._ddb.update_item(
-                TableName=self._table,
-                Key=item({"pk": meeting_pk(key), "sk": "MEETING"}),
-                UpdateExpression="REMOVE adhoc",
-                ConditionExpression="attribute_exists(pk)",
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if not is_condition_failure(exc):
-                raise
-            return None
-        return _meeting_from(plain(resp["Attributes"]))
+        return self._meeting_if(key, "REMOVE adhoc", "attribute_exists(pk)", None, "ALL_NEW")
 
     def claim_meeting(
         self, key: str, *, now: datetime, lease_seconds: int, session_id: str, idempotency_key: str
@@ -188,23 +176,12 @@ class DynamoMeetings(TableAdapter):
 
     def release_claim(self, key: str, session_id: str) -> None:
         """Give the lease back so the next attempt can claim at once (same idempotency key)."""
-        try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key=item({"pk": meeting_pk(key), "sk": "MEETING"}),
-                UpdateExpression="SET dispatch_state = :pending REMOVE claim_expires_at",
-                ConditionExpression="dispatch_state = :claimed AND session_id = :sid",
-                ExpressionAttributeValues=item(
-                    {
-                        ":pending": DispatchState.PENDING.value,
-                        ":claimed": DispatchState.CLAIMED.value,
-                        ":sid": session_id,
-                    }
-                ),
-            )
-        except ClientError as exc:
-            if not is_condition_failure(exc):
-                raise
+        self._update_if(
+            key,
+            "SET dispatch_state = :pending REMOVE claim_expires_at",
+            "dispatch_state = :claimed AND session_id = :sid",
+            {":pending": DispatchState.PENDING.value, ":claimed": DispatchState.CLAIMED.value, ":sid": session_id},
+        )
 
     def set_dispatch_schedule(self, key: str, schedule_name: str, dispatch_at: datetime) -> None:
         self._ddb.update_item(
@@ -243,40 +220,18 @@ class DynamoMeetings(TableAdapter):
         if reason:
             sets.append("failure_reason = :reason")
             values[":reason"] = reason[:500]
-        kwargs: dict[str, Any] = {}
+        condition = None
         if session_id is not None:
-            kwargs["ConditionExpression"] = "session_id = :sid"
+            condition = "session_id = :sid"
             values[":sid"] = session_id
-        try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key=item({"pk": meeting_pk(key), "sk": "MEETING"}),
-                UpdateExpression="SET " + ", ".join(sets) + " REMOVE claim_expires_at, attention_shard, attention_due",
-                ExpressionAttributeValues=item(values),
-                **kwargs,
-            )
-        except ClientError as exc:
-            if not is_condition_failure(exc):
-                raise
-            return False
-        return True
+        expression = "SET " + ", ".join(sets) + " REMOVE claim_expires_at, attention_shard, attention_due"
+        return self._update_if(key, expression, condition, values) is not None
 
     def detach_calendar_event(self, key: str, calendar_event_id: str) -> Meeting | None:
         """Take one calendar event off a meeting; returns the meeting as it is now (None if missing)."""
-        try:
-            resp = self._ddb.update_item(
-                TableName=self._table,
-                Key=item({"pk": meeting_pk(key), "sk": "MEETING"}),
-                UpdateExpression="DELETE calendar_event_ids :c",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=item({":c": {calendar_event_id}}),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if not is_condition_failure(exc):
-                raise
-            return None
-        return _meeting_from(plain(resp["Attributes"]))
+        return self._meeting_if(
+            key, "DELETE calendar_event_ids :c", "attribute_exists(pk)", {":c": {calendar_event_id}}, "ALL_NEW"
+        )
 
     def cancel_meeting(self, key: str) -> Meeting | None:
         """Set ``desired=cancelled`` if no calendar event and no direct request wants the meeting.
@@ -285,23 +240,14 @@ class DynamoMeetings(TableAdapter):
         something still wants it (an event attached meanwhile) or it does not exist. Calling it again
         on a cancelled meeting returns it again, so an interrupted cancellation can be finished.
         """
-        try:
-            resp = self._ddb.update_item(
-                TableName=self._table,
-                Key=item({"pk": meeting_pk(key), "sk": "MEETING"}),
-                UpdateExpression="SET desired = :cancelled REMOVE attention_shard, attention_due",
-                ConditionExpression=(
-                    "attribute_exists(pk) AND attribute_not_exists(calendar_event_ids) AND "
-                    "(attribute_not_exists(adhoc) OR adhoc = :no)"
-                ),
-                ExpressionAttributeValues=item({":cancelled": DesiredState.CANCELLED.value, ":no": False}),
-                ReturnValues="ALL_OLD",
-            )
-        except ClientError as exc:
-            if not is_condition_failure(exc):
-                raise
-            return None
-        return _meeting_from(plain(resp["Attributes"]))
+        return self._meeting_if(
+            key,
+            "SET desired = :cancelled REMOVE attention_shard, attention_due",
+            "attribute_exists(pk) AND attribute_not_exists(calendar_event_ids) AND "
+            "(attribute_not_exists(adhoc) OR adhoc = :no)",
+            {":cancelled": DesiredState.CANCELLED.value, ":no": False},
+            "ALL_OLD",
+        )
 
     def revive_meeting(self, key: str) -> Meeting | None:
         """Bring a cancelled meeting back to ``record`` with a clean dispatch slate.
@@ -317,51 +263,65 @@ class DynamoMeetings(TableAdapter):
         fresh = replace(meeting, desired=DesiredState.RECORD, dispatch_state=DispatchState.PENDING, dispatch_at=None)
         due = meeting_attention_due(fresh, self._lead_time)
         assert due is not None
+        return self._meeting_if(
+            key,
+            "SET desired = :record, dispatch_state = :pending, dispatch_attempts = :zero, "
+            "attention_shard = :shard, attention_due = :due, "
+            "revision = if_not_exists(revision, :zero) + :one "
+            "REMOVE session_id, idempotency_key, bot, failure_reason, claim_expires_at, "
+            "schedule_name, dispatch_at",
+            "desired = :cancelled AND (attribute_exists(calendar_event_ids) OR adhoc = :yes)",
+            {
+                ":record": DesiredState.RECORD.value,
+                ":pending": DispatchState.PENDING.value,
+                ":cancelled": DesiredState.CANCELLED.value,
+                ":yes": True,
+                ":zero": 0,
+                ":one": 1,
+                ":shard": attention_shard(key),
+                ":due": to_iso(due),
+            },
+            "ALL_NEW",
+        )
+
+    def postpone_meeting_attention(self, key: str, until: datetime) -> None:
+        """Look at this meeting again at ``until`` (it stays in the reconciler's index)."""
+        self._update_if(key, "SET attention_due = :due", "attribute_exists(attention_shard)", {":due": to_iso(until)})
+
+    def _update_if(
+        self,
+        key: str,
+        expression: str,
+        condition: str | None,
+        values: dict[str, Any] | None = None,
+        returns: str = "NONE",
+    ) -> dict[str, Any] | None:
+        """One update of a meeting item: the attributes ``returns`` asks for (empty for NONE), or None
+        when ``condition`` did not hold."""
+        kwargs: dict[str, Any] = {"ReturnValues": returns}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if values:
+            kwargs["ExpressionAttributeValues"] = item(values)
         try:
             resp = self._ddb.update_item(
                 TableName=self._table,
                 Key=item({"pk": meeting_pk(key), "sk": "MEETING"}),
-                UpdateExpression=(
-                    "SET desired = :record, dispatch_state = :pending, dispatch_attempts = :zero, "
-                    "attention_shard = :shard, attention_due = :due, "
-                    "revision = if_not_exists(revision, :zero) + :one "
-                    "REMOVE session_id, idempotency_key, bot, failure_reason, claim_expires_at, "
-                    "schedule_name, dispatch_at"
-                ),
-                ConditionExpression=("desired = :cancelled AND (attribute_exists(calendar_event_ids) OR adhoc = :yes)"),
-                ExpressionAttributeValues=item(
-                    {
-                        ":record": DesiredState.RECORD.value,
-                        ":pending": DispatchState.PENDING.value,
-                        ":cancelled": DesiredState.CANCELLED.value,
-                        ":yes": True,
-                        ":zero": 0,
-                        ":one": 1,
-                        ":shard": attention_shard(key),
-                        ":due": to_iso(due),
-                    }
-                ),
-                ReturnValues="ALL_NEW",
+                UpdateExpression=expression,
+                **kwargs,
             )
         except ClientError as exc:
             if not is_condition_failure(exc):
                 raise
             return None
-        return _meeting_from(plain(resp["Attributes"]))
+        return plain(resp.get("Attributes", {}))
 
-    def postpone_meeting_attention(self, key: str, until: datetime) -> None:
-        """Look at this meeting again at ``until`` (it stays in the reconciler's index)."""
-        try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key=item({"pk": meeting_pk(key), "sk": "MEETING"}),
-                UpdateExpression="SET attention_due = :due",
-                ConditionExpression="attribute_exists(attention_shard)",
-                ExpressionAttributeValues=item({":due": to_iso(until)}),
-            )
-        except ClientError as exc:
-            if not is_condition_failure(exc):
-                raise
+    def _meeting_if(
+        self, key: str, expression: str, condition: str, values: dict[str, Any] | None, returns: str
+    ) -> Meeting | None:
+        """The meeting before or after an update (as ``returns`` says), or None when the condition failed."""
+        attributes = self._update_if(key, expression, condition, values, returns)
+        return _meeting_from(attributes) if attributes is not None else None
 
 
 def _meeting_attrs(m: Meeting, lead_time: timedelta) -> dict[str, Any]:
