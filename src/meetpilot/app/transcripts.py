@@ -206,7 +206,7 @@ def _fetch(
 
     def retry(reason: str, retry_after: float | None = None) -> FetchResult:
         if now - first_attempt >= not_ready_budget:
-            why = f"{reason} after {int(NOT_READY_BUDGET.total_seconds() // 60)} minutes of retries"
+            why = f"{reason} after {_span(not_ready_budget)} of retries"
             _settle(repo, session_id, Outcome.GAVE_UP, why, clock)
             return FetchResult(FetchOutcome.GAVE_UP, session_id, reason=why)
         if retry_after:
@@ -456,3 +456,9 @@ def _settle(
         return current
 
     update_session(repo, session_id, settle, clock)
+
+
+def _span(length: timedelta) -> str:
+    """A retry budget as a person reads it: "30 minutes", or "90 seconds" when under ten minutes."""
+    seconds = int(length.total_seconds())
+    return f"{seconds // 60} minutes" if seconds >= 600 else f"{seconds} seconds"
