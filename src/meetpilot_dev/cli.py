@@ -188,24 +188,27 @@ def chaos(
     from meetpilot_dev.chaos import run_chaos
     from meetpilot_dev.demo import functions_output_to
 
+    # This command's own console, on the stdout it started with (as the demo's): stdout becomes the
+    # functions' log below, and the module's console must not be pinned to a stream that may close.
+    terminal = Console(file=sys.stdout)
+
     def progress(done: int, total: int) -> None:
-        console.print(f"  {done}/{total} meetings final", end="\r")
+        terminal.print(f"  {done}/{total} meetings final", end="\r")
 
     out.mkdir(parents=True, exist_ok=True)
-    console.file = console.file  # keep the terminal: stdout becomes the functions' log below
     # The functions log every injected fault they survive; that is the log's business, not the console's.
     with functions_output_to(out / "chaos.log") as log_path:
         report = run_chaos(meetings, seed=seed, timeout=timeout, progress=progress)
-    console.line()  # the progress line ends with a carriage return, not a newline
-    console.print(f"log: {log_path.resolve()}", soft_wrap=True, markup=False, highlight=False)
+    terminal.line()  # the progress line ends with a carriage return, not a newline
+    terminal.print(f"log: {log_path.resolve()}", soft_wrap=True, markup=False, highlight=False)
     table = Table(title=f"meetpilot chaos: {meetings} meetings, seed {seed}, {report.seconds:.0f} s")
     for column in ("figure", "value", "check"):
         table.add_column(column)
     for row in report.rows():
         table.add_row(*row)
-    console.print(table)
+    terminal.print(table)
     for problem in (report.wrong_final_state + report.lost)[:20]:
-        console.print(f"[red]x[/red] {problem}")
+        terminal.print(f"[red]x[/red] {problem}")
     raise typer.Exit(0 if report.ok else 1)
 
 
