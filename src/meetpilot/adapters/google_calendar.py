@@ -418,13 +418,13 @@ class GoogleCalendarGateway:
 
     def sync(self, calendar: Calendar, sync_token: str | None, *, time_min: datetime) -> GoogleSync:
         result = self._client(calendar).sync(
-            calendar.calendar_id, calendar.google_calendar_id or "", sync_token, time_min=time_min
+            calendar.calendar_id, calendar.source_calendar_id or "", sync_token, time_min=time_min
         )
         return GoogleSync(events=tuple(result.events), next_sync_token=result.next_sync_token, full=result.full_sync)
 
     def watch(self, calendar: Calendar, *, channel_id: str, token: str, address: str, ttl_seconds: int) -> PushChannel:
         channel = self._client(calendar).watch(
-            calendar.google_calendar_id or "",
+            calendar.source_calendar_id or "",
             channel_id=channel_id,
             token=token,
             address=address,

@@ -148,7 +148,7 @@ def add_google_calendar(
         owner_email=(registration.owner_email or "").strip().lower() or None,
         label=registration.label.strip()[:200],
         filters=registration.filters,
-        google_calendar_id=google_id,
+        source_calendar_id=google_id,
         credentials_param=param,
     )
     channel = open_channel(

@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
-from meetpilot.domain.calendar import Calendar, CalendarEvent, CalendarLink, PushChannel, SkippedSeries
+from meetpilot.domain.calendar import (
+    Calendar,
+    CalendarEvent,
+    CalendarKind,
+    CalendarLink,
+    OAuthClient,
+    PushChannel,
+    SkippedSeries,
+)
 from meetpilot.domain.live_transcript import LiveSegment
 from meetpilot.domain.meeting import DispatchState, Meeting
 from meetpilot.domain.session import Session
@@ -369,6 +377,81 @@ class GoogleCalendars(Protocol):
     ) -> PushChannel: ...
 
     def stop(self, calendar: Calendar, channel: PushChannel) -> None: ...
+
+
+class CalendarGrants(Protocol):
+    """The OAuth grants behind connected calendars.
+
+    The user's app holds one OAuth client per provider (stack configuration in SSM SecureStrings);
+    each connected calendar holds its user's refresh token, sealed with the stack's KMS key. Nothing
+    here ever puts a token or a secret in a message.
+    """
+
+    def client(self, kind: CalendarKind) -> OAuthClient:
+        """The app's OAuth client for Google or Microsoft; raises CalendarSourceError when not configured."""
+        ...
+
+    def seal(self, refresh_token: str) -> str:
+        """Encrypt a refresh token for storage on the calendar item."""
+        ...
+
+    def refresh_token(self, calendar: Calendar) -> str:
+        """Open the calendar's sealed refresh token; raises CalendarSourceError when it cannot."""
+        ...
+
+    def store_rotated(self, calendar: Calendar, refresh_token: str) -> None:
+        """The provider returned a new refresh token: seal and store it at once (the old one may stop working)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DeltaSync:
+    """One finished round of Graph's ``calendarView/delta``: what changed, and the link for the next round.
+
+    ``full`` when the round started without a delta link: ``events`` then holds every occurrence in
+    ``[window_start, window_end)``, and a stored link in that range that is absent is gone.
+    """
+
+    events: tuple[CalendarEvent, ...]
+    delta_link: str
+    full: bool
+    window_start: datetime
+    window_end: datetime
+
+
+class MicrosoftCalendars(Protocol):
+    """Microsoft 365 calendars through Microsoft Graph (delegated grants; see CalendarGrants).
+
+    Raises CalendarSourceError (``retryable`` for 5xx, 429 and timeouts, with the wait Graph asked
+    for in the message), SyncTokenExpired when the delta link is no longer known, and AccessRevoked
+    when the grant stopped working.
+    """
+
+    def sync(
+        self, calendar: Calendar, delta_link: str | None, *, window_start: datetime, window_end: datetime
+    ) -> DeltaSync:
+        """Follow ``delta_link`` to its end (or start a new round over the window when it is None)."""
+        ...
+
+    def subscribe(
+        self,
+        calendar: Calendar,
+        *,
+        client_state: str,
+        notification_url: str,
+        lifecycle_url: str,
+        expires_at: datetime,
+    ) -> PushChannel:
+        """Create a change-notification subscription on the user's events (Graph validates the URLs first)."""
+        ...
+
+    def renew(self, calendar: Calendar, channel: PushChannel, *, expires_at: datetime) -> PushChannel:
+        """Extend a subscription (this also reauthorizes it); CalendarSourceError with status 404 when it is gone."""
+        ...
+
+    def unsubscribe(self, calendar: Calendar, channel: PushChannel) -> None:
+        """Delete a subscription; one Graph no longer knows is fine."""
+        ...
 
 
 # --- downstream events and live transcripts ----------------------------------------------------

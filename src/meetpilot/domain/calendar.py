@@ -35,10 +35,26 @@ class CalendarSourceError(MeetpilotError):
 
 
 class SyncTokenExpired(CalendarSourceError):
-    """Google answered 410 Gone: drop the stored sync token and run a full sync."""
+    """The source no longer knows the stored sync token or delta link: drop it and run a full sync.
+
+    Google answers 410 Gone; Microsoft Graph answers 410 (or 400) with ``syncStateNotFound`` or
+    ``resyncRequired``.
+    """
 
     def __init__(self, message: str = "the Google sync token is no longer valid; run a full sync") -> None:
         super().__init__(message, status=410, retryable=True)
+
+
+class AccessRevoked(CalendarSourceError):
+    """The user's grant no longer works (Google ``invalid_grant``, a Microsoft AADSTS refusal, consent
+    withdrawn): nothing but a new refresh token helps, so the calendar is marked disconnected.
+
+    The message is one line a support person can read, e.g. ``"Microsoft refused the refresh token
+    (AADSTS700082: expired after inactivity); reconnect the calendar"``; it never holds a token.
+    """
+
+    def __init__(self, message: str, *, status: int | None = 400) -> None:
+        super().__init__(message, status=status, retryable=False)
 
 
 @dataclass(frozen=True)
@@ -127,6 +143,19 @@ def _shown_uid(uid: str) -> str:
 class CalendarKind(StrEnum):
     ICS = "ics"
     GOOGLE = "google"
+    MICROSOFT = "microsoft"
+
+
+@dataclass(frozen=True)
+class OAuthClient:
+    """The user's own OAuth application at a calendar provider (stack configuration, in SSM).
+
+    ``tenant`` is Microsoft's directory (a tenant id, or ``common`` / ``organizations``); Google has none.
+    """
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    tenant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -221,11 +250,20 @@ class Calendar:
     filters: CalendarFilters = field(default_factory=CalendarFilters)
     feed_url: str | None = field(default=None, repr=False)
     etag: str | None = None
-    google_calendar_id: str | None = None
+    # The calendar at its provider: a Google calendar id, a Microsoft calendar id, or "primary".
+    source_calendar_id: str | None = None
     credentials_param: str | None = None
+    # The user's refresh token, sealed with the stack's KMS key (see the CalendarGrants port); only
+    # the grants adapter can open it.
+    sealed_refresh_token: str | None = field(default=None, repr=False)
+    # Google: the sync token. Microsoft: the delta link of the last finished round.
     sync_token: str | None = field(default=None, repr=False)
+    # Google: the push channel. Microsoft: the Graph subscription (its id and expiry).
     channel_id: str | None = None
     channel_expires_at: datetime | None = None
+    # Set when the grant stopped working: the one-line reason. Cleared by a reconnect.
+    disconnected_reason: str | None = None
+    disconnected_at: datetime | None = None
     last_synced_at: datetime | None = None
     last_full_sync_at: datetime | None = None
     last_error: str | None = None
@@ -233,6 +271,17 @@ class Calendar:
     sync_lease_until: datetime | None = None
     removing: bool = False
     created_at: datetime | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.disconnected_reason is None
+
+    @property
+    def status(self) -> str:
+        """``connected``, ``disconnected`` or ``removing``, as the API shows it."""
+        if self.removing:
+            return "removing"
+        return "connected" if self.connected else "disconnected"
 
 
 @dataclass(frozen=True)
@@ -257,7 +306,11 @@ class CalendarLink:
 
 @dataclass(frozen=True)
 class PushChannel:
-    """A Google push channel on one calendar; ``token`` comes back on every notification."""
+    """A Google push channel, or a Microsoft Graph subscription, on one calendar.
+
+    ``token`` comes back on every notification (Google's ``X-Goog-Channel-Token``, Graph's
+    ``clientState``). For Graph, ``channel_id`` is the subscription id and ``resource_id`` its resource.
+    """
 
     channel_id: str
     calendar_id: str
