@@ -128,9 +128,94 @@ async function showTranscript(ident, fmt, viewer) {
   viewer.textContent = text;
 }
 
+// --- calendars: each one's status, and the decision taken for every event in its window ---------
+
+let calendars = [];
+let selectedCalendar = null;
+
+function statusClass(status) {
+  if (status === "connected") return "ok";
+  if (status === "disconnected") return "flag";
+  return "quiet";
+}
+
+async function loadCalendars() {
+  try {
+    const page = await getJSON("/api/calendars");
+    calendars = page.items || [];
+    $("calendars-message").textContent = calendars.length ? "" : "no calendars connected";
+    $("calendars-message").className = "empty";
+  } catch (err) {
+    calendars = [];
+    $("calendars-message").textContent = "could not list calendars: " + err.message;
+    $("calendars-message").className = "error";
+  }
+  const body = document.querySelector("#calendars tbody");
+  body.replaceChildren(...calendars.map((cal) => {
+    const tr = el("tr", { "data-calendar": cal.calendar_id, "data-status": cal.status },
+      el("td", { title: cal.calendar_id }, cal.label || cal.calendar_id),
+      el("td", {}, cal.provider || cal.kind),
+      el("td", {}, cal.user_id),
+      el("td", {}, el("span", { class: "badge " + statusClass(cal.status) }, cal.status)),
+      el("td", {}, (cal.last_synced_at || "never").replace("T", " ").slice(0, 19)));
+    if (cal.calendar_id === selectedCalendar) tr.classList.add("selected");
+    tr.addEventListener("click", () => selectCalendar(cal.calendar_id));
+    return tr;
+  }));
+  $("updated").textContent = "updated " + new Date().toISOString().slice(11, 19) + " UTC";
+}
+
+async function selectCalendar(calendarId) {
+  selectedCalendar = calendarId;
+  for (const tr of document.querySelectorAll("#calendars tbody tr")) {
+    tr.classList.toggle("selected", tr.dataset.calendar === calendarId);
+  }
+  const detail = $("calendar-detail");
+  const cal = calendars.find((c) => c.calendar_id === calendarId) || { calendar_id: calendarId };
+  try {
+    const page = await getJSON("/api/calendars/" + encodeURIComponent(calendarId) + "/events");
+    const rows = (page.items || []).map((d) => el("tr", { "data-event": d.event_id, "data-recorded": String(d.recorded) },
+      el("td", {}, (d.start || "all day").replace("T", " ").slice(0, 16)),
+      el("td", { class: "meeting", title: d.title }, d.title || "(no title)"),
+      el("td", {}, el("span", { class: "badge " + (d.recorded ? "ok" : "skip") }, d.recorded ? "recorded" : "no bot")),
+      el("td", { class: "reason" }, d.reason),
+      el("td", { class: "meeting", title: d.meeting_key || "" }, d.bot_id ? "bot " + d.bot_id.slice(0, 8) : "")));
+    const problems = [cal.disconnected_reason, cal.last_error].filter(Boolean);
+    detail.replaceChildren(
+      el("h2", {}, (cal.label || calendarId) + " · " + (cal.provider || cal.kind || "") + " · " + (cal.user_id || "")),
+      el("div", {}, "status ", el("b", {}, page.status || cal.status || "")),
+      ...problems.map((text) => el("div", { class: "error" }, text)),
+      rows.length
+        ? el("table", { id: "decisions" },
+            el("thead", {}, el("tr", {}, el("th", {}, "start (UTC)"), el("th", {}, "event"), el("th", {}, "decision"),
+              el("th", {}, "why"), el("th", {}, "bot"))),
+            el("tbody", {}, ...rows))
+        : el("div", { class: "empty" }, "no events in the sync window yet"),
+      page.next_cursor ? el("div", { class: "empty" }, "showing the first page of events") : "");
+  } catch (err) {
+    detail.replaceChildren(el("div", { class: "error" }, "could not load the calendar's events: " + err.message));
+  }
+}
+
+function showView(viewId) {
+  for (const tab of document.querySelectorAll("header .tab")) {
+    const active = tab.dataset.view === viewId;
+    tab.classList.toggle("active", active);
+    $(tab.dataset.view).hidden = !active;
+  }
+  if (viewId === "calendars-view") loadCalendars();
+}
+
+for (const tab of document.querySelectorAll("header .tab")) {
+  tab.addEventListener("click", () => showView(tab.dataset.view));
+}
+
 $("filters").addEventListener("submit", (event) => event.preventDefault());
 for (const id of ["f-status", "f-user"]) $(id).addEventListener("change", loadSessions);
 for (const id of ["f-search", "f-review"]) $(id).addEventListener("input", render);
 $("refresh").addEventListener("click", loadSessions);
-setInterval(() => { if ($("f-auto").checked) loadSessions(); }, 3000);
+setInterval(() => {
+  if (!$("f-auto").checked) return;
+  if ($("calendars-view").hidden) loadSessions(); else loadCalendars();
+}, 3000);
 loadSessions();

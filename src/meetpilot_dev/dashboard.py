@@ -1,4 +1,5 @@
-"""The local dashboard of ``meetpilot dev``: sessions, their status timelines and transcripts.
+"""The local dashboard of ``meetpilot dev``: sessions, their timelines and transcripts, and calendars
+with the decision meetpilot took for each of their events (recorded, or why not).
 
 A page served on 127.0.0.1 that reads everything through the management API, the same routes a
 deployed stack offers. The browser cannot sign requests with SigV4, so this server does: it
@@ -23,6 +24,8 @@ from meetpilot_dev.client import ApiError, ManagementClient, quote_segment
 
 # What the page may ask for, and the management API route each maps to.
 _LIST_PARAMS = ("status", "user_id", "calendar_event_id", "from", "to", "limit", "cursor")
+_CALENDAR_PARAMS = ("user_id",)
+_DECISION_PARAMS = ("from", "to", "cursor")
 _FORMATS = {"txt": "text/plain; charset=utf-8", "vtt": "text/vtt; charset=utf-8", "json": "application/json"}
 TRANSCRIPT_VIEW_LIMIT = 8 * 1024 * 1024  # the viewer shows at most this much of one transcript
 # The page's script and styles are files of their own, so the policy allows no inline script or
@@ -102,11 +105,15 @@ class DashboardServer:
             name, kind = _ASSETS[path]
             return 200, kind, resources.files("meetpilot_dev").joinpath(name).read_bytes()
         if path == "/api/sessions":
-            params = {name: query[name][0] for name in _LIST_PARAMS if query.get(name)}
-            return self._api_json("/v1/sessions", params)
+            return self._api_json("/v1/sessions", _picked(query, _LIST_PARAMS))
         if path.startswith("/api/sessions/"):
             ident = unquote(path.removeprefix("/api/sessions/"))
             return self._api_json(f"/v1/sessions/{quote_segment(ident)}", None)
+        if path == "/api/calendars":
+            return self._api_json("/v1/calendars", _picked(query, _CALENDAR_PARAMS))
+        if path.startswith("/api/calendars/") and path.endswith("/events"):
+            ident = unquote(path.removeprefix("/api/calendars/").removesuffix("/events"))
+            return self._api_json(f"/v1/calendars/{quote_segment(ident)}/events", _picked(query, _DECISION_PARAMS))
         if path.startswith("/api/transcripts/"):
             ident = unquote(path.removeprefix("/api/transcripts/"))
             fmt = (query.get("format") or ["txt"])[0]
@@ -135,6 +142,11 @@ class DashboardServer:
         note = f"\n\n[the viewer shows the first {sink.limit} of {sink.total} bytes; download it with: "
         note += f"meetpilot transcript get {ident} --format {fmt}]\n"
         return 200, _FORMATS["txt"], body + note.encode()  # cut short: no longer valid JSON or VTT
+
+
+def _picked(query: dict[str, list[str]], names: tuple[str, ...]) -> dict[str, str]:
+    """The query parameters the API route takes; anything else the page sends is not forwarded."""
+    return {name: query[name][0] for name in names if query.get(name)}
 
 
 def _error(status: int, message: str) -> tuple[int, str, bytes]:
