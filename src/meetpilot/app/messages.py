@@ -211,6 +211,10 @@ class CalendarSyncJob(QueueMessage):
     calendar_id: Text
     reason: str | None = None
     full: bool = False  # re-list a Google calendar from scratch
+    # Microsoft: renew the Graph subscription (PATCH, which also reauthorizes it) before syncing,
+    # or create a new one (Graph removed it) and then run a full round.
+    renew_subscription: bool = False
+    resubscribe: bool = False
 
 
 # --- reading -----------------------------------------------------------------------------------
