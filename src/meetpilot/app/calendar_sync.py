@@ -546,6 +546,12 @@ def push_address(public_base_url: str) -> str:
     return f"{public_base_url.rstrip('/')}/calendar/google"
 
 
+def graph_notification_urls(public_base_url: str) -> tuple[str, str]:
+    """Graph's ``notificationUrl`` and ``lifecycleNotificationUrl`` under the public base URL."""
+    base = public_base_url.rstrip("/")
+    return f"{base}/calendar/microsoft/notify", f"{base}/calendar/microsoft/lifecycle"
+
+
 def open_channel(
     calendar: Calendar,
     *,

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
@@ -516,7 +516,7 @@ class FakeMicrosoftGraph:
             fault = self._faults.pop(0) if self._faults else None
         if fault is not None:
             return fault
-        segments = path[len("/v1.0/") :].split("/")
+        segments = [unquote(segment) for segment in path[len("/v1.0/") :].split("/")]
         if segments[0] == "subscriptions":
             return self._subscriptions(method, segments[1:], client_id, mailbox, body)
         if mailbox is None or segments[0] != "me":
