@@ -226,11 +226,12 @@ def read_message(model: type[M], body: str | bytes) -> M:
 
 
 def _label(model: type[BaseModel]) -> str:
-    return {
+    labels: dict[type[BaseModel], str] = {
         BotEventDelivery: "bot-event",
         TranscriptJob: "transcript job",
         CalendarSyncJob: "calendar sync",
-    }.get(model, model.__name__)
+    }
+    return labels.get(model, model.__name__)
 
 
 def _json_object(body: str | bytes, label: str) -> dict[str, Any]:
