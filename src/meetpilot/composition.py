@@ -23,16 +23,18 @@ from meetpilot.settings import Settings
 if TYPE_CHECKING:
     from meetpilot.adapters.public_http import DestinationGuard
     from meetpilot.adapters.session_listing import DynamoSessionListing
-    from meetpilot.app.calendar_sync import SyncDeps
+    from meetpilot.app.calendar_sync import GraphSubscriptions, SyncDeps
     from meetpilot.app.dispatch import DispatchConfig
     from meetpilot.app.ports import (
         BotProvider,
+        CalendarGrants,
         DispatchScheduler,
         EventPublisher,
         GoogleCalendars,
         IcsFeeds,
         LiveSegmentStore,
         MessageQueue,
+        MicrosoftCalendars,
         Secrets,
         Storage,
         TranscriptStore,
@@ -217,6 +219,36 @@ class Container:
         )
 
     @cached_property
+    def calendar_grants(self) -> CalendarGrants:
+        """The OAuth clients and sealed refresh tokens of connected calendars (SSM and KMS)."""
+        from meetpilot.errors import ConfigurationError
+
+        raise ConfigurationError("connected calendars (OAuth grants) are not configured in this build")
+
+    @cached_property
+    def microsoft_calendars(self) -> MicrosoftCalendars:
+        from meetpilot.adapters.microsoft_calendar import MicrosoftCalendarGateway
+
+        return MicrosoftCalendarGateway(
+            self.calendar_grants,
+            login_base=self.settings.microsoft_login_base,
+            graph_base=self.settings.microsoft_graph_base,
+            clock=self.clock,
+        )
+
+    @property
+    def graph_subscriptions(self) -> GraphSubscriptions | None:
+        """Where Graph notifies us (from the public base URL); None where that URL is not set."""
+        from meetpilot.app.calendar_sync import GraphSubscriptions, graph_notification_urls
+
+        if not self.settings.public_base_url:
+            return None
+        import secrets
+
+        notify, lifecycle = graph_notification_urls(self.settings.public_base_url)
+        return GraphSubscriptions(notify, lifecycle, new_client_state=lambda: secrets.token_urlsafe(32))
+
+    @cached_property
     def calendar_sync_deps(self) -> SyncDeps:
         from meetpilot.app.calendar_sync import CalendarSyncConfig, SyncDeps
 
@@ -230,6 +262,8 @@ class Container:
             dispatch_config=self._dispatch_config(self.settings.public_base_url),
             clock=self.clock,
             config=CalendarSyncConfig(lease_seconds=self.settings.scaled(120)),
+            events=self.event_publisher,
+            graph=self.graph_subscriptions,
         )
 
     @property

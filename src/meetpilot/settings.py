@@ -12,6 +12,8 @@ from meetpilot.errors import ConfigurationError
 DEFAULT_MEETSTREAM_BASE_URL = "https://api.meetstream.ai/api/v1"
 DEFAULT_GOOGLE_API_BASE = "https://www.googleapis.com/calendar/v3"
 DEFAULT_GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+DEFAULT_MICROSOFT_LOGIN_BASE = "https://login.microsoftonline.com"
+DEFAULT_MICROSOFT_GRAPH_BASE = "https://graph.microsoft.com/v1.0"
 
 # attribute name -> environment variable
 _ENV = {
@@ -40,6 +42,8 @@ _ENV = {
     "calendar_secrets_prefix": "CALENDAR_SECRETS_PREFIX",
     "google_api_base": "GOOGLE_CALENDAR_API_BASE",
     "google_token_uri": "GOOGLE_TOKEN_URI",
+    "microsoft_login_base": "MICROSOFT_LOGIN_BASE",
+    "microsoft_graph_base": "MICROSOFT_GRAPH_BASE",
     "remove_bot_on_cancel": "REMOVE_BOT_ON_CANCEL",
     "event_bus_name": "EVENT_BUS_NAME",
     "live_transcripts": "LIVE_TRANSCRIPTS",
@@ -81,6 +85,8 @@ class Settings:
     calendar_secrets_prefix: str = "/meetpilot/calendars/"
     google_api_base: str = DEFAULT_GOOGLE_API_BASE
     google_token_uri: str = DEFAULT_GOOGLE_TOKEN_URI
+    microsoft_login_base: str = DEFAULT_MICROSOFT_LOGIN_BASE
+    microsoft_graph_base: str = DEFAULT_MICROSOFT_GRAPH_BASE
     # A meeting cancelled in the calendars while its bot is in the call: remove the bot (or let it record).
     remove_bot_on_cancel: bool = True
     # The EventBridge bus (its name) that gets SessionStatusChanged, TranscriptReady and LiveTranscriptSegment.

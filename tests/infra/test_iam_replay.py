@@ -48,6 +48,12 @@ EXPLAINED_UNUSED: dict[tuple[str, str, str], str] = {
     ("LiveTranscriptFunction", "*", "*"): "live transcripts come only with streaming providers, not the demo's",
     ("CalendarPollFunction", "*", "*"): "its 10-minute schedule; the demo runs the same poll in-process",
     ("CalendarPushFunction", "*", "*"): "Google push notifications; the demo's calendars are ICS feeds",
+    ("GraphNotifyFunction", "*", "*"): "Microsoft Graph notifications; the demo's calendars are ICS feeds",
+    (
+        "CalendarSyncFunction",
+        "events:PutEvents",
+        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}",
+    ): "CalendarDisconnected, when a connected calendar's grant stops working",
     # Paths of invoked functions that a demo without faults does not take.
     ("DispatchFunction", "sqs:SendMessage", "DispatchQueue.Arn"): "requeues a dispatch with a delay after a "
     "provider error (the chaos run takes it)",

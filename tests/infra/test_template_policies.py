@@ -28,6 +28,7 @@ FUNCTIONS = {
     "CalendarSyncFunction": "meetpilot.handlers.calendar_sync.handler",
     "CalendarPollFunction": "meetpilot.handlers.calendar_poll.handler",
     "CalendarPushFunction": "meetpilot.handlers.calendar_push.handler",
+    "GraphNotifyFunction": "meetpilot.handlers.graph_notify.handler",
     "ManagementFunction": "meetpilot.handlers.management.handler",
     "ForgetFunction": "meetpilot.handlers.forget.handler",
     "LiveTranscriptFunction": "meetpilot.handlers.live_transcript.handler",
@@ -98,7 +99,7 @@ EXPECTED_GRANTS = {
             {"Table.Arn"},
         ),
         ("dynamodb:Query", {"Table.Arn", "${Table.Arn}/index/attention"}),
-        ("sqs:SendMessage", {"DispatchQueue.Arn", "TranscriptQueue.Arn"}),
+        ("sqs:SendMessage", {"DispatchQueue.Arn", "TranscriptQueue.Arn", "CalendarSyncQueue.Arn"}),
         ("events:PutEvents", {EVENT_BUS}),
     ),
     "LiveTranscriptFunction": _grants(
@@ -118,6 +119,7 @@ EXPECTED_GRANTS = {
         ),
         (("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"), {SCHEDULES}),
         ("iam:PassRole", {"SchedulerRole.Arn"}),
+        ("events:PutEvents", {EVENT_BUS}),
     ),
     "CalendarPollFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"CalendarPollFunctionLogGroup.Arn"}),
@@ -126,6 +128,11 @@ EXPECTED_GRANTS = {
     ),
     "CalendarPushFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"CalendarPushFunctionLogGroup.Arn"}),
+        ("dynamodb:GetItem", {"Table.Arn"}),
+        ("sqs:SendMessage", {"CalendarSyncQueue.Arn"}),
+    ),
+    "GraphNotifyFunction": _grants(
+        (("logs:CreateLogStream", "logs:PutLogEvents"), {"GraphNotifyFunctionLogGroup.Arn"}),
         ("dynamodb:GetItem", {"Table.Arn"}),
         ("sqs:SendMessage", {"CalendarSyncQueue.Arn"}),
     ),
@@ -532,6 +539,8 @@ def test_webhook_routes_reach_ingest_and_are_throttled(template: dict[str, Any])
         ("POST", "/webhooks/meetstream"): "IngestFunction",
         ("POST", "/webhooks/meetstream/live/{session_id}/{token}"): "LiveTranscriptFunction",
         ("POST", "/calendar/google"): "CalendarPushFunction",
+        ("POST", "/calendar/microsoft/notify"): "GraphNotifyFunction",
+        ("POST", "/calendar/microsoft/lifecycle"): "GraphNotifyFunction",
     }
     settings = template["Resources"]["WebhookApi"]["Properties"]["DefaultRouteSettings"]
     assert 0 < settings["ThrottlingRateLimit"] <= settings["ThrottlingBurstLimit"]
@@ -543,7 +552,7 @@ def test_every_function_sees_the_shared_environment(template: dict[str, Any], fu
     scheduling = {"DISPATCH_QUEUE_ARN", "DISPATCH_DLQ_ARN", "SCHEDULER_ROLE_ARN"}
     own = {
         "DispatchFunction": {"PUBLIC_BASE_URL"} | scheduling,
-        "CalendarSyncFunction": scheduling,
+        "CalendarSyncFunction": {"PUBLIC_BASE_URL"} | scheduling,  # Graph subscriptions it recreates
         "ReconcileFunction": {"PUBLIC_BASE_URL"},  # address of renewed Google push channels
         "ManagementFunction": {"DISPATCH_QUEUE_ARN", "SCHEDULER_ROLE_ARN"},  # to build the scheduler adapter
         "ForgetFunction": {"DISPATCH_QUEUE_ARN", "SCHEDULER_ROLE_ARN"},
@@ -552,7 +561,9 @@ def test_every_function_sees_the_shared_environment(template: dict[str, Any], fu
     assert set(env) == GLOBAL_ENVIRONMENT | own.get(function_id, set())
 
 
-@pytest.mark.parametrize("function_id", ["IngestFunction", "CalendarPushFunction", "LiveTranscriptFunction"])
+@pytest.mark.parametrize(
+    "function_id", ["IngestFunction", "CalendarPushFunction", "GraphNotifyFunction", "LiveTranscriptFunction"]
+)
 def test_api_functions_do_not_depend_on_the_api_they_serve(template: dict[str, Any], function_id: str) -> None:
     # The API's integration depends on the function; a reference back would be a cycle.
     props = dict(template["Resources"][function_id]["Properties"])

@@ -40,7 +40,12 @@ def _record(stack: LocalStack, url: str = URL, scenario: Scenario = Scenario.NOR
 
 
 def test_the_documented_schemas_cover_every_detail_type() -> None:
-    assert set(schemas()) == {"SessionStatusChanged", "TranscriptReady", "LiveTranscriptSegment"}
+    assert set(schemas()) == {
+        "SessionStatusChanged",
+        "TranscriptReady",
+        "LiveTranscriptSegment",
+        "CalendarDisconnected",
+    }
     bad = {"schema_version": "1", "event_id": "nothex", "session_id": "s"}
     with pytest.raises(jsonschema.ValidationError):
         validate({"source": "meetpilot", "detail-type": "SessionStatusChanged", "detail": bad})

@@ -157,6 +157,20 @@ class DynamoCalendars(TableAdapter):
     def drop_sync_token(self, calendar_id: str) -> None:
         self._update_calendar(calendar_id, "REMOVE sync_token", {})
 
+    def mark_calendar_disconnected(self, calendar_id: str, *, reason: str, now: datetime) -> bool:
+        """The grant stopped working: say why on the calendar, release the lease; True if newly so."""
+        values = {":reason": reason[:500], ":now": to_iso(now)}
+        if self._update_calendar(
+            calendar_id,
+            "SET disconnected_reason = :reason, disconnected_at = :now, last_error = :reason, last_error_at = :now"
+            " REMOVE sync_lease_until",
+            values,
+            condition="attribute_not_exists(disconnected_reason)",
+        ):
+            return True
+        self.release_calendar_sync(calendar_id)
+        return False
+
     def set_calendar_channel(self, calendar_id: str, channel: PushChannel, *, expect_channel_id: str | None) -> bool:
         """Point the calendar at a new push channel, if its current one is still ``expect_channel_id``."""
         condition = "channel_id = :old" if expect_channel_id else "attribute_not_exists(channel_id)"

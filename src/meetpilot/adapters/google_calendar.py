@@ -27,6 +27,7 @@ from google.oauth2.credentials import Credentials
 
 from meetpilot.app.ports import GoogleSync
 from meetpilot.domain.calendar import (
+    AccessRevoked,
     Calendar,
     CalendarEvent,
     CalendarSourceError,
@@ -328,6 +329,11 @@ class GoogleCalendarClient:
             self._oauth.refresh(_HttpxAuthTransport(self._http, self._timeout))  # type: ignore[no-untyped-call]
         except google_auth_exceptions.RefreshError as exc:
             reason = _refresh_reason(exc)
+            if reason == "invalid_grant":
+                # Revoked, expired or consent withdrawn: only a new grant helps, so the calendar disconnects.
+                raise AccessRevoked(
+                    "Google refused the refresh token (invalid_grant); reconnect the calendar to grant access again"
+                ) from None
             raise CalendarSourceError(
                 f"Google refused to refresh the access token ({reason}); reconnect the calendar to grant access again",
                 status=400 if reason == "invalid_grant" else None,
@@ -488,6 +494,8 @@ def parse_google_event(item: Mapping[str, Any], *, calendar_id: str, owner_email
         updated=_parse_rfc3339(item.get("updated")),
         recurring_event_id=_opt_str(item.get("recurringEventId")),
         attendees=_attendee_emails(item.get("organizer"), item.get("attendees")),
+        organized_by_owner=_organized_by_owner(item.get("organizer"), owner_email),
+        owner_response=_owner_response(item.get("attendees"), owner_email),
     )
 
 
@@ -594,6 +602,32 @@ def _declined_by_owner(attendees: object, owner_email: str | None) -> bool:
         if attendee.get("self") is True or (owner and email == owner):
             return attendee.get("responseStatus") == "declined"
     return False
+
+
+def _organized_by_owner(organizer: object, owner_email: str | None) -> bool | None:
+    if not isinstance(organizer, Mapping):
+        return None
+    if organizer.get("self") is True:
+        return True
+    email = str(organizer.get("email") or "").strip().lower()
+    return bool(owner_email) and email == (owner_email or "").strip().lower()
+
+
+_GOOGLE_RESPONSES = {"accepted": "accepted", "tentative": "tentative", "declined": "declined", "needsAction": "none"}
+
+
+def _owner_response(attendees: object, owner_email: str | None) -> str | None:
+    """The owner's answer (accepted, tentative, declined, none); None when the owner is not listed."""
+    if not isinstance(attendees, list):
+        return None
+    owner = owner_email.strip().lower() if owner_email else None
+    for attendee in attendees:
+        if not isinstance(attendee, Mapping):
+            continue
+        email = str(attendee.get("email") or "").strip().lower()
+        if attendee.get("self") is True or (owner and email == owner):
+            return _GOOGLE_RESPONSES.get(str(attendee.get("responseStatus") or ""))
+    return None
 
 
 def _attendee_emails(organizer: object, attendees: object) -> tuple[str, ...]:

@@ -31,12 +31,16 @@ from meetpilot.app.ports import (
     Calendars,
     CalendarStorage,
     ClaimUnavailable,
+    DeltaSync,
     DispatchScheduler,
+    EventPublisher,
     GoogleCalendars,
     IcsFeeds,
     MessageQueue,
+    MicrosoftCalendars,
 )
 from meetpilot.domain.calendar import (
+    AccessRevoked,
     Calendar,
     CalendarEvent,
     CalendarKind,
@@ -50,7 +54,8 @@ from meetpilot.domain.calendar import (
 )
 from meetpilot.domain.clock import Clock
 from meetpilot.domain.meeting import DesiredState, Meeting, meeting_key
-from meetpilot.errors import InvalidInput
+from meetpilot.domain.notifications import calendar_disconnected
+from meetpilot.errors import ConfigurationError, InvalidInput
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,22 @@ class CalendarSyncConfig:
     # Push channels are renewed when they expire within this long; new ones ask for this lifetime.
     renew_within: timedelta = timedelta(days=1)
     channel_ttl_seconds: int = 7 * 86400
+    # Microsoft: a full round this often (the delta link's window is frozen, so this is what moves
+    # it), an incremental round at least this often, and the lifetime new subscriptions ask for
+    # (Graph refuses more than 10,070 minutes).
+    microsoft_full_sync_every: timedelta = timedelta(hours=24)
+    microsoft_safety_sync_every: timedelta = timedelta(hours=1)
+    subscription_lifetime: timedelta = timedelta(minutes=10000)
+
+
+@dataclass(frozen=True)
+class GraphSubscriptions:
+    """Where Graph sends a Microsoft calendar's change and lifecycle notifications, and how a new
+    subscription's ``clientState`` secret is made."""
+
+    notification_url: str
+    lifecycle_url: str
+    new_client_state: Callable[[], str]
 
 
 @dataclass
@@ -83,12 +104,16 @@ class SyncDeps:
     dispatch_config: DispatchConfig
     clock: Clock
     config: CalendarSyncConfig = field(default_factory=CalendarSyncConfig)
+    # CalendarDisconnected goes here when a grant stops working (nothing is published without it).
+    events: EventPublisher | None = None
+    # Microsoft subscriptions recreated or renewed by a sync job (lifecycle notifications).
+    graph: GraphSubscriptions | None = None
 
 
 @dataclass
 class SyncReport:
     calendar_id: str
-    outcome: str  # synced, not_modified, failed, busy, missing
+    outcome: str  # synced, not_modified, failed, busy, missing, removing, disconnected
     actions: Counter[str] = field(default_factory=Counter)
     error: str | None = None
     retry_in: float | None = None
@@ -253,13 +278,18 @@ def sync_calendar(
     deps: SyncDeps,
     ics: Callable[[], IcsFeeds],
     google: Callable[[], GoogleCalendars],
+    microsoft: Callable[[], MicrosoftCalendars] | None = None,
     full: bool = False,
+    subscription: str | None = None,
 ) -> SyncReport:
-    """Sync one registered calendar under its lease. ``ics``/``google`` build the source on demand.
+    """Sync one registered calendar under its lease. ``ics``/``google``/``microsoft`` build the source
+    on demand; ``subscription`` (``renew`` or ``recreate``) first fixes a Microsoft calendar's
+    Graph subscription.
 
     A calendar another sync holds answers ``busy`` with ``retry_in``; the caller re-queues it.
     A retryable source failure is recorded and re-raised (the message is retried); a permanent one
-    is recorded and answered ``failed``.
+    is recorded and answered ``failed``; a grant that stopped working disconnects the calendar
+    (``disconnected``), and a disconnected calendar is not synced until it is reconnected.
     """
     now = deps.clock.now()
     try:
@@ -267,8 +297,15 @@ def sync_calendar(
     except ClaimUnavailable as busy:
         return SyncReport(calendar_id, busy.state, retry_in=busy.retry_in_seconds)
     try:
+        if not calendar.connected:
+            deps.repo.release_calendar_sync(calendar_id)
+            return SyncReport(calendar_id, "disconnected", error=calendar.disconnected_reason)
         if calendar.kind is CalendarKind.ICS:
             return _sync_ics(calendar, deps, ics())
+        if calendar.kind is CalendarKind.MICROSOFT:
+            if microsoft is None:
+                raise ConfigurationError("this function cannot sync Microsoft calendars (no Graph client)")
+            return _sync_microsoft(calendar, deps, microsoft(), full=full, subscription=subscription)
         return _sync_google(calendar, deps, google(), full=full)
     except BaseException:
         deps.repo.release_calendar_sync(calendar_id)
@@ -331,6 +368,8 @@ def _sync_google(calendar: Calendar, deps: SyncDeps, google: GoogleCalendars, *,
             deps.repo.drop_sync_token(calendar.calendar_id)
             report.actions["full_resync"] += 1
             result = google.sync(calendar, None, time_min=time_min)
+    except AccessRevoked as exc:
+        return _disconnected(calendar, exc, deps, report)
     except CalendarSourceError as exc:
         deps.repo.record_calendar_error(calendar.calendar_id, now=now, message=str(exc))
         report.outcome, report.error = "failed", str(exc)
@@ -345,6 +384,128 @@ def _sync_google(calendar: Calendar, deps: SyncDeps, google: GoogleCalendars, *,
         calendar.calendar_id, now=deps.clock.now(), full=result.full, sync_token=result.next_sync_token
     )
     return report
+
+
+def _sync_microsoft(
+    calendar: Calendar, deps: SyncDeps, graph: MicrosoftCalendars, *, full: bool, subscription: str | None
+) -> SyncReport:
+    """One delta round over ``[now - window_before, now + horizon)``, from the stored delta link.
+
+    The link's window is frozen into it, so a full round (no link) runs daily, when asked, and
+    after Graph forgot the link; a full round names every occurrence in its window, so a link in
+    the window it did not name was deleted.
+    """
+    now = deps.clock.now()
+    cfg = deps.config
+    window_start, window_end = now - cfg.window_before, now + cfg.horizon
+    report = SyncReport(calendar.calendar_id, "synced")
+    stale = calendar.last_full_sync_at is None or calendar.last_full_sync_at <= now - cfg.microsoft_full_sync_every
+    try:
+        if subscription is not None:
+            action = _fix_subscription(calendar, deps.repo, graph, deps, recreate=subscription == "recreate")
+            report.actions[action] += 1
+            full = full or action == "subscription_recreated"
+        link = None if full or stale else calendar.sync_token
+        try:
+            result = graph.sync(calendar, link, window_start=window_start, window_end=window_end)
+        except SyncTokenExpired:
+            if link is None:
+                raise
+            # Drop the link first, so that a crash from here on still leads to a full round.
+            deps.repo.drop_sync_token(calendar.calendar_id)
+            report.actions["full_resync"] += 1
+            result = graph.sync(calendar, None, window_start=window_start, window_end=window_end)
+    except AccessRevoked as exc:
+        return _disconnected(calendar, exc, deps, report)
+    except CalendarSourceError as exc:
+        deps.repo.record_calendar_error(calendar.calendar_id, now=now, message=str(exc))
+        report.outcome, report.error = "failed", str(exc)
+        if exc.retryable:
+            raise
+        return report
+    events = result.events if result.full else _without_stale_removals(result, calendar, deps)
+    if result.full:
+        report.actions.update(
+            converge_all(events, calendar, deps, missing_from=result.window_start, missing_until=result.window_end)
+        )
+    else:
+        report.actions.update(converge_all(events, calendar, deps))
+        report.actions["removed"] += _drop_vanished_occurrences(result, calendar, deps)
+        if not report.actions["removed"]:
+            del report.actions["removed"]
+    # The link only once every page is converged: a sync that dies before this point starts again
+    # from the old link (or a full round) and sees the same changes.
+    deps.repo.record_calendar_sync(
+        calendar.calendar_id, now=deps.clock.now(), full=result.full, sync_token=result.delta_link
+    )
+    return report
+
+
+def _without_stale_removals(result: DeltaSync, calendar: Calendar, deps: SyncDeps) -> tuple[CalendarEvent, ...]:
+    """Drop Graph's removals of events that ended before the window: history, whatever Graph says.
+
+    Graph also reports changes outside the window as ``@removed``; one that names a future meeting
+    this calendar linked means the event left the window (or was deleted) and is kept.
+    """
+    kept = []
+    for event in result.events:
+        if event.cancelled and event.start is None:
+            link = deps.repo.get_calendar_link(calendar.calendar_id, event.event_id)
+            if link is not None and link.last_moment <= result.window_start:
+                continue
+        kept.append(event)
+    return tuple(kept)
+
+
+def _drop_vanished_occurrences(result: DeltaSync, calendar: Calendar, deps: SyncDeps) -> int:
+    """Links of a series that Graph listed whole this round, whose occurrence is no longer in it."""
+    if not result.series_occurrences:
+        return 0
+    named = {event.event_id for event in result.events}
+    removed = 0
+    for link in deps.repo.list_calendar_links(calendar.calendar_id):
+        current = result.series_occurrences.get(link.recurring_event_id or "")
+        if current is None or link.event_id in current or link.event_id in named:
+            continue
+        if link.last_moment <= result.window_start or link.start >= result.window_end:
+            continue
+        leave_meeting(link, deps)
+        removed += 1
+    return removed
+
+
+def _disconnected(calendar: Calendar, exc: AccessRevoked, deps: SyncDeps, report: SyncReport) -> SyncReport:
+    action = disconnect_calendar(calendar, str(exc), repo=deps.repo, events=deps.events, clock=deps.clock)
+    report.actions[action] += 1
+    report.outcome, report.error = "disconnected", str(exc)
+    return report
+
+
+def disconnect_calendar(
+    calendar: Calendar, reason: str, *, repo: Calendars, events: EventPublisher | None, clock: Clock
+) -> str:
+    """The calendar's grant stopped working: mark it disconnected and announce it, once.
+
+    Its meetings and bots stay as they are: a disconnected calendar is not synced, so nothing it
+    asked for is withdrawn until it is reconnected (or removed).
+    """
+    now = clock.now()
+    if not repo.mark_calendar_disconnected(calendar.calendar_id, reason=reason, now=now):
+        return "already_disconnected"
+    if events is None:
+        return "disconnected"
+    entry = calendar_disconnected(
+        calendar_id=calendar.calendar_id,
+        user_id=calendar.user_id,
+        provider=calendar.kind.value,
+        reason=reason,
+        disconnected_at=now,
+    )
+    try:
+        accepted = events.publish([entry])
+    except Exception:  # the bus being down must not undo the disconnect; the calendar item says it
+        return "disconnected_event_unpublished"
+    return "disconnected" if entry["detail"]["event_id"] in accepted else "disconnected_event_unpublished"
 
 
 # --- the poller -------------------------------------------------------------------------------
@@ -362,13 +523,16 @@ def enqueue_due_syncs(
     now = clock.now()
     counts: Counter[str] = Counter()
     for calendar in repo.list_calendars():
-        if calendar.removing:
+        if calendar.removing or not calendar.connected:
             continue
         job = CalendarSyncJob(calendar_id=calendar.calendar_id, reason="poll")
-        if calendar.kind is CalendarKind.GOOGLE:
-            if calendar.last_full_sync_at is None or calendar.last_full_sync_at <= now - cfg.google_full_sync_every:
+        if calendar.kind in (CalendarKind.GOOGLE, CalendarKind.MICROSOFT):
+            google = calendar.kind is CalendarKind.GOOGLE
+            full_every = cfg.google_full_sync_every if google else cfg.microsoft_full_sync_every
+            safety_every = cfg.google_safety_sync_every if google else cfg.microsoft_safety_sync_every
+            if calendar.last_full_sync_at is None or calendar.last_full_sync_at <= now - full_every:
                 job = job.updated(full=True)
-            elif calendar.last_synced_at is not None and calendar.last_synced_at > now - cfg.google_safety_sync_every:
+            elif calendar.last_synced_at is not None and calendar.last_synced_at > now - safety_every:
                 continue
         queue.send(job.to_body())
         counts[f"{calendar.kind.value}_queued"] += 1
@@ -380,6 +544,12 @@ def enqueue_due_syncs(
 
 def push_address(public_base_url: str) -> str:
     return f"{public_base_url.rstrip('/')}/calendar/google"
+
+
+def graph_notification_urls(public_base_url: str) -> tuple[str, str]:
+    """Graph's ``notificationUrl`` and ``lifecycleNotificationUrl`` under the public base URL."""
+    base = public_base_url.rstrip("/")
+    return f"{base}/calendar/microsoft/notify", f"{base}/calendar/microsoft/lifecycle"
 
 
 def open_channel(
@@ -409,32 +579,137 @@ def renew_expiring_channels(
     new_id: Callable[[], str],
     new_token: Callable[[], str],
     config: CalendarSyncConfig | None = None,
+    microsoft: Callable[[], MicrosoftCalendars] | None = None,
+    graph: GraphSubscriptions | None = None,
+    events: EventPublisher | None = None,
+    sync_queue: MessageQueue | None = None,
 ) -> Counter[str]:
-    """Renew every Google channel that expires within ``renew_within``: new channel first, then stop the old.
+    """Renew every Google channel and Graph subscription that expires within ``renew_within``.
 
-    Google never renews a channel and sends nothing when one expires, so a missed renewal means a
-    calendar that silently stops syncing. ``google`` is only built when some channel is due.
+    Google: a new channel first, then the old one stopped. Microsoft: PATCH the subscription (which
+    also reauthorizes it); one Graph no longer knows is recreated and a full sync queued. Neither
+    provider says anything when a channel lapses, so a missed renewal means a calendar that silently
+    stops syncing. A grant that stopped working disconnects the calendar; a disconnected calendar
+    is not renewed. A source is only built when something of it is due.
     """
     cfg = config or CalendarSyncConfig()
     now = clock.now()
     counts: Counter[str] = Counter()
+    calendars = [c for c in repo.list_calendars() if not c.removing and c.connected]
     due = [
         c
-        for c in repo.list_calendars()
-        if c.kind is CalendarKind.GOOGLE
-        and not c.removing
+        for c in calendars
+        if c.kind in (CalendarKind.GOOGLE, CalendarKind.MICROSOFT)
         and (c.channel_expires_at is None or c.channel_expires_at <= now + cfg.renew_within)
     ]
-    if not due:
-        return counts
-    source = google()
-    for calendar in due:
-        try:
-            counts[_renew(calendar, repo, source, address, new_id, new_token, cfg)] += 1
-        except CalendarSourceError as exc:
-            repo.record_calendar_error(calendar.calendar_id, now=now, message=f"channel renewal failed: {exc}")
-            counts["channel_renewal_failed"] += 1
+    due_google = [c for c in due if c.kind is CalendarKind.GOOGLE]
+    due_microsoft = [c for c in due if c.kind is CalendarKind.MICROSOFT] if microsoft and graph else []
+    if due_google:
+        source = google()
+        for calendar in due_google:
+            try:
+                counts[_renew(calendar, repo, source, address, new_id, new_token, cfg)] += 1
+            except AccessRevoked as exc:
+                counts[disconnect_calendar(calendar, str(exc), repo=repo, events=events, clock=clock)] += 1
+            except CalendarSourceError as exc:
+                repo.record_calendar_error(calendar.calendar_id, now=now, message=f"channel renewal failed: {exc}")
+                counts["channel_renewal_failed"] += 1
+    if due_microsoft:
+        assert microsoft is not None and graph is not None
+        graph_source = microsoft()
+        for calendar in due_microsoft:
+            try:
+                action = _fix_subscription(calendar, repo, graph_source, _SubscriptionContext(graph, clock, cfg))
+            except AccessRevoked as exc:
+                counts[disconnect_calendar(calendar, str(exc), repo=repo, events=events, clock=clock)] += 1
+                continue
+            except CalendarSourceError as exc:
+                repo.record_calendar_error(calendar.calendar_id, now=now, message=f"subscription renewal failed: {exc}")
+                counts["subscription_renewal_failed"] += 1
+                continue
+            counts[action] += 1
+            if action == "subscription_recreated" and sync_queue is not None:
+                # Changes made while there was no subscription were never notified.
+                job = CalendarSyncJob(calendar_id=calendar.calendar_id, reason="resubscribed", full=True)
+                sync_queue.send(job.to_body())
     return counts
+
+
+@dataclass(frozen=True)
+class _SubscriptionContext:
+    graph: GraphSubscriptions | None
+    clock: Clock
+    config: CalendarSyncConfig
+
+
+def open_subscription(
+    calendar: Calendar,
+    *,
+    repo: CalendarStorage,
+    microsoft: MicrosoftCalendars,
+    graph: GraphSubscriptions,
+    clock: Clock,
+    config: CalendarSyncConfig | None = None,
+) -> PushChannel | None:
+    """Subscribe to the calendar's changes, store the subscription and point the calendar at it.
+
+    Graph validates both URLs before it answers (the notify function must be deployed). The
+    calendar's previous subscription, if any, is deleted. None when the calendar moved on meanwhile
+    (removed, or another subscription was stored first): ours is deleted again.
+    """
+    cfg = config or CalendarSyncConfig()
+    channel = microsoft.subscribe(
+        calendar,
+        client_state=graph.new_client_state(),
+        notification_url=graph.notification_url,
+        lifecycle_url=graph.lifecycle_url,
+        expires_at=clock.now() + cfg.subscription_lifetime,
+    )
+    repo.put_channel(channel)
+    if not repo.set_calendar_channel(calendar.calendar_id, channel, expect_channel_id=calendar.channel_id):
+        _close_subscription(calendar, channel, repo, microsoft)
+        return None
+    old = repo.get_channel(calendar.channel_id) if calendar.channel_id else None
+    if old is not None and old.channel_id != channel.channel_id:
+        _close_subscription(calendar, old, repo, microsoft)
+    return channel
+
+
+def _fix_subscription(
+    calendar: Calendar,
+    repo: CalendarStorage,
+    microsoft: MicrosoftCalendars,
+    context: SyncDeps | _SubscriptionContext,
+    *,
+    recreate: bool = False,
+) -> str:
+    """Renew the calendar's subscription (PATCH), or create one when there is none, Graph lost it, or
+    ``recreate``; returns what was done."""
+    graph, clock, cfg = context.graph, context.clock, context.config
+    if graph is None:
+        raise ConfigurationError("Graph notification URLs are not configured (PUBLIC_BASE_URL)")
+    current = repo.get_channel(calendar.channel_id) if calendar.channel_id else None
+    if current is not None and not recreate:
+        try:
+            renewed = microsoft.renew(calendar, current, expires_at=clock.now() + cfg.subscription_lifetime)
+        except CalendarSourceError as exc:
+            if exc.status != 404:
+                raise
+        else:
+            repo.put_channel(renewed)
+            repo.set_calendar_channel(calendar.calendar_id, renewed, expect_channel_id=current.channel_id)
+            return "subscription_renewed"
+    opened = open_subscription(calendar, repo=repo, microsoft=microsoft, graph=graph, clock=clock, config=cfg)
+    return "subscription_recreated" if opened is not None else "subscription_superseded"
+
+
+def _close_subscription(
+    calendar: Calendar, channel: PushChannel, repo: CalendarStorage, microsoft: MicrosoftCalendars
+) -> None:
+    # A subscription Graph will not delete expires on its own; its notifications find no item.
+    with contextlib.suppress(CalendarSourceError):
+        microsoft.unsubscribe(calendar, channel)
+    repo.delete_channel(channel.channel_id)
 
 
 def _renew(

@@ -211,6 +211,10 @@ class CalendarSyncJob(QueueMessage):
     calendar_id: Text
     reason: str | None = None
     full: bool = False  # re-list a Google calendar from scratch
+    # Microsoft: renew the Graph subscription (PATCH, which also reauthorizes it) before syncing,
+    # or create a new one (Graph removed it) and then run a full round.
+    renew_subscription: bool = False
+    resubscribe: bool = False
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -222,11 +226,12 @@ def read_message(model: type[M], body: str | bytes) -> M:
 
 
 def _label(model: type[BaseModel]) -> str:
-    return {
+    labels: dict[type[BaseModel], str] = {
         BotEventDelivery: "bot-event",
         TranscriptJob: "transcript job",
         CalendarSyncJob: "calendar sync",
-    }.get(model, model.__name__)
+    }
+    return labels.get(model, model.__name__)
 
 
 def _json_object(body: str | bytes, label: str) -> dict[str, Any]:

@@ -263,6 +263,13 @@ class Calendars(Protocol):
 
     def drop_sync_token(self, calendar_id: str) -> None: ...
 
+    def mark_calendar_disconnected(self, calendar_id: str, *, reason: str, now: datetime) -> bool:
+        """The grant stopped working: store the one-line reason and release the lease.
+
+        True when this call disconnected it; False when it was disconnected already (or is gone).
+        """
+        ...
+
     def set_calendar_channel(self, calendar_id: str, channel: PushChannel, *, expect_channel_id: str | None) -> bool:
         """Point the calendar at a new channel if its current one is still ``expect_channel_id``."""
         ...
@@ -417,6 +424,9 @@ class DeltaSync:
     full: bool
     window_start: datetime
     window_end: datetime
+    # Incremental rounds: for each series with an occurrence in ``events``, the ids of all its
+    # occurrences in the window now (Graph reports a deleted occurrence nowhere else).
+    series_occurrences: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 class MicrosoftCalendars(Protocol):

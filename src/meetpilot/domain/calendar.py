@@ -81,6 +81,10 @@ class CalendarEvent:
     # Lower-cased e-mail addresses of the organizer and the attendees (rooms left out), for the
     # per-calendar filters; empty when the source does not say.
     attendees: tuple[str, ...] = ()
+    # Whether the calendar's owner organises the meeting, and their answer to it (``accepted``,
+    # ``tentative``, ``declined``, ``none``); None when the source does not say.
+    organized_by_owner: bool | None = None
+    owner_response: str | None = None
 
     def __post_init__(self) -> None:
         if not self.calendar_id or not self.event_id:

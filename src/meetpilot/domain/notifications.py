@@ -20,7 +20,8 @@ SOURCE = "meetpilot"
 SESSION_STATUS_CHANGED = "SessionStatusChanged"
 TRANSCRIPT_READY = "TranscriptReady"
 LIVE_TRANSCRIPT_SEGMENT = "LiveTranscriptSegment"
-DETAIL_TYPES = (SESSION_STATUS_CHANGED, TRANSCRIPT_READY, LIVE_TRANSCRIPT_SEGMENT)
+CALENDAR_DISCONNECTED = "CalendarDisconnected"
+DETAIL_TYPES = (SESSION_STATUS_CHANGED, TRANSCRIPT_READY, LIVE_TRANSCRIPT_SEGMENT, CALENDAR_DISCONNECTED)
 SCHEMA_VERSION = "1"
 OUTBOX_CAP = 50  # unpublished events kept on a session item (it must stay far below 400 KB)
 
@@ -126,3 +127,20 @@ def live_segment(
         "at": to_iso(at),
     }
     return outbox_entry(LIVE_TRANSCRIPT_SEGMENT, detail)
+
+
+def calendar_disconnected(
+    *, calendar_id: str, user_id: str, provider: str, reason: str, disconnected_at: datetime
+) -> dict[str, Any]:
+    """A calendar's grant stopped working; ``reason`` is the one line stored on the calendar (never a token)."""
+    at = to_iso(disconnected_at)
+    detail: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": _event_id(CALENDAR_DISCONNECTED, calendar_id, at),
+        "calendar_id": calendar_id,
+        "user_id": user_id,
+        "provider": provider,
+        "reason": reason[:500],
+        "disconnected_at": at,
+    }
+    return outbox_entry(CALENDAR_DISCONNECTED, detail)

@@ -24,6 +24,7 @@ def handle_record(record: SQSRecord) -> str:
         deps=c.calendar_sync_deps,
         ics=lambda: c.ics_feeds,
         google=lambda: c.google_calendars,
+        microsoft=lambda: c.microsoft_calendars,
         after=c.follow_up_step(lambda: c.calendar_sync_queue),
     )
     fields = {**done.result.as_dict(), "reason": job.reason, "full": job.full}

@@ -1,4 +1,5 @@
-"""Scheduled entry point (every 5 minutes) of the reconciler, which also renews calendar push channels.
+"""Scheduled entry point (every 5 minutes) of the reconciler, which also renews calendar push channels
+and Graph subscriptions.
 
 A little over 40 lines: the channel renewal is handed in as a step with its own id and token makers.
 """
@@ -28,6 +29,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             clock=c.clock,
             new_id=lambda: str(uuid.uuid4()),
             new_token=lambda: secrets.token_urlsafe(32),
+            microsoft=lambda: c.microsoft_calendars,
+            graph=c.graph_subscriptions,
+            events=c.event_publisher,
+            sync_queue=c.calendar_sync_queue,
         )
 
     report = reconcile(

@@ -422,6 +422,23 @@ class MemoryCalendars(_OnTable):
         with self.table.lock:
             self._update(calendar_id, sync_token=None)
 
+    def mark_calendar_disconnected(self, calendar_id: str, *, reason: str, now: datetime) -> bool:
+        with self.table.lock:
+            current = self.table.calendars.get(calendar_id)
+            if current is None:
+                return False
+            if current.disconnected_reason is not None:
+                self._update(calendar_id, sync_lease_until=None)
+                return False
+            return self._update(
+                calendar_id,
+                disconnected_reason=reason[:500],
+                disconnected_at=_ms(now),
+                last_error=reason[:500],
+                last_error_at=_ms(now),
+                sync_lease_until=None,
+            )
+
     def set_calendar_channel(self, calendar_id: str, channel: PushChannel, *, expect_channel_id: str | None) -> bool:
         with self.table.lock:
             current = self.table.calendars.get(calendar_id)

@@ -21,6 +21,7 @@ from meetpilot.domain.meeting import meeting_key
 from meetpilot.handlers.observability import logger
 from meetpilot.settings import Settings
 from meetpilot_dev.fakes.google_calendar import FakeGoogleCalendar
+from meetpilot_dev.fakes.microsoft_graph import FakeMicrosoftGraph
 from meetpilot_dev.simulator import Simulator, SimulatorConfig
 from meetpilot_dev.stack import aws_call_log
 from meetpilot_dev.stack.emulator import AwsEmulator
@@ -78,6 +79,8 @@ class StackOptions:
     quiet_logs: bool = True
     # Start the local fake of Google Calendar and point the calendar functions at it.
     google_fake: bool = False
+    # Start the local fake of Microsoft's login and Graph endpoints and point the functions at it.
+    microsoft_fake: bool = False
     # LIVE_TRANSCRIPTS for the functions: "auto" (streaming providers), "true" or "false".
     live_transcripts: str = "auto"
     # The SAM template the stack is built from (None: $MEETPILOT_TEMPLATE, else ./template.yaml).
@@ -99,6 +102,7 @@ class LocalStack:
         self.gateway: Gateway | None = None
         self.simulator: Any = None
         self.google: Any = None  # the fake Google Calendar, when StackOptions.google_fake
+        self.graph: Any = None  # the fake Microsoft Graph, when StackOptions.microsoft_fake
         self.container: Container | None = None
         self.resources: Any = None
         self.feeders: dict[str, QueueFeeder] = {}
@@ -165,6 +169,10 @@ class LocalStack:
             self.google = FakeGoogleCalendar(clock=self.clock)
             self.google.start()
             google_env = {"GOOGLE_CALENDAR_API_BASE": self.google.api_base, "GOOGLE_TOKEN_URI": self.google.token_uri}
+        if self.options.microsoft_fake:
+            self.graph = FakeMicrosoftGraph(clock=self.clock)
+            self.graph.start()
+            google_env |= {"MICROSOFT_LOGIN_BASE": self.graph.login_base, "MICROSOFT_GRAPH_BASE": self.graph.graph_base}
 
         # The same variables Lambda gets from the template, resolved to the local resources.
         env = self.resources.environment(
@@ -238,6 +246,9 @@ class LocalStack:
         if self.google is not None:
             self.google.stop()
             self.google = None
+        if self.graph is not None:
+            self.graph.stop()
+            self.graph = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None

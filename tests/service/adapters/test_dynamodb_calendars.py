@@ -126,6 +126,23 @@ def test_google_sync_token_is_stored_and_dropped(repo: Storage) -> None:
     assert repo.get_calendar("google-1").sync_token is None
 
 
+def test_a_calendar_is_disconnected_once_with_its_reason_and_its_lease_released(repo: Storage) -> None:
+    repo.put_calendar(_calendar("ms-1", kind=CalendarKind.MICROSOFT, feed_url=None), T0)
+    assert repo.get_calendar("ms-1").connected
+    repo.claim_calendar_sync("ms-1", now=T0, lease_seconds=120)
+    reason = "Microsoft refused the refresh token (AADSTS50173: revoked); reconnect the calendar"
+    assert repo.mark_calendar_disconnected("ms-1", reason=reason, now=T0)
+    calendar = repo.get_calendar("ms-1")
+    assert not calendar.connected and calendar.status == "disconnected"
+    assert calendar.disconnected_reason == reason == calendar.last_error and calendar.disconnected_at == T0
+    assert calendar.sync_lease_until is None
+    repo.claim_calendar_sync("ms-1", now=T0, lease_seconds=120)  # the lease was released
+    assert not repo.mark_calendar_disconnected("ms-1", reason="again", now=T0 + timedelta(hours=1))
+    again = repo.get_calendar("ms-1")
+    assert again.disconnected_reason == reason and again.disconnected_at == T0 and again.sync_lease_until is None
+    assert not repo.mark_calendar_disconnected("no-such-calendar", reason=reason, now=T0)
+
+
 # --- channels ---------------------------------------------------------------------------------
 
 

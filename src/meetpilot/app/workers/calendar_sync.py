@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from meetpilot.app.calendar_sync import SyncDeps, SyncReport, sync_calendar
 from meetpilot.app.messages import CalendarSyncJob
-from meetpilot.app.ports import GoogleCalendars, IcsFeeds
+from meetpilot.app.ports import GoogleCalendars, IcsFeeds, MicrosoftCalendars
 from meetpilot.app.workers.followups import Done, FollowUps, FollowUpStep, carry_out
 
 # When a busy calendar's lease end is not known (seconds).
@@ -20,10 +20,20 @@ def work_calendar_sync(
     ics: Callable[[], IcsFeeds],
     google: Callable[[], GoogleCalendars],
     after: FollowUpStep,
+    microsoft: Callable[[], MicrosoftCalendars] | None = None,
 ) -> Done[SyncReport]:
     """Sync the calendar. When another sync holds it, come back once its lease ends, so the change
     that triggered this message is not lost."""
-    report = sync_calendar(job.calendar_id, deps=deps, ics=ics, google=google, full=job.full)
+    subscription = "recreate" if job.resubscribe else "renew" if job.renew_subscription else None
+    report = sync_calendar(
+        job.calendar_id,
+        deps=deps,
+        ics=ics,
+        google=google,
+        microsoft=microsoft,
+        full=job.full,
+        subscription=subscription,
+    )
     if report.outcome != "busy":
         return Done(report)
     retry = job.updated(reason="retry_busy")
