@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from meetpilot.app.calendar_decisions import forget_decisions
 from meetpilot.app.calendar_sync import CalendarSyncConfig, SyncDeps, leave_meeting, open_channel
 from meetpilot.app.messages import CalendarSyncJob
 from meetpilot.app.ports import Calendars, CalendarStorage, ClaimUnavailable, GoogleCalendars, MessageQueue
@@ -233,5 +234,7 @@ def remove_calendar(calendar_id: str, *, deps: SyncDeps, google: Callable[[], Go
             repo.delete_channel(channel.channel_id)
     for link in repo.list_calendar_links(calendar_id):
         removal.actions[leave_meeting(link, deps)] += 1
+    # Its decisions and overrides go with it (before the calendar item, so a rerun finds them).
+    forget_decisions(calendar_id, repo=repo)
     repo.delete_calendar(calendar_id)
     return removal
