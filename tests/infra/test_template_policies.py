@@ -151,7 +151,9 @@ EXPECTED_GRANTS = {
         ),
         ("sqs:SendMessage", {"DispatchQueue.Arn", "CalendarSyncQueue.Arn"}),
         ("ssm:GetParameter", {API_KEY, CALENDAR_CREDENTIALS}),
-        ("scheduler:DeleteSchedule", {SCHEDULES}),
+        # An override or new rules converge a calendar's events at once, schedules included.
+        (("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"), {SCHEDULES}),
+        ("iam:PassRole", {"SchedulerRole.Arn"}),
         ("s3:GetObject", {"${TranscriptBucket.Arn}/transcripts/*"}),
     ),
     # Deletes, and the reads that find what to delete; no PutItem, no queue, no s3:PutObject.

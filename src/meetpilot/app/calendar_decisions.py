@@ -115,11 +115,12 @@ def list_decisions(
             continue
         picked.append(d)
     page, more = picked[:limit], len(picked) > limit
-    views = [_view(d, calendar, repo) for d in page]
+    views = [view_of(d, calendar, repo) for d in page]
     return DecisionPage(calendar, views, _cursor(page[-1]) if more and page else None)
 
 
-def _view(d: Decision, calendar: Calendar, repo: CalendarRepository) -> DecisionView:
+def view_of(d: Decision, calendar: Calendar, repo: CalendarRepository) -> DecisionView:
+    """A decision as listed: joined with its meeting (session, bot, whose settings), and the calendar's state."""
     reason, recorded = d.reason, d.recorded
     session_id = bot_id = settings_from = None
     if d.recorded and d.meeting_key:

@@ -22,6 +22,7 @@ from meetpilot.app.calendar_decisions import forget_decisions
 from meetpilot.app.calendar_sync import CalendarSyncConfig, SyncDeps, leave_meeting, open_channel
 from meetpilot.app.messages import CalendarSyncJob
 from meetpilot.app.ports import Calendars, CalendarStorage, ClaimUnavailable, GoogleCalendars, MessageQueue
+from meetpilot.domain.bot_settings import BotSettings
 from meetpilot.domain.calendar import (
     Calendar,
     CalendarFilters,
@@ -43,6 +44,7 @@ class IcsRegistration:
     owner_email: str | None = None
     label: str = ""
     filters: CalendarFilters = field(default_factory=CalendarFilters)
+    bot: BotSettings = field(default_factory=BotSettings)
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ def add_ics_calendar(
         owner_email=(registration.owner_email or "").strip().lower() or None,
         label=registration.label.strip()[:200],
         filters=registration.filters,
+        bot=registration.bot,
         feed_url=url,
     )
     if not repo.put_calendar(calendar, clock.now()):
