@@ -117,7 +117,13 @@ class World:
 
     def dispatch(self, key: str) -> DispatchResult:
         return dispatch_meeting(
-            key, attempt=0, repo=self.repo, provider=self.provider, secrets=MemorySecrets(), config=CONFIG, clock=self.clock
+            key,
+            attempt=0,
+            repo=self.repo,
+            provider=self.provider,
+            secrets=MemorySecrets(),
+            config=CONFIG,
+            clock=self.clock,
         )
 
     def bot_request(self, result: DispatchResult):  # noqa: ANN201

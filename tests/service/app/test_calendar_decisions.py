@@ -53,7 +53,12 @@ def test_a_recorded_occurrence_names_its_meeting_and_the_listing_its_bot(world):
     world.clock.set(START - timedelta(minutes=5))
     result = world.dispatch(key)
     (view,) = list_decisions("ics-a", repo=world.repo, clock=world.clock).items
-    assert (view.recorded, view.reason, view.bot_id, view.session_id) == (True, "recorded", result.bot_id, result.session_id)
+    assert (view.recorded, view.reason, view.bot_id, view.session_id) == (
+        True,
+        "recorded",
+        result.bot_id,
+        result.session_id,
+    )
 
 
 def test_rule_refusals_are_kept_with_the_rule_and_what_the_event_said(world):
@@ -137,7 +142,11 @@ def test_listing_bounds_and_pages_by_start(world):
     world.sync("ics-a")
 
     window = list_decisions(
-        "ics-a", repo=world.repo, clock=world.clock, start_from=START + timedelta(hours=1), start_to=START + timedelta(hours=3)
+        "ics-a",
+        repo=world.repo,
+        clock=world.clock,
+        start_from=START + timedelta(hours=1),
+        start_to=START + timedelta(hours=3),
     )
     assert [v.decision.event_id for v in window.items] == ["allday", "ev-1", "ev-2"]
     seen, cursor = [], None
