@@ -67,7 +67,8 @@ def test_decisions_round_trip_overwrite_by_event_and_list_by_start(repo: Storage
 
 
 def test_decision_items_expire_with_their_event_and_leave_the_links_listing_alone(
-    repo: Storage, storage_backend: StorageBackend  # noqa: F811
+    repo: Storage,
+    storage_backend: StorageBackend,  # noqa: F811
 ) -> None:
     start = T0 + timedelta(hours=2)
     repo.put_decision(_decision("ev-a", start))
@@ -82,9 +83,7 @@ def test_decision_items_expire_with_their_event_and_leave_the_links_listing_alon
 
 
 def test_overrides_by_scope_and_target(repo: Storage) -> None:
-    occ = EventOverride(
-        "ics-1", "weekly/1", OverrideScope.OCCURRENCE, False, set_at=T0, until=T0 + timedelta(hours=1)
-    )
+    occ = EventOverride("ics-1", "weekly/1", OverrideScope.OCCURRENCE, False, set_at=T0, until=T0 + timedelta(hours=1))
     series = EventOverride(
         "ics-1", "weekly", OverrideScope.SERIES, True, bot=BotSettings(bot_name="Series Bot"), set_at=T0
     )
