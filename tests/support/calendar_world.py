@@ -48,7 +48,7 @@ class ScriptedFeeds:
     def __init__(self) -> None:
         self.events: dict[str, list[CalendarEvent]] = {}
 
-    def read(self, url, etag, *, calendar_id, window_start, window_end, owner_email) -> FeedRead:  # noqa: ANN001
+    def read(self, url, etag, *, calendar_id, window_start, window_end, owner_email) -> FeedRead:
         events = tuple(replace(e, calendar_id=calendar_id) for e in self.events.get(url, []))
         return FeedRead(not_modified=False, etag=None, events=events)
 
@@ -110,7 +110,7 @@ class World:
     def sync(self, calendar_id: str) -> SyncReport:
         return sync_calendar(calendar_id, deps=self.deps, ics=lambda: self.feeds, google=_no_google)
 
-    def decision(self, calendar_id: str, event_id: str = "ev-1"):  # noqa: ANN201
+    def decision(self, calendar_id: str, event_id: str = "ev-1"):
         found = self.repo.get_decision(calendar_id, event_id)
         assert found is not None, f"no decision for {event_id}"
         return found
@@ -126,6 +126,6 @@ class World:
             clock=self.clock,
         )
 
-    def bot_request(self, result: DispatchResult):  # noqa: ANN201
+    def bot_request(self, result: DispatchResult):
         assert result.bot_id is not None, result
         return self.provider.bots[result.bot_id].request
