@@ -112,6 +112,8 @@ class SyncReport:
 
 # What a sync says of an occurrence a complete listing no longer has.
 REMOVED_AT_SOURCE = "removed from the calendar"
+# Decisions are kept for occurrences up to this many horizons ahead ("beyond the 14-day horizon").
+KEEP_DECISIONS_AHEAD = 2
 
 
 @dataclass
@@ -252,7 +254,11 @@ def override_for(
 def _keep_decision(
     event: CalendarEvent, verdict: Verdict, previous: Decision | None, deps: SyncDeps, facts: EventFacts | None
 ) -> None:
-    decision = decision_for(event, verdict, deps.clock.now(), facts)
+    now = deps.clock.now()
+    if previous is None and event.start is not None and event.start > now + KEEP_DECISIONS_AHEAD * deps.config.horizon:
+        # Google lists a series' instances far ahead: those are decided when they come closer.
+        return
+    decision = decision_for(event, verdict, now, facts)
     if not decision.same_as(previous):
         deps.repo.put_decision(decision)
 

@@ -171,3 +171,14 @@ def test_bad_listing_bounds_are_refused_with_the_field(world, bounds, message):
     with pytest.raises(InvalidInput) as refused:
         list_decisions("ics-a", repo=world.repo, clock=world.clock, **bounds)
     assert str(refused.value).startswith(message)
+
+
+def test_occurrences_far_beyond_the_horizon_are_not_kept_until_they_come_closer(world):
+    world.calendar("ics-a")
+    world.publish(
+        "ics-a",
+        event("near", start=START + timedelta(days=20), end=None),
+        event("far", start=START + timedelta(days=40), end=None),
+    )
+    world.sync("ics-a")
+    assert [d.event_id for d in world.repo.list_decisions("ics-a")] == ["near"]
