@@ -575,6 +575,12 @@ def test_management_routes_are_iam_only_on_their_own_throttled_api(template: dic
         ("POST", "/v1/calendars"),
         ("GET", "/v1/calendars"),
         ("DELETE", "/v1/calendars/{calendar_id}"),
+        ("PATCH", "/v1/calendars/{calendar_id}"),
+        ("GET", "/v1/calendars/{calendar_id}/events"),
+        ("PUT", "/v1/calendars/{calendar_id}/events/{event_id}/override"),
+        ("DELETE", "/v1/calendars/{calendar_id}/events/{event_id}/override"),
+        ("GET", "/v1/users/{user_id}/bot-settings"),
+        ("PUT", "/v1/users/{user_id}/bot-settings"),
     }
     assert all(r.authorizer == "AWS_IAM" for r in routes)
     for event in function_properties(template, "ManagementFunction")["Events"].values():
