@@ -32,8 +32,9 @@ class EventOverride:
     """ "Record this one" or "skip this one", for one occurrence or a whole series of one calendar.
 
     Keyed by the event's (or series') id, not by its meeting: moving the event keeps it. It beats
-    every rule; ``record=True`` still needs a meeting link and a start. ``bot`` sets the bot's
-    settings for this event above the calendar's and the user's.
+    every rule and the owner's decline (someone asked for this one by name); ``record=True`` still
+    needs a meeting link and a start, and a cancelled event takes its override with it. ``bot`` sets
+    the bot's settings for this event above the calendar's and the user's.
     """
 
     calendar_id: str
