@@ -135,6 +135,100 @@ def calendars_remove(
     console.print(f"removed {calendar_id}: {details}")
 
 
+@calendars_app.command("events")
+def calendars_events(
+    calendar_id: Annotated[str, typer.Argument(help="the id 'calendars list' shows")],
+    since: Annotated[str | None, typer.Option("--from", help="events starting at or after (ISO-8601)")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="events starting before (ISO-8601)")] = None,
+    stack: Stack = None,
+) -> None:
+    """Why each event of a calendar gets a bot or not, as the last sync decided.
+
+    Example: meetpilot calendars events ics-0123abcd --from 2026-06-01T00:00:00Z
+    """
+    from rich.table import Table
+
+    from meetpilot_dev.client import quote_segment
+
+    api = _api(stack)
+    path = f"/v1/calendars/{quote_segment(calendar_id)}/events"
+    rows: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = _call(lambda: api.get(path, params={"from": since, "to": until, "cursor": cursor}))
+        rows += page["items"]
+        if not (cursor := page.get("next_cursor")):
+            break
+    table = Table(title=f"{calendar_id} ({page['status']}): {len(rows)} events")
+    for column in ("start", "event", "title", "bot", "why"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        bot = ("[green]yes[/green]" + (f" {row['bot_id']}" if row.get("bot_id") else "")) if row["recorded"] else "no"
+        start = (row.get("start") or "all day")[:16].replace("T", " ")
+        table.add_row(start, row["event_id"], row["title"], bot, row["reason"])
+    console.print(table)
+
+
+@calendars_app.command("override")
+def calendars_override(
+    calendar_id: Annotated[str, typer.Argument(help="the id 'calendars list' shows")],
+    event_id: Annotated[str, typer.Argument(help="the event id 'calendars events' shows")],
+    record: Annotated[bool, typer.Option("--record/--skip", help="record it whatever the rules say, or skip it")],
+    series: Annotated[bool, typer.Option("--series", help="every instance of the event's series")] = False,
+    bot_name: Annotated[str | None, typer.Option(help="the bot's name for this event")] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="take the override back instead")] = False,
+    stack: Stack = None,
+) -> None:
+    """Record or skip one event (or its whole series), whatever the calendar's rules say.
+
+    Example: meetpilot calendars override ics-0123abcd evt-42 --skip
+    """
+    from meetpilot_dev.client import quote_segment
+
+    api = _api(stack)
+    path = f"/v1/calendars/{quote_segment(calendar_id)}/events/{quote_segment(event_id)}/override"
+    scope = "series" if series else "occurrence"
+    if remove:
+        _, answer = _call(lambda: api.request("DELETE", path, params={"scope": scope}))
+    else:
+        body: dict[str, Any] = {"record": record, "scope": scope}
+        if bot_name:
+            body["bot"] = {"bot_name": bot_name}
+        _, answer = _call(lambda: api.request("PUT", path, body=body))
+    for decision in answer["decisions"]:
+        console.print(f"{decision['event_id']}: {decision['reason']}")
+
+
+users_app = typer.Typer(help="Users' own settings.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("bot-settings")
+def users_bot_settings(
+    user: Annotated[str, typer.Argument(help="the user id calendars and meetings name")],
+    bot_name: Annotated[str | None, typer.Option(help="the bot's name in the call")] = None,
+    transcript_provider: Annotated[str | None, typer.Option(help="a MeetStream provider key, or none")] = None,
+    live: Annotated[bool | None, typer.Option("--live/--no-live", help="live transcripts on or off")] = None,
+    show: Annotated[bool, typer.Option("--show", help="only print the stored settings")] = False,
+    stack: Stack = None,
+) -> None:
+    """Set (or show) a user's bot settings, the level under their calendars' and events'.
+
+    Example: meetpilot users bot-settings alice --bot-name "Alice's notetaker"
+    """
+    from meetpilot_dev.client import quote_segment
+
+    api = _api(stack)
+    path = f"/v1/users/{quote_segment(user)}/bot-settings"
+    if show:
+        answer = _call(lambda: api.get(path))
+    else:
+        body = {"bot_name": bot_name, "transcript_provider": transcript_provider, "live_transcripts": live}
+        _, answer = _call(lambda: api.request("PUT", path, body={k: v for k, v in body.items() if v is not None}))
+    settings = {k: v for k, v in answer["bot"].items() if v is not None}
+    console.print(f"{answer['user_id']}: {json.dumps(settings) if settings else 'the stack defaults'}")
+
+
 console = Console()
 
 

@@ -175,7 +175,22 @@ def _drive_management_api(stack: Any, feeds: Any) -> None:
 
         cancelled = api.post(f"/v1/meetings/{quote_segment(soon['meeting_id'])}/cancel")[1]
         assert cancelled["result"] == "bot_cancelled", cancelled
+        # Decisions, rules, overrides and bot settings. Ann's override while Cal still wants the
+        # meeting moves its schedule (UpdateSchedule); once Cal is gone, a skip deletes it and
+        # taking the skip back creates it again.
+        ann = f"/v1/calendars/{calendars['ann']}"
+        override = f"{ann}/events/standup-1/override"
+        assert api.get(f"{ann}/events")["items"][0]["recorded"]
+        patch = {"rules": {"min_attendees": 5}, "bot": {"bot_name": "Ann Notes"}}
+        assert api.request("PATCH", ann, params={"dry_run": "true"}, body=patch)[1]["changes"]
+        api.request("PATCH", ann, body={"bot": {"bot_name": "Ann Notes"}})
+        api.request("PUT", "/v1/users/ann/bot-settings", body={"bot_name": "Ann"})
+        assert api.get("/v1/users/ann/bot-settings")["bot"]["bot_name"] == "Ann"
+        api.request("PUT", override, body={"record": False})
+        api.request("PUT", override, body={"record": True})
         assert api.delete(f"/v1/calendars/{calendars['cal']}")["calendar_id"] == calendars["cal"]
+        api.request("PUT", override, body={"record": False})
+        assert api.request("DELETE", override)[1]["decisions"][0]["recorded"]
 
         for target in ({"bot_id": bots["bob"]}, {"meeting_id": recorded["carl"]}, {"user_id": "ann"}):
             report = api.post("/v1/forget", target)[1]

@@ -158,7 +158,9 @@ EXPECTED_GRANTS = {
         ),
         ("sqs:SendMessage", {"DispatchQueue.Arn", "CalendarSyncQueue.Arn"}),
         ("ssm:GetParameter", {API_KEY, CALENDAR_CREDENTIALS}),
-        ("scheduler:DeleteSchedule", {SCHEDULES}),
+        # An override or new rules converge a calendar's events at once, schedules included.
+        (("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"), {SCHEDULES}),
+        ("iam:PassRole", {"SchedulerRole.Arn"}),
         ("s3:GetObject", {"${TranscriptBucket.Arn}/transcripts/*"}),
     ),
     # Deletes, and the reads that find what to delete; no PutItem, no queue, no s3:PutObject.
@@ -584,6 +586,12 @@ def test_management_routes_are_iam_only_on_their_own_throttled_api(template: dic
         ("POST", "/v1/calendars"),
         ("GET", "/v1/calendars"),
         ("DELETE", "/v1/calendars/{calendar_id}"),
+        ("PATCH", "/v1/calendars/{calendar_id}"),
+        ("GET", "/v1/calendars/{calendar_id}/events"),
+        ("PUT", "/v1/calendars/{calendar_id}/events/{event_id}/override"),
+        ("DELETE", "/v1/calendars/{calendar_id}/events/{event_id}/override"),
+        ("GET", "/v1/users/{user_id}/bot-settings"),
+        ("PUT", "/v1/users/{user_id}/bot-settings"),
     }
     assert all(r.authorizer == "AWS_IAM" for r in routes)
     for event in function_properties(template, "ManagementFunction")["Events"].values():

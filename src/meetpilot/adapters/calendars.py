@@ -25,7 +25,8 @@ from meetpilot.adapters.dynamo_table import (
     when,
 )
 from meetpilot.app.ports import ClaimUnavailable
-from meetpilot.domain.calendar import Calendar, CalendarFilters, CalendarKind, CalendarLink, PushChannel
+from meetpilot.domain.bot_settings import BotSettings
+from meetpilot.domain.calendar import Calendar, CalendarKind, CalendarLink, CalendarRules, PushChannel
 from meetpilot.domain.clock import parse_iso, to_iso
 from meetpilot.domain.retention import channel_expires_at, link_expires_at
 
@@ -184,6 +185,35 @@ class DynamoCalendars(TableAdapter):
             condition=f"attribute_not_exists(removing) AND {condition}",
         )
 
+    def set_calendar_rules(
+        self, calendar_id: str, *, rules: CalendarRules | None = None, bot: BotSettings | None = None
+    ) -> bool:
+        """Replace the calendar's rules and/or bot settings; False if the calendar is gone."""
+        sets: list[str] = []
+        values: dict[str, Any] = {}
+        names: dict[str, str] = {}
+        for name, value in (("filters", rules), ("bot", bot)):
+            if value is not None:
+                sets.append(f"#{name} = :{name}")
+                names[f"#{name}"] = name
+                values[f":{name}"] = value.as_dict()
+        if not sets:
+            return self.get_calendar(calendar_id) is not None
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=item({"pk": CALENDARS_PK, "sk": calendar_sk(calendar_id)}),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=item(values),
+            )
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
+            return False
+        return True
+
     def _update_calendar(
         self, calendar_id: str, expression: str, values: dict[str, Any], *, condition: str | None = None
     ) -> bool:
@@ -314,12 +344,8 @@ def _calendar_attrs(c: Calendar) -> dict[str, Any]:
         "user_id": c.user_id,
         "owner_email": c.owner_email,
         "label": c.label or None,
-        "filters": {
-            "external_only": c.filters.external_only,
-            "min_attendees": c.filters.min_attendees,
-            "opt_out_word": c.filters.opt_out_word,
-            "internal_domains": list(c.filters.internal_domains),
-        },
+        "filters": c.filters.as_dict(),
+        "bot": c.bot.as_dict() or None,
         "feed_url": c.feed_url,
         "etag": c.etag,
         "source_calendar_id": c.source_calendar_id,
@@ -340,19 +366,14 @@ def _calendar_attrs(c: Calendar) -> dict[str, Any]:
 
 
 def _calendar_from(a: dict[str, Any]) -> Calendar:
-    f = a.get("filters") or {}
     return Calendar(
         calendar_id=a["calendar_id"],
         kind=CalendarKind(a["kind"]),
         user_id=a["user_id"],
         owner_email=a.get("owner_email"),
         label=a.get("label") or "",
-        filters=CalendarFilters(
-            external_only=bool(f.get("external_only", False)),
-            min_attendees=int(f.get("min_attendees", 0)),
-            opt_out_word=str(f.get("opt_out_word", "")),
-            internal_domains=tuple(f.get("internal_domains") or ()),
-        ),
+        filters=CalendarRules.from_dict(a.get("filters")),
+        bot=BotSettings.from_dict(a.get("bot")),
         feed_url=a.get("feed_url"),
         etag=a.get("etag"),
         source_calendar_id=a.get("source_calendar_id") or a.get("google_calendar_id"),

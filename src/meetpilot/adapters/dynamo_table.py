@@ -8,7 +8,11 @@ Item layout (``pk`` / ``sk``):
 - calendar ``CALENDARS`` / ``CAL#<calendar id>`` (all in one partition: listing them is one Query)
 - calendar event link ``CALENDAR#<calendar id>`` / ``EVENT#<event id>`` (``calendar_event_id`` =
   ``<calendar id>#<event id>`` feeds the ``by-calendar-event`` index)
+- calendar decision ``CALENDAR#<calendar id>`` / ``DECISION#<event id>`` (``adapters.calendar_decisions``)
+- event override ``CALENDAR#<calendar id>`` / ``OVERRIDE#<scope>#<event or series id>``
+  (``adapters.calendar_overrides``)
 - Google push channel ``CHANNEL#<channel id>`` / ``CHANNEL`` (``adapters.calendars``)
+- user's bot settings ``USER#<user id>`` / ``BOT_SETTINGS`` (``adapters.bot_settings``)
 - user's meeting ``USER#<user id>`` / ``MTG#<start>#<meeting key>`` (a user's meetings by start)
 Meetings and sessions that want the reconciler carry ``attention_shard`` + ``attention_due``, the
 keys of the sparse ``attention`` index (``adapters.attention``). Forgetting deletes by these keys

@@ -9,6 +9,9 @@ from datetime import timedelta
 from typing import Any
 
 from meetpilot.adapters.attention import DynamoAttentionIndex
+from meetpilot.adapters.bot_settings import DynamoUserBotSettings
+from meetpilot.adapters.calendar_decisions import DynamoCalendarDecisions
+from meetpilot.adapters.calendar_overrides import DynamoEventOverrides
 from meetpilot.adapters.calendars import DynamoCalendarLinks, DynamoCalendars, DynamoPushChannels
 from meetpilot.adapters.erasure import DynamoErasure
 from meetpilot.adapters.meetings import DynamoMeetings
@@ -23,6 +26,9 @@ class DynamoRepository(
     DynamoCalendars,
     DynamoPushChannels,
     DynamoCalendarLinks,
+    DynamoCalendarDecisions,
+    DynamoEventOverrides,
+    DynamoUserBotSettings,
     DynamoErasure,
 ):
     """Every storage port (``app.ports.Storage``) over one table."""

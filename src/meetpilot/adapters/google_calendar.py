@@ -494,8 +494,7 @@ def parse_google_event(item: Mapping[str, Any], *, calendar_id: str, owner_email
         updated=_parse_rfc3339(item.get("updated")),
         recurring_event_id=_opt_str(item.get("recurringEventId")),
         attendees=_attendee_emails(item.get("organizer"), item.get("attendees")),
-        organized_by_owner=_organized_by_owner(item.get("organizer"), owner_email),
-        owner_response=_owner_response(item.get("attendees"), owner_email),
+        **_ownership(item.get("organizer"), item.get("attendees"), owner_email),
     )
 
 
@@ -604,30 +603,38 @@ def _declined_by_owner(attendees: object, owner_email: str | None) -> bool:
     return False
 
 
-def _organized_by_owner(organizer: object, owner_email: str | None) -> bool | None:
-    if not isinstance(organizer, Mapping):
-        return None
-    if organizer.get("self") is True:
-        return True
-    email = str(organizer.get("email") or "").strip().lower()
-    return bool(owner_email) and email == (owner_email or "").strip().lower()
+# Google's responseStatus in the words of CalendarEvent.owner_response.
+_RESPONSES = {"accepted": "accepted", "tentative": "tentative", "declined": "declined", "needsAction": "none"}
 
 
-_GOOGLE_RESPONSES = {"accepted": "accepted", "tentative": "tentative", "declined": "declined", "needsAction": "none"}
+def _ownership(organizer: object, attendees: object, owner_email: str | None) -> dict[str, Any]:
+    """Who organises the event and how the owner answered: Google marks the owner's entries ``self``.
 
-
-def _owner_response(attendees: object, owner_email: str | None) -> str | None:
-    """The owner's answer (accepted, tentative, declined, none); None when the owner is not listed."""
-    if not isinstance(attendees, list):
-        return None
+    An event without attendees is the owner's own (Google then lists no one, not even the
+    organizer as an attendee); with no organizer at all, nothing is known.
+    """
     owner = owner_email.strip().lower() if owner_email else None
-    for attendee in attendees:
-        if not isinstance(attendee, Mapping):
-            continue
-        email = str(attendee.get("email") or "").strip().lower()
-        if attendee.get("self") is True or (owner and email == owner):
-            return _GOOGLE_RESPONSES.get(str(attendee.get("responseStatus") or ""))
-    return None
+    fields: dict[str, Any] = {}
+    if isinstance(organizer, Mapping):
+        email = str(organizer.get("email") or "").strip().lower()
+        mine = organizer.get("self") is True or bool(owner and email == owner)
+        fields["organized_by_owner"] = mine
+        fields["organizer"] = email or None
+        if mine:
+            fields["owner_response"] = "organizer"
+    if isinstance(attendees, list) and "owner_response" not in fields:
+        for attendee in attendees:
+            if not isinstance(attendee, Mapping):
+                continue
+            email = str(attendee.get("email") or "").strip().lower()
+            if attendee.get("self") is True or (owner and email == owner):
+                if attendee.get("organizer") is True:
+                    fields["organized_by_owner"] = True
+                    fields["owner_response"] = "organizer"
+                else:
+                    fields["owner_response"] = _RESPONSES.get(str(attendee.get("responseStatus")), "none")
+                break
+    return fields
 
 
 def _attendee_emails(organizer: object, attendees: object) -> tuple[str, ...]:

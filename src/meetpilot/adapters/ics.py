@@ -419,6 +419,7 @@ def _occurrence_event(
         updated=_updated(component, default_zone),
         recurring_event_id=uid if uid in recurring_uids else None,
         attendees=_attendees(component),
+        **_ownership(component, owner),
     )
 
 
@@ -465,6 +466,7 @@ def _excluded_of(
                 updated=_updated(master, default_zone),
                 recurring_event_id=uid,
                 attendees=_attendees(master),
+                **_ownership(master, owner),
             ),
         )
 
@@ -561,6 +563,33 @@ def _attendees(component: icalendar.Component) -> tuple[str, ...]:
         if "@" in email and email not in found:
             found.append(email)
     return tuple(found)
+
+
+# PARTSTAT in the words of CalendarEvent.owner_response (DELEGATED and anything else: no answer).
+_PARTSTATS = {"ACCEPTED": "accepted", "TENTATIVE": "tentative", "DECLINED": "declined", "NEEDS-ACTION": "none"}
+
+
+def _ownership(component: icalendar.Component, owner: str | None) -> dict[str, Any]:
+    """ORGANIZER and the owner's ATTENDEE PARTSTAT, when the calendar was registered with the owner's
+    address; without it (or without an ORGANIZER) the feed does not say, and the fields stay None."""
+    if not owner:
+        return {}
+    fields: dict[str, Any] = {}
+    organizers = _values(component, "ORGANIZER")
+    if organizers:
+        organizer = _email(organizers[0])
+        fields["organizer"] = organizer if "@" in organizer else None
+        fields["organized_by_owner"] = organizer == owner
+        if organizer == owner:
+            fields["owner_response"] = "organizer"
+    if "owner_response" not in fields:
+        for attendee in _values(component, "ATTENDEE"):
+            if _email(attendee) == owner:
+                params = getattr(attendee, "params", {})
+                fields["owner_response"] = _PARTSTATS.get(str(params.get("PARTSTAT", "NEEDS-ACTION")).upper(), "none")
+                fields.setdefault("organized_by_owner", False)
+                break
+    return fields
 
 
 def _declined_by(component: icalendar.Component, owner: str | None) -> bool:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from meetpilot.app.cancellation import cancel_meeting
@@ -46,16 +46,25 @@ from meetpilot.domain.calendar import (
     CalendarKind,
     CalendarLink,
     CalendarSourceError,
+    EventFacts,
     PushChannel,
     SyncTokenExpired,
-    bot_refusal,
     calendar_event_id,
     describe_skipped,
 )
 from meetpilot.domain.clock import Clock
-from meetpilot.domain.meeting import DesiredState, Meeting, meeting_key
+from meetpilot.domain.decisions import (
+    Decision,
+    EventOverride,
+    OverrideScope,
+    Verdict,
+    applicable_override,
+    decision_for,
+    evaluate,
+)
+from meetpilot.domain.meeting import DesiredState, Meeting
 from meetpilot.domain.notifications import calendar_disconnected
-from meetpilot.errors import ConfigurationError, InvalidInput
+from meetpilot.errors import ConfigurationError
 
 
 @dataclass(frozen=True)
@@ -127,14 +136,51 @@ class SyncReport:
 
 # --- converging one event ---------------------------------------------------------------------
 
+# What a sync says of an occurrence a complete listing no longer has.
+REMOVED_AT_SOURCE = "removed from the calendar"
+# Decisions are kept for occurrences up to this many horizons ahead ("beyond the 14-day horizon").
+KEEP_DECISIONS_AHEAD = 2
 
-def converge_event(event: CalendarEvent, calendar: Calendar, deps: SyncDeps) -> str:
-    """Make meetings and links match what this one event says now; returns what was done."""
+
+@dataclass
+class Known:
+    """What one sync loaded once for all its events: the calendar's overrides and last decisions.
+
+    Without it (one event converged alone, as after an override is set) each is read by key.
+    """
+
+    overrides: dict[tuple[OverrideScope, str], EventOverride] = field(default_factory=dict)
+    decisions: dict[str, Decision] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, repo: CalendarRepository, calendar_id: str) -> Known:
+        return cls(
+            overrides={(o.scope, o.target_id): o for o in repo.list_overrides(calendar_id)},
+            decisions={d.event_id: d for d in repo.list_decisions(calendar_id)},
+        )
+
+
+def converge_event(
+    event: CalendarEvent,
+    calendar: Calendar,
+    deps: SyncDeps,
+    *,
+    facts: EventFacts | None = None,
+    known: Known | None = None,
+) -> str:
+    """Make meetings, links and the event's decision match what this one event says now; returns what was done.
+
+    ``facts`` stands in for the event's attendees when it is rebuilt from a stored decision.
+    """
     repo = deps.repo
     now = deps.clock.now()
     link = repo.get_calendar_link(calendar.calendar_id, event.event_id)
+    if event.cancelled:
+        # An override goes with its event (and a series' with its series).
+        _drop_override(repo, calendar.calendar_id, OverrideScope.OCCURRENCE, event.event_id, known)
     if link is None and event.cancelled and event.start is None:
         # Google reports a deleted series by the series id alone: every instance goes.
+        _drop_override(repo, calendar.calendar_id, OverrideScope.SERIES, event.event_id, known)
         series = [
             other
             for other in repo.list_calendar_links(calendar.calendar_id)
@@ -142,15 +188,26 @@ def converge_event(event: CalendarEvent, calendar: Calendar, deps: SyncDeps) -> 
         ]
         for other in series:
             leave_meeting(other, deps)
+        _record_series_cancelled(event, calendar, deps, known)
         return "series_cancelled" if series else "ignored"
+    verdict = _target_key(event, calendar, now, deps, facts=facts, known=known)
+    previous = (
+        known.decisions.get(event.event_id)
+        if known is not None
+        else repo.get_decision(calendar.calendar_id, event.event_id)
+    )
     if event.start is not None and (event.end or event.start + timedelta(hours=1)) <= now:
         # Moved into (or edited in) the past: no bot for it. A future meeting it was moved away
-        # from loses it, though; a past or running one is left alone.
+        # from loses it, though; a past or running one is left alone, and so is what was decided.
         if link is not None and link.start > now:
             leave_meeting(link, deps)
+            _keep_decision(event, verdict, previous, deps, facts)
             return "moved_into_past"
+        if previous is None:
+            _keep_decision(event, verdict, previous, deps, facts)
         return "past"
-    target = _target_key(event, calendar, now, deps.config)
+    target = verdict.meeting_key if verdict.record else None
+    _keep_decision(event, verdict, previous, deps, facts)
     if link is not None and link.meeting_key == target:
         current = repo.get_meeting(target)
         if (
@@ -184,16 +241,74 @@ def converge_event(event: CalendarEvent, calendar: Calendar, deps: SyncDeps) -> 
     return "removed" if link is not None else "ignored"
 
 
-def _target_key(event: CalendarEvent, calendar: Calendar, now: datetime, config: CalendarSyncConfig) -> str | None:
-    if bot_refusal(event, calendar.filters, calendar.owner_email) is not None:
-        return None
-    assert event.start is not None and event.meeting_url is not None
-    if event.start > now + config.horizon:
-        return None  # far ahead: a later sync brings it in
-    try:
-        return meeting_key(event.meeting_url, event.start)
-    except InvalidInput:
-        return None
+def _target_key(
+    event: CalendarEvent,
+    calendar: Calendar,
+    now: datetime,
+    deps: SyncDeps,
+    *,
+    facts: EventFacts | None = None,
+    known: Known | None = None,
+) -> Verdict:
+    """Whether the event wants a bot now (then under which meeting key), and why, in readable words."""
+    return evaluate(
+        event,
+        rules=calendar.filters,
+        owner_email=calendar.owner_email,
+        override=override_for(event, calendar.calendar_id, deps.repo, known),
+        now=now,
+        horizon=deps.config.horizon,
+        facts=facts,
+    )
+
+
+def override_for(
+    event: CalendarEvent, calendar_id: str, repo: CalendarRepository, known: Known | None = None
+) -> EventOverride | None:
+    """The override that applies to this occurrence: its own, else its series'."""
+
+    def get(scope: OverrideScope, target: str) -> EventOverride | None:
+        if known is not None:
+            return known.overrides.get((scope, target))
+        return repo.get_override(calendar_id, scope, target)
+
+    occurrence = get(OverrideScope.OCCURRENCE, event.event_id)
+    series = get(OverrideScope.SERIES, event.recurring_event_id) if event.recurring_event_id else None
+    return applicable_override(event.event_id, event.recurring_event_id, occurrence, series)
+
+
+def _keep_decision(
+    event: CalendarEvent, verdict: Verdict, previous: Decision | None, deps: SyncDeps, facts: EventFacts | None
+) -> None:
+    now = deps.clock.now()
+    if previous is None and event.start is not None and event.start > now + KEEP_DECISIONS_AHEAD * deps.config.horizon:
+        # Google lists a series' instances far ahead: those are decided when they come closer.
+        return
+    decision = decision_for(event, verdict, now, facts)
+    if not decision.same_as(previous):
+        deps.repo.put_decision(decision)
+
+
+def _drop_override(
+    repo: CalendarRepository, calendar_id: str, scope: OverrideScope, target: str, known: Known | None
+) -> None:
+    if known is not None and known.overrides.pop((scope, target), None) is None:
+        return  # loaded at the start of the sync: there is none to delete
+    repo.delete_override(calendar_id, scope, target)
+
+
+def _record_series_cancelled(event: CalendarEvent, calendar: Calendar, deps: SyncDeps, known: Known | None) -> None:
+    decisions = known.decisions.values() if known is not None else deps.repo.list_decisions(calendar.calendar_id)
+    for decision in list(decisions):
+        if decision.recurring_event_id != event.event_id or decision.cancelled:
+            continue
+        deps.repo.delete_override(calendar.calendar_id, OverrideScope.OCCURRENCE, decision.event_id)
+        cancelled = replace(
+            decision, recorded=False, reason="cancelled", meeting_key=None, cancelled=True, decided_at=deps.clock.now()
+        )
+        deps.repo.put_decision(cancelled)
+        if known is not None:
+            known.decisions[decision.event_id] = cancelled
 
 
 def _attach(event: CalendarEvent, calendar: Calendar, key: str, deps: SyncDeps) -> None:
@@ -248,24 +363,39 @@ def converge_all(
     """Converge every event; with ``missing_from``, links this source no longer reports are removed.
 
     A complete listing (an ICS feed, a full Google sync) names every event it knows in
-    ``[missing_from, missing_until)``; a link in that range that it did not name was deleted.
-    Links of ``unread_series`` (UIDs the source could not read this time) are not: unread is not deleted.
+    ``[missing_from, missing_until)``; a link in that range that it did not name was deleted, and so
+    was its override; its decision says so. Links of ``unread_series`` (UIDs the source could not
+    read this time) are not: unread is not deleted.
     """
     actions: Counter[str] = Counter()
     seen: set[str] = set()
+    known = Known.load(deps.repo, calendar.calendar_id)
     for event in events:
         seen.add(event.event_id)
-        actions[converge_event(event, calendar, deps)] += 1
+        actions[converge_event(event, calendar, deps, known=known)] += 1
     if missing_from is not None:
+
+        def gone(event_id: str, recurring: str | None, start: datetime | None, last: datetime | None) -> bool:
+            if event_id in seen or event_id in unread_series or recurring in unread_series:
+                return False
+            if last is not None and last <= missing_from:
+                return False
+            return not (missing_until is not None and start is not None and start >= missing_until)
+
         for link in deps.repo.list_calendar_links(calendar.calendar_id):
-            if link.event_id in seen or link.last_moment <= missing_from:
+            if gone(link.event_id, link.recurring_event_id, link.start, link.last_moment):
+                leave_meeting(link, deps)
+                actions["removed"] += 1
+        now = deps.clock.now()
+        for decision in list(known.decisions.values()):
+            if decision.reason == REMOVED_AT_SOURCE or not gone(
+                decision.event_id, decision.recurring_event_id, decision.start, decision.last_moment
+            ):
                 continue
-            if link.event_id in unread_series or link.recurring_event_id in unread_series:
-                continue
-            if missing_until is not None and link.start >= missing_until:
-                continue
-            leave_meeting(link, deps)
-            actions["removed"] += 1
+            _drop_override(deps.repo, calendar.calendar_id, OverrideScope.OCCURRENCE, decision.event_id, known)
+            deps.repo.put_decision(
+                replace(decision, recorded=False, reason=REMOVED_AT_SOURCE, meeting_key=None, decided_at=now)
+            )
     return actions
 
 

@@ -18,9 +18,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from meetpilot.app.calendar_decisions import forget_decisions
 from meetpilot.app.calendar_sync import CalendarSyncConfig, SyncDeps, leave_meeting, open_channel
 from meetpilot.app.messages import CalendarSyncJob
 from meetpilot.app.ports import Calendars, CalendarStorage, ClaimUnavailable, GoogleCalendars, MessageQueue
+from meetpilot.domain.bot_settings import BotSettings
 from meetpilot.domain.calendar import (
     Calendar,
     CalendarFilters,
@@ -42,6 +44,7 @@ class IcsRegistration:
     owner_email: str | None = None
     label: str = ""
     filters: CalendarFilters = field(default_factory=CalendarFilters)
+    bot: BotSettings = field(default_factory=BotSettings)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ def add_ics_calendar(
         owner_email=(registration.owner_email or "").strip().lower() or None,
         label=registration.label.strip()[:200],
         filters=registration.filters,
+        bot=registration.bot,
         feed_url=url,
     )
     if not repo.put_calendar(calendar, clock.now()):
@@ -233,5 +237,7 @@ def remove_calendar(calendar_id: str, *, deps: SyncDeps, google: Callable[[], Go
             repo.delete_channel(channel.channel_id)
     for link in repo.list_calendar_links(calendar_id):
         removal.actions[leave_meeting(link, deps)] += 1
+    # Its decisions and overrides go with it (before the calendar item, so a rerun finds them).
+    forget_decisions(calendar_id, repo=repo)
     repo.delete_calendar(calendar_id)
     return removal

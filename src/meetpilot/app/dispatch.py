@@ -13,17 +13,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from meetpilot.app.bot_settings import resolve_bot
 from meetpilot.app.cancellation import withdraw_bot
 from meetpilot.app.ports import (
     BotProvider,
     BotRequest,
+    BotSettingsLookup,
     ClaimUnavailable,
+    DispatchRepository,
     DispatchScheduler,
     Meetings,
     MeetingsAndSessions,
     Secrets,
 )
 from meetpilot.app.sessions import update_session
+from meetpilot.domain.bot_settings import EffectiveBot
 from meetpilot.domain.clock import Clock
 from meetpilot.domain.meeting import DesiredState, DispatchState, Meeting
 from meetpilot.domain.retry import retry_delay
@@ -155,11 +159,26 @@ def live_transcript_url(base_url: str, session_id: str, secret: str) -> str:
     return f"{base_url.rstrip('/')}/webhooks/meetstream/live/{session_id}/{token}"
 
 
+def bot_for(meeting: Meeting, *, lookup: BotSettingsLookup, config: DispatchConfig) -> EffectiveBot:
+    """The settings of the meeting's bot, read now: a change made after the meeting was scheduled counts.
+
+    Owning calendar event's override > that calendar > its user > the stack (see ``app.bot_settings``).
+    """
+    return resolve_bot(
+        meeting,
+        lookup=lookup,
+        bot_name=config.bot_name,
+        transcript_provider=config.transcript_provider,
+        live_transcripts=config.live_transcripts,
+        automatic_leave=dict(config.automatic_leave),
+    )
+
+
 def dispatch_meeting(
     meeting_key: str,
     *,
     attempt: int,
-    repo: MeetingsAndSessions,
+    repo: DispatchRepository,
     provider: BotProvider,
     secrets: Secrets,
     config: DispatchConfig,
@@ -198,12 +217,13 @@ def dispatch_meeting(
     session_id = claimed.session_id
     idempotency_key = claimed.idempotency_key
     assert session_id is not None and idempotency_key is not None
+    bot = bot_for(claimed, lookup=repo, config=config)
     repo.create_session(
         Session(
             session_id=session_id,
             meeting_key=meeting_key,
-            transcript_mode=TranscriptMode.for_provider(config.transcript_provider),
-            live_transcript=config.live_transcripts,
+            transcript_mode=TranscriptMode.for_provider(bot.transcript_provider),
+            live_transcript=bot.live_transcripts,
         ),
         now,
     )
@@ -212,15 +232,15 @@ def dispatch_meeting(
     join_at = claimed.start if claimed.start > now + timedelta(seconds=config.join_margin_seconds) else None
     request = BotRequest(
         meeting_url=claimed.meeting_url,
-        bot_name=config.bot_name,
+        bot_name=bot.bot_name,
         callback_url=callback_url(config.public_base_url, session_id, secret),
         deduplication_key=claimed.deduplication_key,
         join_at=join_at,
         custom_attributes={"meeting_key": meeting_key, "session_id": session_id},
-        transcript_provider=config.transcript_provider,
-        automatic_leave=config.automatic_leave,
+        transcript_provider=bot.transcript_provider,
+        automatic_leave=bot.automatic_leave,
         live_transcription_url=(
-            live_transcript_url(config.public_base_url, session_id, secret) if config.live_transcripts else None
+            live_transcript_url(config.public_base_url, session_id, secret) if bot.live_transcripts else None
         ),
     )
     try:

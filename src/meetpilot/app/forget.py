@@ -113,8 +113,10 @@ def forget_user(user_id: str, deps: ForgetDeps) -> ForgetReport:
         actions = deps.remove_calendar(calendar.calendar_id)
         report.calendars_removed += 1
         report.items_deleted += 1 + sum(actions.values())
+    settings = deps.repo.delete_user_bot_settings(user_id)
+    report.items_deleted += settings
     entries = deps.repo.user_meeting_entries(user_id)
-    if not calendars and not entries:
+    if not calendars and not entries and not settings:
         raise NotFound(f"meetpilot knows no meetings or calendars of user {user_id}")
     deadline = deps.clock.now() + deps.time_budget
     for key in dict.fromkeys(key for _, key in entries):

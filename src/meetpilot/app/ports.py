@@ -10,15 +10,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
+from meetpilot.domain.bot_settings import BotSettings
 from meetpilot.domain.calendar import (
     Calendar,
     CalendarEvent,
     CalendarKind,
     CalendarLink,
+    CalendarRules,
     OAuthClient,
     PushChannel,
     SkippedSeries,
 )
+from meetpilot.domain.decisions import Decision, EventOverride, OverrideScope
 from meetpilot.domain.live_transcript import LiveSegment
 from meetpilot.domain.meeting import DispatchState, Meeting
 from meetpilot.domain.session import Session
@@ -274,6 +277,12 @@ class Calendars(Protocol):
         """Point the calendar at a new channel if its current one is still ``expect_channel_id``."""
         ...
 
+    def set_calendar_rules(
+        self, calendar_id: str, *, rules: CalendarRules | None = None, bot: BotSettings | None = None
+    ) -> bool:
+        """Replace the calendar's rules and/or bot settings (None leaves one as it is); False if it is gone."""
+        ...
+
 
 class PushChannels(Protocol):
     """Google push channels by id: the push endpoint's one lookup."""
@@ -299,11 +308,67 @@ class CalendarLinks(Protocol):
     def meeting_for_calendar_event(self, calendar_id: str, event_id: str) -> str | None: ...
 
 
-class CalendarStorage(Calendars, PushChannels, CalendarLinks, Protocol):
-    """A calendar with its channels and event links (registration, removal, sync)."""
+class CalendarDecisions(Protocol):
+    """What the last sync decided for each occurrence of a calendar, and what it saw of the event."""
+
+    def get_decision(self, calendar_id: str, event_id: str) -> Decision | None: ...
+
+    def put_decision(self, decision: Decision) -> None: ...
+
+    def delete_decision(self, calendar_id: str, event_id: str) -> None: ...
+
+    def list_decisions(self, calendar_id: str) -> list[Decision]:
+        """Every kept decision of the calendar, by start (all-day ones, without a start, first)."""
+        ...
 
 
-class CalendarRepository(MeetingsAndSessions, CalendarStorage, Protocol):
+class EventOverrides(Protocol):
+    """Per-event "record this one" / "skip this one", by calendar and event (or series) id."""
+
+    def get_override(self, calendar_id: str, scope: OverrideScope, target_id: str) -> EventOverride | None: ...
+
+    def put_override(self, override: EventOverride) -> None: ...
+
+    def delete_override(self, calendar_id: str, scope: OverrideScope, target_id: str) -> bool:
+        """Remove it; True when there was one."""
+        ...
+
+    def list_overrides(self, calendar_id: str) -> list[EventOverride]: ...
+
+
+class UserBotSettings(Protocol):
+    """A user's own bot settings (the level between a calendar's and the stack's)."""
+
+    def get_user_bot_settings(self, user_id: str) -> BotSettings:
+        """The user's settings; empty ones when none were set."""
+        ...
+
+    def put_user_bot_settings(self, user_id: str, settings: BotSettings, now: datetime) -> None: ...
+
+    def delete_user_bot_settings(self, user_id: str) -> bool: ...
+
+
+class BotSettingsLookup(Protocol):
+    """What dispatch reads to work out a meeting's bot: the owning calendar, its event's override, its user."""
+
+    def get_calendar(self, calendar_id: str) -> Calendar | None: ...
+
+    def get_calendar_link(self, calendar_id: str, event_id: str) -> CalendarLink | None: ...
+
+    def get_override(self, calendar_id: str, scope: OverrideScope, target_id: str) -> EventOverride | None: ...
+
+    def get_user_bot_settings(self, user_id: str) -> BotSettings: ...
+
+
+class DispatchRepository(MeetingsAndSessions, BotSettingsLookup, Protocol):
+    """Dispatching a bot: the meeting and its session, and where the bot's settings come from."""
+
+
+class CalendarStorage(Calendars, PushChannels, CalendarLinks, CalendarDecisions, EventOverrides, Protocol):
+    """A calendar with its channels, event links, decisions and overrides (registration, removal, sync)."""
+
+
+class CalendarRepository(MeetingsAndSessions, CalendarStorage, UserBotSettings, Protocol):
     """Calendar sync: calendars, and the meetings and sessions their events ask for."""
 
 
@@ -328,7 +393,7 @@ class Erasure(Protocol):
     def delete_calendar_link_if_present(self, calendar_id: str, event_id: str) -> bool: ...
 
 
-class ForgetRepository(MeetingsAndSessions, Calendars, Erasure, Protocol):
+class ForgetRepository(MeetingsAndSessions, Calendars, Erasure, UserBotSettings, Protocol):
     """What forgetting reads and deletes."""
 
 

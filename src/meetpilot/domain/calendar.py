@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from meetpilot.domain.bot_settings import BotSettings
 from meetpilot.errors import InvalidInput, MeetpilotError
 
 DEFAULT_OPT_OUT_WORD = "[no bot]"
@@ -81,10 +82,12 @@ class CalendarEvent:
     # Lower-cased e-mail addresses of the organizer and the attendees (rooms left out), for the
     # per-calendar filters; empty when the source does not say.
     attendees: tuple[str, ...] = ()
-    # Whether the calendar's owner organises the meeting, and their answer to it (``accepted``,
-    # ``tentative``, ``declined``, ``none``); None when the source does not say.
+    # Whether the calendar's owner organises it, and how the owner answered the invitation
+    # (accepted, tentative, declined, none, organizer); None when the source does not say.
     organized_by_owner: bool | None = None
     owner_response: str | None = None
+    # The organiser's lower-cased address when the source names one (for a readable refusal).
+    organizer: str | None = None
 
     def __post_init__(self) -> None:
         if not self.calendar_id or not self.event_id:
@@ -162,54 +165,190 @@ class OAuthClient:
     tenant: str | None = None
 
 
-@dataclass(frozen=True)
-class CalendarFilters:
-    """Per-calendar rules on top of "has a link, not all-day, not declined by the owner".
+OWNER_RESPONSES = ("accepted", "tentative", "declined", "none", "organizer")
 
-    ``external_only``: only meetings with someone from outside the owner's domain (and
-    ``internal_domains``). ``min_attendees``: at least this many people (organizer included).
-    ``opt_out_word``: a title containing it (any case) gets no bot; empty turns the rule off.
+
+def _keywords(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    cleaned = []
+    for value in values:
+        word = " ".join(str(value).split()).lower()
+        if word and word not in cleaned:
+            cleaned.append(word[:100])
+    if len(cleaned) > 50:
+        raise InvalidInput("at most 50 title keywords per rule")
+    return tuple(cleaned)
+
+
+@dataclass(frozen=True)
+class CalendarRules:
+    """Per-calendar rules on top of "has a link, has a start, not all-day, not declined by the owner".
+
+    With every rule off (the default) each meeting with a link gets a bot. Each rule that is set
+    must pass (they combine with AND):
+
+    - ``external_only``: someone from outside the owner's domain (and ``internal_domains``) attends;
+    - ``organizer_only``: the owner organises it;
+    - ``accepted_only``: the owner accepted it, or organises it;
+    - ``min_attendees``: at least this many distinct people (organiser included);
+    - ``include_keywords``: the title has at least one of these (any case);
+    - ``exclude_keywords``: the title has none of these; ``opt_out_word`` is one more such word that
+      is on by default (``"[no bot]"``); an empty word turns it off.
+
+    When the source does not say who organises an event or how the owner answered (an ICS feed
+    registered without the owner's address), ``organizer_only`` and ``accepted_only`` refuse it and
+    say so ("the calendar does not say who organises it"): unknown never passes silently, and never
+    skips silently either.
     """
 
     external_only: bool = False
     min_attendees: int = 0
     opt_out_word: str = DEFAULT_OPT_OUT_WORD
     internal_domains: tuple[str, ...] = ()
+    organizer_only: bool = False
+    accepted_only: bool = False
+    include_keywords: tuple[str, ...] = ()
+    exclude_keywords: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.min_attendees < 0:
             raise InvalidInput("min_attendees cannot be negative")
+        if self.min_attendees > 10_000:
+            raise InvalidInput("min_attendees above 10000 would refuse every meeting")
         object.__setattr__(self, "internal_domains", tuple(sorted({d.strip().lower() for d in self.internal_domains})))
+        object.__setattr__(self, "include_keywords", _keywords(self.include_keywords))
+        object.__setattr__(self, "exclude_keywords", _keywords(self.exclude_keywords))
+        object.__setattr__(self, "opt_out_word", self.opt_out_word.strip())
+
+    def as_dict(self) -> dict[str, object]:
+        """The stored (and shown) form; ``from_dict`` reads it back, items written before included."""
+        return {
+            "external_only": self.external_only,
+            "min_attendees": self.min_attendees,
+            "opt_out_word": self.opt_out_word,
+            "internal_domains": list(self.internal_domains),
+            "organizer_only": self.organizer_only,
+            "accepted_only": self.accepted_only,
+            "include_keywords": list(self.include_keywords),
+            "exclude_keywords": list(self.exclude_keywords),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, object] | None) -> CalendarRules:
+        f = dict(raw or {})
+
+        def words(name: str) -> tuple[str, ...]:
+            value = f.get(name)
+            return tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
+
+        minimum = f.get("min_attendees", 0)
+        return cls(
+            external_only=bool(f.get("external_only", False)),
+            min_attendees=int(minimum) if isinstance(minimum, int | float | str) else 0,
+            opt_out_word=str(f.get("opt_out_word", "")),
+            internal_domains=words("internal_domains"),
+            organizer_only=bool(f.get("organizer_only", False)),
+            accepted_only=bool(f.get("accepted_only", False)),
+            include_keywords=words("include_keywords"),
+            exclude_keywords=words("exclude_keywords"),
+        )
 
 
-def bot_refusal(event: CalendarEvent, filters: CalendarFilters, owner_email: str | None = None) -> str | None:
-    """Why this occurrence gets no bot from its calendar, or None when it should have one.
+# The name the first version used; stored items and callers still say "filters".
+CalendarFilters = CalendarRules
 
-    The reason is short and safe to log, e.g. ``"declined by the calendar owner"``.
-    """
+
+def source_refusal(event: CalendarEvent) -> str | None:
+    """Why the event itself cannot have a bot, whatever the rules or an override say, or None."""
     if event.cancelled:
         return "cancelled"
-    if event.declined_by_owner:
-        return "declined by the calendar owner"
     if event.all_day or event.start is None:
         return "all-day event"
     if not event.meeting_url:
         return "no meeting link"
-    if filters.opt_out_word and filters.opt_out_word.lower() in event.title.lower():
-        return "opted out in the title"
-    if filters.min_attendees and len(set(event.attendees)) < filters.min_attendees:
-        return f"fewer than {filters.min_attendees} attendees"
-    if filters.external_only:
-        internal = set(filters.internal_domains)
-        if owner_email and "@" in owner_email:
-            internal.add(owner_email.rsplit("@", 1)[1].strip().lower())
-        if not any(_domain(a) not in internal for a in event.attendees if _domain(a)):
-            return "no external attendees"
     return None
 
 
+@dataclass(frozen=True)
+class EventFacts:
+    """What the rules look at, and all a decision keeps of it: counts and domains, not addresses
+    (the organiser's address alone, to name them in a refusal)."""
+
+    title: str = ""
+    declined_by_owner: bool = False
+    owner_response: str | None = None
+    organized_by_owner: bool | None = None
+    organizer: str | None = None
+    attendee_count: int = 0
+    attendee_domains: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, event: CalendarEvent) -> EventFacts:
+        people = set(event.attendees)
+        return cls(
+            title=event.title[:300],
+            declined_by_owner=event.declined_by_owner,
+            owner_response=event.owner_response,
+            organized_by_owner=event.organized_by_owner,
+            organizer=event.organizer,
+            attendee_count=len(people),
+            attendee_domains=tuple(sorted({_domain(a) for a in people if _domain(a)})),
+        )
+
+
+def rule_refusal(event: CalendarEvent | EventFacts, rules: CalendarRules, owner_email: str | None = None) -> str | None:
+    """The first of the calendar's rules (and the owner's decline) that refuses the event, or None.
+
+    Each reason names its rule and what the event said, e.g. ``"rule min-attendees 3: 2 attendees"``.
+    """
+    facts = event if isinstance(event, EventFacts) else EventFacts.of(event)
+    if facts.declined_by_owner or facts.owner_response == "declined":
+        return "declined by the calendar owner"
+    title = facts.title.lower()
+    if rules.opt_out_word and rules.opt_out_word.lower() in title:
+        return f"opted out in the title: {rules.opt_out_word!r}"
+    for word in rules.exclude_keywords:
+        if word in title:
+            return f"rule exclude-keywords: title has {word!r}"
+    if rules.include_keywords and not any(word in title for word in rules.include_keywords):
+        return f"rule keywords: title has none of {', '.join(rules.include_keywords)}"
+    if rules.min_attendees and facts.attendee_count < rules.min_attendees:
+        counted = "1 attendee" if facts.attendee_count == 1 else f"{facts.attendee_count} attendees"
+        return f"rule min-attendees {rules.min_attendees}: {counted}"
+    if rules.external_only:
+        internal = set(rules.internal_domains)
+        owner_domain = _domain(owner_email or "")
+        if owner_domain:
+            internal.add(owner_domain)
+        domains = list(facts.attendee_domains)
+        if not domains:
+            return "rule only-external: the calendar lists no attendees"
+        if all(d in internal for d in domains):
+            return f"rule only-external: all attendees at {', '.join(domains)}"
+    organises = facts.organized_by_owner is True or facts.owner_response == "organizer"
+    if rules.organizer_only and not organises:
+        if facts.organized_by_owner is None and facts.owner_response is None:
+            return "rule organiser-only: the calendar does not say who organises it"
+        return f"rule organiser-only: organised by {facts.organizer or 'someone else'}"
+    if rules.accepted_only and not (organises or facts.owner_response == "accepted"):
+        if facts.owner_response is None and facts.organized_by_owner is None:
+            return "rule accepted-only: the calendar does not say whether the owner accepted"
+        answer = {"tentative": "answered tentative", "none": "not answered"}.get(
+            facts.owner_response or "", "not accepted"
+        )
+        return f"rule accepted-only: {answer}"
+    return None
+
+
+def bot_refusal(event: CalendarEvent, filters: CalendarRules, owner_email: str | None = None) -> str | None:
+    """Why this occurrence gets no bot from its calendar (no override), or None when it should have one.
+
+    The reason is short and safe to log, e.g. ``"declined by the calendar owner"``.
+    """
+    return source_refusal(event) or rule_refusal(event, filters, owner_email)
+
+
 def _domain(address: str) -> str:
-    return address.rsplit("@", 1)[1].lower() if "@" in address else ""
+    return address.rsplit("@", 1)[1].strip().lower() if "@" in address else ""
 
 
 def calendar_event_id(calendar_id: str, event_id: str) -> str:
@@ -251,7 +390,10 @@ class Calendar:
     user_id: str
     owner_email: str | None = None
     label: str = ""
-    filters: CalendarFilters = field(default_factory=CalendarFilters)
+    filters: CalendarRules = field(default_factory=CalendarRules)
+    # The bot this calendar's meetings get, over the user's settings and the stack's (see
+    # ``domain.bot_settings``); empty: inherit everything.
+    bot: BotSettings = field(default_factory=BotSettings)
     feed_url: str | None = field(default=None, repr=False)
     etag: str | None = None
     # The calendar at its provider: a Google calendar id, a Microsoft calendar id, or "primary".

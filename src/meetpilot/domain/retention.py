@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from meetpilot.domain.calendar import CalendarLink, PushChannel
+from meetpilot.domain.decisions import Decision, EventOverride
 
 # A session, and a user's entry for a meeting, outlive the meeting by about thirteen months, so a
 # year-over-year look back still finds them.
@@ -39,3 +40,15 @@ def link_expires_at(link: CalendarLink) -> int:
 
 def channel_expires_at(channel: PushChannel) -> int:
     return _epoch(channel.expires_at) + int(CHANNEL_RETENTION.total_seconds())
+
+
+def decision_expires_at(decision: Decision) -> int:
+    """A decision goes with its event's link: long enough to answer "why no bot last week?"."""
+    moment = decision.last_moment or decision.decided_at
+    assert moment is not None, "a decision without times has at least its decision time"
+    return _epoch(moment) + int(LINK_RETENTION.total_seconds())
+
+
+def override_expires_at(override: EventOverride) -> int | None:
+    """An occurrence's override goes with its event; a series' stays until removed (it has no last instance)."""
+    return _epoch(override.until) + int(LINK_RETENTION.total_seconds()) if override.until else None

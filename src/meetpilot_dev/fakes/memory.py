@@ -22,8 +22,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from meetpilot.app.ports import ClaimUnavailable
-from meetpilot.domain.calendar import Calendar, CalendarLink, PushChannel, calendar_event_id
+from meetpilot.domain.bot_settings import BotSettings
+from meetpilot.domain.calendar import Calendar, CalendarLink, CalendarRules, PushChannel, calendar_event_id
 from meetpilot.domain.clock import parse_iso, to_iso
+from meetpilot.domain.decisions import Decision, EventOverride, OverrideScope
 from meetpilot.domain.live_transcript import LiveSegment
 from meetpilot.domain.meeting import (
     ATTENTION_GRACE,
@@ -67,6 +69,9 @@ class MemoryTable:
     calendars: dict[str, Calendar] = field(default_factory=dict)
     channels: dict[str, PushChannel] = field(default_factory=dict)
     links: dict[tuple[str, str], CalendarLink] = field(default_factory=dict)
+    decisions: dict[tuple[str, str], Decision] = field(default_factory=dict)  # (calendar, event) -> decision
+    overrides: dict[tuple[str, str, str], EventOverride] = field(default_factory=dict)  # (calendar, scope, id)
+    user_bot_settings: dict[str, BotSettings] = field(default_factory=dict)
 
 
 class _OnTable:
@@ -448,6 +453,19 @@ class MemoryCalendars(_OnTable):
                 return False
             return self._update(calendar_id, channel_id=channel.channel_id, channel_expires_at=_ms(channel.expires_at))
 
+    def set_calendar_rules(
+        self, calendar_id: str, *, rules: CalendarRules | None = None, bot: BotSettings | None = None
+    ) -> bool:
+        with self.table.lock:
+            current = self.table.calendars.get(calendar_id)
+            if current is None:
+                return False
+            return self._update(
+                calendar_id,
+                filters=rules if rules is not None else current.filters,
+                bot=bot if bot is not None else current.bot,
+            )
+
 
 class MemoryPushChannels(_OnTable):
     """``app.ports.PushChannels`` in memory."""
@@ -493,6 +511,72 @@ class MemoryCalendarLinks(_OnTable):
                 if link.calendar_event_id == wanted:
                     return link.meeting_key
             return None
+
+
+class MemoryCalendarDecisions(_OnTable):
+    """``app.ports.CalendarDecisions`` in memory (see ``adapters.calendar_decisions``)."""
+
+    def get_decision(self, calendar_id: str, event_id: str) -> Decision | None:
+        with self.table.lock:
+            return self.table.decisions.get((calendar_id, event_id))  # frozen: no copy needed
+
+    def put_decision(self, decision: Decision) -> None:
+        with self.table.lock:
+            self.table.decisions[(decision.calendar_id, decision.event_id)] = replace(
+                decision,
+                start=_ms(decision.start),
+                end=_ms(decision.end),
+                decided_at=_ms(decision.decided_at),
+                reason=decision.reason[:500],
+                facts=replace(decision.facts, title=decision.facts.title[:300]),
+            )
+
+    def delete_decision(self, calendar_id: str, event_id: str) -> None:
+        with self.table.lock:
+            self.table.decisions.pop((calendar_id, event_id), None)
+
+    def list_decisions(self, calendar_id: str) -> list[Decision]:
+        with self.table.lock:
+            found = [d for (cal, _), d in self.table.decisions.items() if cal == calendar_id]
+        return sorted(found, key=lambda d: (to_iso(d.start) if d.start else "", d.event_id))
+
+
+class MemoryEventOverrides(_OnTable):
+    """``app.ports.EventOverrides`` in memory (see ``adapters.calendar_overrides``)."""
+
+    def get_override(self, calendar_id: str, scope: OverrideScope, target_id: str) -> EventOverride | None:
+        with self.table.lock:
+            return self.table.overrides.get((calendar_id, scope.value, target_id))
+
+    def put_override(self, override: EventOverride) -> None:
+        with self.table.lock:
+            key = (override.calendar_id, override.scope.value, override.target_id)
+            self.table.overrides[key] = replace(override, set_at=_ms(override.set_at), until=_ms(override.until))
+
+    def delete_override(self, calendar_id: str, scope: OverrideScope, target_id: str) -> bool:
+        with self.table.lock:
+            return self.table.overrides.pop((calendar_id, scope.value, target_id), None) is not None
+
+    def list_overrides(self, calendar_id: str) -> list[EventOverride]:
+        with self.table.lock:
+            # The adapter's Query returns them in sort-key order: scope, then id.
+            return [o for key, o in sorted(self.table.overrides.items()) if key[0] == calendar_id]
+
+
+class MemoryUserBotSettings(_OnTable):
+    """``app.ports.UserBotSettings`` in memory (see ``adapters.bot_settings``)."""
+
+    def get_user_bot_settings(self, user_id: str) -> BotSettings:
+        with self.table.lock:
+            return self.table.user_bot_settings.get(user_id, BotSettings())
+
+    def put_user_bot_settings(self, user_id: str, settings: BotSettings, now: datetime) -> None:
+        with self.table.lock:
+            self.table.user_bot_settings[user_id] = settings
+
+    def delete_user_bot_settings(self, user_id: str) -> bool:
+        with self.table.lock:
+            return self.table.user_bot_settings.pop(user_id, None) is not None
 
 
 class MemoryErasure(_OnTable):
@@ -558,6 +642,9 @@ class MemoryRepository(
     MemoryCalendars,
     MemoryPushChannels,
     MemoryCalendarLinks,
+    MemoryCalendarDecisions,
+    MemoryEventOverrides,
+    MemoryUserBotSettings,
     MemoryErasure,
 ):
     """Every storage port (``app.ports.Storage``) on one in-memory table, like ``DynamoRepository``."""

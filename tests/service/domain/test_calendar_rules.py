@@ -1,5 +1,6 @@
 """Which calendar events get a bot (per-calendar filters), calendar ids, feed addresses, push checks."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from meetpilot.domain.calendar import (
     CalendarEvent,
     CalendarFilters,
     CalendarKind,
+    CalendarRules,
     PushChannel,
     bot_refusal,
     calendar_id_for,
@@ -44,6 +46,7 @@ def event(**overrides):
 
 def test_a_timed_meeting_with_a_link_gets_a_bot_by_default():
     assert bot_refusal(event(), CalendarFilters()) is None
+    assert CalendarFilters is CalendarRules  # the old name still works
 
 
 @pytest.mark.parametrize(
@@ -51,39 +54,125 @@ def test_a_timed_meeting_with_a_link_gets_a_bot_by_default():
     [
         ({"cancelled": True}, "cancelled"),
         ({"declined_by_owner": True}, "declined by the calendar owner"),
+        ({"owner_response": "declined"}, "declined by the calendar owner"),
         ({"all_day": True, "start": None, "end": None}, "all-day event"),
         ({"meeting_url": None}, "no meeting link"),
-        ({"title": "1:1 [NO BOT] please"}, "opted out in the title"),
+        ({"title": "1:1 [NO BOT] please"}, "opted out in the title: '[no bot]'"),
     ],
 )
 def test_events_that_get_no_bot_say_why(overrides, reason):
-    assert bot_refusal(event(**overrides), CalendarFilters()) == reason
+    assert bot_refusal(event(**overrides), CalendarRules()) == reason
 
 
 def test_opt_out_word_is_configurable_and_can_be_turned_off():
     titled = event(title="Private [no bot]")
-    assert bot_refusal(titled, CalendarFilters(opt_out_word="")) is None
-    assert bot_refusal(event(title="Offsite (private)"), CalendarFilters(opt_out_word="(private)")) is not None
+    assert bot_refusal(titled, CalendarRules(opt_out_word="")) is None
+    assert bot_refusal(event(title="Offsite (private)"), CalendarRules(opt_out_word="(private)")) is not None
 
 
-def test_minimum_attendees_counts_distinct_people():
-    filters = CalendarFilters(min_attendees=3)
-    assert bot_refusal(event(), filters) == "fewer than 3 attendees"
-    assert bot_refusal(event(attendees=(*TEAM, "you@acme.test")), filters) == "fewer than 3 attendees"
-    assert bot_refusal(event(attendees=(*TEAM, "them@acme.test")), filters) is None
+def test_minimum_attendees_counts_distinct_people_and_says_how_many():
+    rules = CalendarRules(min_attendees=3)
+    assert bot_refusal(event(), rules) == "rule min-attendees 3: 2 attendees"
+    assert bot_refusal(event(attendees=("me@acme.test",)), rules) == "rule min-attendees 3: 1 attendee"
+    assert bot_refusal(event(attendees=(*TEAM, "you@acme.test")), rules) == "rule min-attendees 3: 2 attendees"
+    assert bot_refusal(event(attendees=(*TEAM, "them@acme.test")), rules) is None
 
 
-def test_external_only_looks_past_the_owners_domain_and_the_internal_ones():
-    filters = CalendarFilters(external_only=True, internal_domains=("Acme-EU.test",))
-    assert bot_refusal(event(), filters, "me@acme.test") == "no external attendees"
-    assert bot_refusal(event(attendees=(*TEAM, "ops@acme-eu.test")), filters, "me@acme.test") is not None
-    assert bot_refusal(event(attendees=(*TEAM, "buyer@customer.test")), filters, "me@acme.test") is None
-    assert bot_refusal(event(attendees=()), filters, "me@acme.test") == "no external attendees"
+def test_external_only_names_the_domains_it_saw():
+    rules = CalendarRules(external_only=True, internal_domains=("Acme-EU.test",))
+    assert bot_refusal(event(), rules, "me@acme.test") == "rule only-external: all attendees at acme.test"
+    both = event(attendees=(*TEAM, "ops@acme-eu.test"))
+    assert bot_refusal(both, rules, "me@acme.test") == "rule only-external: all attendees at acme-eu.test, acme.test"
+    assert bot_refusal(event(attendees=(*TEAM, "buyer@customer.test")), rules, "me@acme.test") is None
+    empty = event(attendees=())
+    assert bot_refusal(empty, rules, "me@acme.test") == "rule only-external: the calendar lists no attendees"
+
+
+def test_organiser_only_passes_the_owners_own_meetings_and_names_the_organiser_of_others():
+    rules = CalendarRules(organizer_only=True)
+    assert bot_refusal(event(organized_by_owner=True, owner_response="organizer"), rules) is None
+    theirs = event(organized_by_owner=False, organizer="bob@x.com", owner_response="accepted")
+    assert bot_refusal(theirs, rules) == "rule organiser-only: organised by bob@x.com"
+    assert bot_refusal(event(organized_by_owner=False), rules) == "rule organiser-only: organised by someone else"
+
+
+def test_accepted_only_passes_accepted_and_organised_meetings():
+    rules = CalendarRules(accepted_only=True)
+    assert bot_refusal(event(owner_response="accepted", organized_by_owner=False), rules) is None
+    assert bot_refusal(event(owner_response="organizer", organized_by_owner=True), rules) is None
+    assert bot_refusal(event(organized_by_owner=True), rules) is None
+    tentative = event(owner_response="tentative", organized_by_owner=False)
+    assert bot_refusal(tentative, rules) == "rule accepted-only: answered tentative"
+    unanswered = event(owner_response="none", organized_by_owner=False)
+    assert bot_refusal(unanswered, rules) == "rule accepted-only: not answered"
+
+
+def test_unknown_organiser_or_answer_is_refused_with_a_reason_that_says_it_is_unknown():
+    # A feed registered without the owner's address cannot say: such events are not silently
+    # recorded, nor silently skipped.
+    unknown = event()
+    assert unknown.organized_by_owner is None and unknown.owner_response is None
+    assert (
+        bot_refusal(unknown, CalendarRules(organizer_only=True))
+        == "rule organiser-only: the calendar does not say who organises it"
+    )
+    assert (
+        bot_refusal(unknown, CalendarRules(accepted_only=True))
+        == "rule accepted-only: the calendar does not say whether the owner accepted"
+    )
+    assert bot_refusal(unknown, CalendarRules()) is None  # without those rules, unknown does not matter
+
+
+def test_title_keywords_any_of_and_none_of_ignore_case():
+    wanted = CalendarRules(include_keywords=("Interview", "demo"))
+    assert bot_refusal(event(title="Product DEMO for Acme"), wanted) is None
+    assert bot_refusal(event(title="Standup"), wanted) == "rule keywords: title has none of interview, demo"
+    unwanted = CalendarRules(exclude_keywords=("internal", "1:1"))
+    assert bot_refusal(event(title="Internal sync"), unwanted) == "rule exclude-keywords: title has 'internal'"
+    assert bot_refusal(event(title="Customer call"), unwanted) is None
+
+
+def test_rules_combine_and_every_one_that_is_set_must_pass():
+    rules = CalendarRules(
+        external_only=True, organizer_only=True, min_attendees=3, include_keywords=("demo",), exclude_keywords=("dry",)
+    )
+    good = event(
+        title="Demo",
+        attendees=("me@acme.test", "a@customer.test", "b@customer.test"),
+        organized_by_owner=True,
+        owner_response="organizer",
+    )
+    assert bot_refusal(good, rules, "me@acme.test") is None
+    refusals = {
+        "title": (replace(good, title="Demo dry run"), "rule exclude-keywords: title has 'dry'"),
+        "keywords": (replace(good, title="Review"), "rule keywords: title has none of demo"),
+        "size": (replace(good, attendees=("me@acme.test", "a@customer.test")), "rule min-attendees 3: 2 attendees"),
+        "internal": (
+            replace(good, attendees=("me@acme.test", "a@acme.test", "b@acme.test")),
+            "rule only-external: all attendees at acme.test",
+        ),
+        "organiser": (
+            replace(good, organized_by_owner=False, organizer="a@customer.test", owner_response="accepted"),
+            "rule organiser-only: organised by a@customer.test",
+        ),
+    }
+    for name, (refused, reason) in refusals.items():
+        assert bot_refusal(refused, rules, "me@acme.test") == reason, name
+
+
+def test_rules_read_back_from_their_stored_form_and_old_items_keep_todays_behaviour():
+    rules = CalendarRules(
+        external_only=True, organizer_only=True, include_keywords=(" Demo ", "demo"), exclude_keywords=("X",)
+    )
+    assert rules.include_keywords == ("demo",) and rules.exclude_keywords == ("x",)
+    assert CalendarRules.from_dict(rules.as_dict()) == rules
+    old_item = {"external_only": False, "min_attendees": 0, "opt_out_word": "[no bot]", "internal_domains": []}
+    assert CalendarRules.from_dict(old_item) == CalendarRules()
 
 
 def test_negative_minimum_is_refused():
     with pytest.raises(InvalidInput):
-        CalendarFilters(min_attendees=-1)
+        CalendarRules(min_attendees=-1)
 
 
 def test_calendar_ids_are_stable_per_user_and_source_and_hide_the_feed_address():

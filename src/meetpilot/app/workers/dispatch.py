@@ -16,7 +16,7 @@ from meetpilot.app.dispatch import (
     submit_meeting,
 )
 from meetpilot.app.messages import DispatchMeeting, DispatchMessage, MeetingSubmission
-from meetpilot.app.ports import BotProvider, DispatchScheduler, MeetingsAndSessions, Secrets
+from meetpilot.app.ports import BotProvider, DispatchRepository, DispatchScheduler, Secrets
 from meetpilot.app.workers.followups import FollowUpReport, FollowUps, FollowUpStep, carry_out
 from meetpilot.domain.clock import Clock
 
@@ -46,7 +46,7 @@ class DispatchDone:
 def work_dispatch_message(
     message: DispatchMessage,
     *,
-    repo: MeetingsAndSessions,
+    repo: DispatchRepository,
     provider: BotProvider,
     secrets: Secrets,
     scheduler: DispatchScheduler,

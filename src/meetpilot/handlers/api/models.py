@@ -9,12 +9,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from meetpilot.app.calendar_decisions import DecisionView, Outcome
 from meetpilot.app.queries import SessionSummary
-from meetpilot.domain.calendar import Calendar
+from meetpilot.domain.bot_settings import BotSettings, EffectiveBot
+from meetpilot.domain.calendar import DEFAULT_OPT_OUT_WORD, Calendar, CalendarRules
 from meetpilot.domain.clock import to_iso
+from meetpilot.domain.decisions import OverrideScope
 from meetpilot.domain.links import without_passcode
 from meetpilot.domain.meeting import Meeting
 from meetpilot.domain.session import Session
+from meetpilot.errors import InvalidInput
 
 if TYPE_CHECKING:
     from meetpilot.app.forget import ForgetReport
@@ -236,6 +240,8 @@ class CalendarCreate(BaseModel):
     user_id: Text = Field(min_length=1, max_length=200, description="whose calendar it is")
     owner_email: Text | None = Field(None, max_length=320, description="the owner's email, to honour their declines")
     label: Text = Field("", max_length=200)
+    rules: RulesBody | None = Field(None, description="which meetings get a bot (default: every one with a link)")
+    bot: BotSettingsBody | None = Field(None, description="this calendar's bot settings, over the user's")
 
 
 class CalendarOut(BaseModel):
@@ -248,6 +254,8 @@ class CalendarOut(BaseModel):
     last_synced_at: str | None = None
     last_error: str | None = None
     removing: bool = False
+    rules: RulesBody | None = None
+    bot: BotSettingsBody | None = None
 
     @classmethod
     def of(cls, c: Calendar) -> CalendarOut:
@@ -261,6 +269,8 @@ class CalendarOut(BaseModel):
             last_synced_at=_iso(c.last_synced_at),
             last_error=c.last_error,
             removing=c.removing,
+            rules=RulesBody.of(c.filters),
+            bot=BotSettingsBody.of(c.bot),
         )
 
 
@@ -322,3 +332,214 @@ class ForgetOut(BaseModel):
             provider=dict(r.provider),
             unfinished=list(r.unfinished),
         )
+
+
+# --- calendar rules, bot settings, decisions, overrides ---------------------------------------
+
+Keyword = Annotated[str, Field(min_length=1, max_length=100)]
+TransportId = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class RulesBody(BaseModel):
+    """Which meetings of a calendar get a bot. Every rule that is set must pass; all off records
+    every meeting with a link (the default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    external_only: bool = Field(False, description="only meetings with someone outside the owner's domain(s)")
+    internal_domains: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        default_factory=list, max_length=50, description="more domains that count as the owner's own"
+    )
+    organizer_only: bool = Field(False, description="only meetings the owner organises")
+    accepted_only: bool = Field(False, description="only meetings the owner accepted (or organises)")
+    min_attendees: int = Field(0, ge=0, le=10_000, description="at least this many people, organiser included")
+    include_keywords: list[Keyword] = Field(
+        default_factory=list, max_length=50, description="the title has at least one of these (any case)"
+    )
+    exclude_keywords: list[Keyword] = Field(
+        default_factory=list, max_length=50, description="the title has none of these (any case)"
+    )
+    opt_out_word: Text = Field(
+        DEFAULT_OPT_OUT_WORD, max_length=100, description="a title with it gets no bot; empty turns it off"
+    )
+
+    def to_domain(self) -> CalendarRules:
+        return CalendarRules(
+            external_only=self.external_only,
+            internal_domains=tuple(self.internal_domains),
+            organizer_only=self.organizer_only,
+            accepted_only=self.accepted_only,
+            min_attendees=self.min_attendees,
+            include_keywords=tuple(self.include_keywords),
+            exclude_keywords=tuple(self.exclude_keywords),
+            opt_out_word=self.opt_out_word,
+        )
+
+    @classmethod
+    def of(cls, rules: CalendarRules) -> RulesBody:
+        return cls.model_validate(rules.as_dict())
+
+
+class AutomaticLeave(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    waiting_room_timeout: int | None = Field(None, ge=10, le=86_400, description="seconds in a waiting room")
+    everyone_left_timeout: int | None = Field(None, ge=10, le=86_400, description="seconds alone in the call")
+    voice_inactivity_timeout: int | None = Field(None, ge=10, le=86_400, description="seconds of silence")
+
+
+class BotSettingsBody(BaseModel):
+    """Bot settings at one level; a field left out (or null) is taken from the level below: event
+    override > calendar > user > the stack's configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bot_name: Text | None = Field(None, min_length=1, max_length=100, examples=["Acme Notetaker"])
+    transcript_provider: TransportId | None = Field(
+        None, description="a MeetStream transcription provider key (deepgram, assemblyai, ...), or none"
+    )
+    live_transcripts: bool | None = Field(None, description="ask for live transcription")
+    automatic_leave: AutomaticLeave | None = None
+
+    def to_domain(self) -> BotSettings:
+        leave = self.automatic_leave.model_dump(exclude_none=True) if self.automatic_leave else {}
+        try:
+            return BotSettings(
+                bot_name=self.bot_name,
+                transcript_provider=self.transcript_provider,
+                live_transcripts=self.live_transcripts,
+                automatic_leave=leave,
+            )
+        except InvalidInput as exc:
+            raise InvalidInput(f"bot: {exc}") from None
+
+    @classmethod
+    def of(cls, settings: BotSettings) -> BotSettingsBody:
+        return cls.model_validate(settings.as_dict())
+
+
+class EffectiveBotOut(BaseModel):
+    bot_name: str
+    transcript_provider: str | None = None
+    live_transcripts: bool
+    automatic_leave: dict[str, int]
+    sources: list[str] = Field(description="the levels that set something, highest first (event, calendar, user)")
+
+    @classmethod
+    def of(cls, bot: EffectiveBot) -> EffectiveBotOut:
+        return cls(
+            bot_name=bot.bot_name,
+            transcript_provider=bot.transcript_provider,
+            live_transcripts=bot.live_transcripts,
+            automatic_leave=dict(bot.automatic_leave),
+            sources=list(bot.sources),
+        )
+
+
+class UserBotSettingsOut(BaseModel):
+    user_id: str
+    bot: BotSettingsBody
+
+
+class CalendarSettingsPatch(BaseModel):
+    """New rules and/or bot settings for a calendar; a part left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: RulesBody | None = None
+    bot: BotSettingsBody | None = None
+
+
+class DecisionOut(BaseModel):
+    event_id: str
+    title: str
+    start: str | None = Field(None, description="null for all-day events")
+    end: str | None = None
+    recorded: bool
+    reason: str = Field(
+        description="why, in words support can read: recorded, no meeting link, declined by the calendar owner, "
+        "cancelled, all-day event, a rule and what the event said (rule min-attendees 3: 2 attendees), "
+        "override: skip, override: record, beyond the 14-day horizon, shared with <calendar>: one bot for this "
+        "meeting, using <calendar>'s settings (the earliest-connected calendar that wants a meeting sets its "
+        "bot), calendar disconnected (...)"
+    )
+    meeting_id: str | None = Field(None, description="the meeting it asks a bot for (/v1/meetings/{meeting_id})")
+    meeting_key: str | None = None
+    session_id: str | None = None
+    bot_id: str | None = None
+    settings_from: str | None = Field(None, description="the calendar whose settings the shared bot uses")
+    recurring_event_id: str | None = None
+    decided_at: str | None = None
+
+    @classmethod
+    def of(cls, view: DecisionView) -> DecisionOut:
+        d = view.decision
+        return cls(
+            event_id=d.event_id,
+            title=d.title,
+            start=_iso(d.start),
+            end=_iso(d.end),
+            recorded=view.recorded,
+            reason=view.reason,
+            meeting_id=meeting_id(d.meeting_key) if d.meeting_key else None,
+            meeting_key=d.meeting_key,
+            session_id=view.session_id,
+            bot_id=view.bot_id,
+            settings_from=view.settings_from,
+            recurring_event_id=d.recurring_event_id,
+            decided_at=_iso(d.decided_at),
+        )
+
+
+class DecisionPageOut(BaseModel):
+    calendar_id: str
+    status: str = Field(description="connected, disconnected or removing")
+    items: list[DecisionOut]
+    next_cursor: str | None = Field(None, description="pass as ?cursor= (with the same from/to) for the next page")
+
+
+class OverrideBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    record: bool = Field(description="true: record it whatever the rules say (it still needs a link); false: skip it")
+    scope: OverrideScope = Field(
+        OverrideScope.OCCURRENCE, description="occurrence (this event) or series (every instance of its series)"
+    )
+    bot: BotSettingsBody | None = Field(None, description="bot settings for this event, over the calendar's")
+
+
+class OverrideOut(BaseModel):
+    calendar_id: str
+    target_id: str = Field(description="the event id, or the series id for scope series")
+    scope: str
+    record: bool | None = Field(None, description="null once the override is removed")
+    bot: BotSettingsBody | None = None
+    decisions: list[DecisionOut] = Field(description="the occurrences it applies to, decided again just now")
+
+
+class OutcomeOut(BaseModel):
+    recorded: bool
+    reason: str
+    bot: EffectiveBotOut | None = Field(None, description="the bot's settings, when this calendar's settings set it")
+
+    @classmethod
+    def of(cls, o: Outcome) -> OutcomeOut:
+        return cls(recorded=o.recorded, reason=o.reason, bot=EffectiveBotOut.of(o.bot) if o.bot else None)
+
+
+class DecisionChangeOut(BaseModel):
+    event_id: str
+    title: str
+    start: str | None = None
+    before: OutcomeOut
+    after: OutcomeOut
+
+
+class CalendarSettingsOut(BaseModel):
+    calendar_id: str
+    rules: RulesBody
+    bot: BotSettingsBody
+    dry_run: bool = Field(description="true: nothing was stored, changes says what would change")
+    changes: list[DecisionChangeOut] = Field(
+        default_factory=list, description="the decisions of the next 14 days that change (dry run only)"
+    )

@@ -13,12 +13,23 @@ import binascii
 import json
 from http import HTTPStatus
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel
 
+from meetpilot.app.bot_settings import set_user_bot_settings
+from meetpilot.app.calendar_decisions import (
+    OverrideResult,
+    list_decisions,
+    preview_calendar_settings,
+    remove_override,
+    set_override,
+    update_calendar_settings,
+)
+from meetpilot.app.calendar_decisions import view_of as _decision_view
 from meetpilot.app.calendars import IcsRegistration, add_ics_calendar
 from meetpilot.app.calendars import list_calendars as registered
 from meetpilot.app.calendars import remove_calendar as remove
@@ -29,6 +40,7 @@ from meetpilot.app.queries import SessionFilter, session_view, transcript_link
 from meetpilot.app.queries import list_sessions as list_page
 from meetpilot.composition import container
 from meetpilot.domain.clock import to_iso
+from meetpilot.domain.decisions import OverrideScope
 from meetpilot.domain.status import BotStatus
 from meetpilot.errors import (
     ConcurrentUpdate,
@@ -40,21 +52,32 @@ from meetpilot.errors import (
     ProviderError,
 )
 from meetpilot.handlers.api.models import (
+    BotSettingsBody,
     CalendarCreate,
     CalendarList,
     CalendarOut,
     CalendarRemoved,
+    CalendarSettingsOut,
+    CalendarSettingsPatch,
+    DecisionChangeOut,
+    DecisionOut,
+    DecisionPageOut,
     ErrorBody,
     ForgetOut,
     ForgetRequest,
     MeetingCancelled,
     MeetingCreate,
     MeetingOut,
+    OutcomeOut,
+    OverrideBody,
+    OverrideOut,
+    RulesBody,
     SessionOut,
     SessionPage,
     SessionSummaryOut,
     Time,
     TranscriptLinkOut,
+    UserBotSettingsOut,
     meeting_key_of,
 )
 from meetpilot.handlers.api.models import meeting_id as id_of_meeting
@@ -251,7 +274,13 @@ def get_transcript_link(
 def add_calendar(body: CalendarCreate) -> Response[CalendarOut]:
     c = container()
     done = add_ics_calendar(
-        IcsRegistration(user_id=body.user_id, feed_url=body.ics_url, owner_email=body.owner_email, label=body.label),
+        IcsRegistration(
+            user_id=body.user_id,
+            feed_url=body.ics_url,
+            owner_email=body.owner_email,
+            label=body.label,
+            **calendar_settings_of(body.rules, body.bot),
+        ),
         repo=c.repository,
         sync_queue=c.calendar_sync_queue,
         clock=c.clock,
@@ -281,6 +310,196 @@ def remove_calendar(calendar_id: Annotated[str, Path(max_length=200)]) -> Calend
     c = container()
     removal = remove(calendar_id, deps=c.calendar_sync_deps, google=lambda: c.google_calendars)
     return CalendarRemoved(calendar_id=calendar_id, actions=dict(removal.actions))
+
+
+# --- calendar rules, bot settings, decisions, overrides ---------------------------------------
+
+
+def calendar_settings_of(rules: RulesBody | None, bot: BotSettingsBody | None) -> dict[str, Any]:
+    """The registration fields for rules and bot settings given at POST /v1/calendars (any provider)."""
+    out: dict[str, Any] = {}
+    if rules is not None:
+        out["filters"] = rules.to_domain()
+    if bot is not None:
+        out["bot"] = bot.to_domain()
+    return out
+
+
+def change_calendar_settings(calendar_id: str, body: CalendarSettingsPatch, *, dry_run: bool) -> CalendarSettingsOut:
+    """The rules/bot part of PATCH /v1/calendars/{id}: applied at once, or only previewed with dry_run."""
+    c = container()
+    rules = body.rules.to_domain() if body.rules is not None else None
+    bot = body.bot.to_domain() if body.bot is not None else None
+    deps = c.calendar_sync_deps
+    if dry_run:
+        current = deps.repo.get_calendar(calendar_id)
+        changes = preview_calendar_settings(calendar_id, deps=deps, rules=rules, bot=bot)
+        assert current is not None  # the preview raised NotFound otherwise
+        return CalendarSettingsOut(
+            calendar_id=calendar_id,
+            rules=RulesBody.of(rules or current.filters),
+            bot=BotSettingsBody.of(bot or current.bot),
+            dry_run=True,
+            changes=[
+                DecisionChangeOut(
+                    event_id=ch.decision.event_id,
+                    title=ch.decision.title,
+                    start=to_iso(ch.decision.start) if ch.decision.start else None,
+                    before=OutcomeOut.of(ch.before),
+                    after=OutcomeOut.of(ch.after),
+                )
+                for ch in changes
+            ],
+        )
+    calendar = update_calendar_settings(calendar_id, deps=deps, rules=rules, bot=bot)
+    return CalendarSettingsOut(
+        calendar_id=calendar_id,
+        rules=RulesBody.of(calendar.filters),
+        bot=BotSettingsBody.of(calendar.bot),
+        dry_run=False,
+    )
+
+
+@app.patch(
+    f"{API_PREFIX}/calendars/<calendar_id>",
+    summary="Change a calendar's rules or bot settings (or preview the change)",
+    description="New rules apply at once to every event ahead (from what the last sync saw) and at each sync; "
+    "bot settings apply to every bot created from now on (event override > calendar > user > stack; a meeting on "
+    "several calendars takes the settings of the earliest-connected one). With dry_run=true nothing is stored: "
+    "the answer lists each decision of the next 14 days that would change, before and after.",
+    responses=_answers(CalendarSettingsOut, 404, 409, 422, 502),
+    tags=["calendars"],
+)
+def update_calendar(
+    calendar_id: Annotated[str, Path(max_length=200)],
+    body: CalendarSettingsPatch,
+    dry_run: Annotated[bool, Query(description="only say what would change")] = False,
+) -> CalendarSettingsOut:
+    return change_calendar_settings(calendar_id, body, dry_run=dry_run)
+
+
+@app.get(
+    f"{API_PREFIX}/calendars/<calendar_id>/events",
+    summary="Why each event of a calendar gets a bot or not",
+    description="One decision per occurrence the last sync saw, by start: recorded (meeting, session and bot once "
+    "known) or not, with the reason in plain words. from/to bound the start (default: a day back to 14 days "
+    "ahead, at most 62 days); all-day events come first. Pages continue with next_cursor.",
+    responses=_answers(DecisionPageOut, 404, 422),
+    tags=["calendars"],
+)
+def list_calendar_events(
+    calendar_id: Annotated[str, Path(max_length=200)],
+    start_from: Annotated[Time | None, Query(alias="from", description="start at or after")] = None,
+    start_to: Annotated[Time | None, Query(alias="to", description="start before")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> DecisionPageOut:
+    c = container()
+    page = list_decisions(
+        calendar_id,
+        repo=c.repository,
+        clock=c.clock,
+        start_from=start_from,
+        start_to=start_to,
+        limit=limit,
+        cursor=cursor,
+        horizon=c.calendar_sync_deps.config.horizon,
+    )
+    return DecisionPageOut(
+        calendar_id=calendar_id,
+        status=page.calendar.status,
+        items=[DecisionOut.of(v) for v in page.items],
+        next_cursor=page.cursor,
+    )
+
+
+def _override_out(calendar_id: str, result: OverrideResult, scope: OverrideScope, target: str) -> OverrideOut:
+    c = container()
+    calendar = c.repository.get_calendar(calendar_id)
+    views = [_decision_view(d, calendar, c.repository) for d in result.decisions] if calendar else []
+    o = result.override
+    return OverrideOut(
+        calendar_id=calendar_id,
+        target_id=o.target_id if o else target,
+        scope=scope.value,
+        record=o.record if o else None,
+        bot=BotSettingsBody.of(o.bot) if o and not o.bot.empty else None,
+        decisions=[DecisionOut.of(v) for v in views],
+    )
+
+
+@app.put(
+    f"{API_PREFIX}/calendars/<calendar_id>/events/<event_id>/override",
+    summary="Record or skip one event (or its whole series), whatever the rules say",
+    description="An override beats every rule (record still needs a meeting link and a start), follows the event "
+    "when it moves, and goes when the event is cancelled or deleted. It applies at once. An occurrence's own "
+    "override beats its series'. The optional bot settings are the highest level for this event's bot. The "
+    "event id is the one GET .../events lists (URL-encode it).",
+    responses=_answers(OverrideOut, 404, 409, 422, 502),
+    tags=["calendars"],
+)
+def put_event_override(
+    calendar_id: Annotated[str, Path(max_length=200)],
+    event_id: Annotated[str, Path(max_length=1024)],
+    body: OverrideBody,
+) -> OverrideOut:
+    c = container()
+    event = unquote(event_id)
+    result = set_override(
+        calendar_id,
+        event,
+        record=body.record,
+        scope=body.scope,
+        deps=c.calendar_sync_deps,
+        bot=body.bot.to_domain() if body.bot else None,
+    )
+    return _override_out(calendar_id, result, body.scope, event)
+
+
+@app.delete(
+    f"{API_PREFIX}/calendars/<calendar_id>/events/<event_id>/override",
+    summary="Remove an event's override: the rules decide again, at once",
+    responses=_answers(OverrideOut, 404, 422, 502),
+    tags=["calendars"],
+)
+def delete_event_override(
+    calendar_id: Annotated[str, Path(max_length=200)],
+    event_id: Annotated[str, Path(max_length=1024)],
+    scope: Annotated[OverrideScope, Query(description="occurrence or series")] = OverrideScope.OCCURRENCE,
+) -> OverrideOut:
+    c = container()
+    event = unquote(event_id)
+    result = remove_override(calendar_id, event, scope=scope, deps=c.calendar_sync_deps)
+    return _override_out(calendar_id, result, scope, event)
+
+
+@app.get(
+    f"{API_PREFIX}/users/<user_id>/bot-settings",
+    summary="A user's bot settings",
+    description="The level between a calendar's settings and the stack's; empty when never set.",
+    responses=_answers(UserBotSettingsOut, 422),
+    tags=["users"],
+)
+def get_user_bot_settings(user_id: Annotated[str, Path(min_length=1, max_length=200)]) -> UserBotSettingsOut:
+    user = unquote(user_id)
+    return UserBotSettingsOut(user_id=user, bot=BotSettingsBody.of(container().repository.get_user_bot_settings(user)))
+
+
+@app.put(
+    f"{API_PREFIX}/users/<user_id>/bot-settings",
+    summary="Set a user's bot settings",
+    description="Replaces them (a field left out inherits the stack's). Bots created from now on use them, under "
+    "their calendar's and event's settings.",
+    responses=_answers(UserBotSettingsOut, 422),
+    tags=["users"],
+)
+def put_user_bot_settings(
+    user_id: Annotated[str, Path(min_length=1, max_length=200)], body: BotSettingsBody
+) -> UserBotSettingsOut:
+    c = container()
+    user = unquote(user_id)
+    stored = set_user_bot_settings(user, body.to_domain(), repo=c.repository, clock=c.clock)
+    return UserBotSettingsOut(user_id=user, bot=BotSettingsBody.of(stored))
 
 
 # --- forgetting -------------------------------------------------------------------------------
