@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from meetpilot.app.dispatch import DispatchConfig
     from meetpilot.app.ports import (
         BotProvider,
+        CalendarGrants,
         DispatchScheduler,
         EventPublisher,
         GoogleCalendars,
@@ -210,10 +211,27 @@ class Container:
         from meetpilot.adapters.google_calendar import GoogleCalendarGateway
 
         return GoogleCalendarGateway(
-            self.secrets,
+            self.calendar_grants,
             api_base=self.settings.google_api_base,
             token_uri=self.settings.google_token_uri,
             clock=self.clock,
+        )
+
+    @cached_property
+    def calendar_grants(self) -> CalendarGrants:
+        """The app's OAuth clients (SSM) and the calendars' sealed refresh tokens (KMS)."""
+        from meetpilot.adapters.grants import KmsSsmGrants
+        from meetpilot.domain.calendar import CalendarKind
+
+        return KmsSsmGrants(
+            self.client("kms"),
+            self.client("ssm"),
+            repo=self.repository,
+            key_id=self.settings.require("calendar_grants_key_id"),
+            client_params={
+                CalendarKind.GOOGLE: self.settings.google_oauth_client_param,
+                CalendarKind.MICROSOFT: self.settings.microsoft_oauth_client_param,
+            },
         )
 
     @cached_property

@@ -41,7 +41,8 @@ def _ssm(param: str) -> str:
 API_KEY = _ssm("MeetStreamApiKeyParam")
 WEBHOOK_SECRET = _ssm("WebhookSecretParam")
 SIGNING_SECRET = _ssm("WorkspaceSigningSecretParam")
-CALENDAR_CREDENTIALS = _ssm("CalendarSecretsPrefix") + "*"
+OAUTH_CLIENTS = {_ssm("GoogleOAuthClientParam"), _ssm("MicrosoftOAuthClientParam")}
+GRANTS_KEY = {"CalendarGrantsKey.Arn"}
 SCHEDULES = "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"
 POLL = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 EVENT_BUS = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
@@ -92,7 +93,8 @@ EXPECTED_GRANTS = {
     ),
     "ReconcileFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"ReconcileFunctionLogGroup.Arn"}),
-        ("ssm:GetParameter", {API_KEY, CALENDAR_CREDENTIALS}),
+        ("ssm:GetParameter", {API_KEY, *OAUTH_CLIENTS}),
+        (("kms:Encrypt", "kms:Decrypt"), GRANTS_KEY),
         (
             ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem"),
             {"Table.Arn"},
@@ -111,7 +113,8 @@ EXPECTED_GRANTS = {
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"CalendarSyncFunctionLogGroup.Arn"}),
         (POLL, {"CalendarSyncQueue.Arn"}),
         ("sqs:SendMessage", {"CalendarSyncQueue.Arn", "DispatchQueue.Arn"}),
-        ("ssm:GetParameter", {API_KEY, CALENDAR_CREDENTIALS}),
+        ("ssm:GetParameter", {API_KEY, *OAUTH_CLIENTS}),
+        (("kms:Encrypt", "kms:Decrypt"), GRANTS_KEY),
         (
             ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"),
             {"Table.Arn"},
@@ -150,7 +153,8 @@ EXPECTED_GRANTS = {
             },
         ),
         ("sqs:SendMessage", {"DispatchQueue.Arn", "CalendarSyncQueue.Arn"}),
-        ("ssm:GetParameter", {API_KEY, CALENDAR_CREDENTIALS}),
+        ("ssm:GetParameter", {API_KEY, *OAUTH_CLIENTS}),
+        (("kms:Encrypt", "kms:Decrypt"), GRANTS_KEY),
         ("scheduler:DeleteSchedule", {SCHEDULES}),
         ("s3:GetObject", {"${TranscriptBucket.Arn}/transcripts/*"}),
     ),
@@ -167,7 +171,8 @@ EXPECTED_GRANTS = {
         ),
         ("s3:ListBucketVersions", {"TranscriptBucket.Arn"}),
         ("s3:DeleteObjectVersion", {"${TranscriptBucket.Arn}/transcripts/*"}),
-        ("ssm:GetParameter", {API_KEY, CALENDAR_CREDENTIALS}),
+        ("ssm:GetParameter", {API_KEY, *OAUTH_CLIENTS}),
+        (("kms:Encrypt", "kms:Decrypt"), GRANTS_KEY),
         ("scheduler:DeleteSchedule", {SCHEDULES}),
     ),
 }
@@ -193,7 +198,9 @@ GLOBAL_ENVIRONMENT = {
     "BOT_NAME",
     "SCHEDULE_GROUP",
     "CALENDAR_SYNC_QUEUE_URL",
-    "CALENDAR_SECRETS_PREFIX",
+    "CALENDAR_GRANTS_KEY_ID",
+    "GOOGLE_OAUTH_CLIENT_PARAM",
+    "MICROSOFT_OAUTH_CLIENT_PARAM",
     "REMOVE_BOT_ON_CANCEL",
     "EVENT_BUS_NAME",
     "LIVE_TRANSCRIPTS",
@@ -641,7 +648,8 @@ def test_parameters_have_the_documented_defaults(template: dict[str, Any]) -> No
     }
     assert params["MeetStreamBaseUrl"]["Default"] == "https://api.meetstream.ai/api/v1"
     assert params["BotName"]["Default"] == "meetpilot notetaker"
-    assert params["CalendarSecretsPrefix"]["Default"] == "/meetpilot/calendars/"
+    assert params["GoogleOAuthClientParam"]["Default"] == "/meetpilot/oauth/google"
+    assert params["MicrosoftOAuthClientParam"]["Default"] == "/meetpilot/oauth/microsoft"
     assert (params["RemoveBotOnCancel"]["Default"], set(params["RemoveBotOnCancel"]["AllowedValues"])) == (
         "true",
         {"true", "false"},
@@ -662,6 +670,7 @@ def test_outputs(template: dict[str, Any]) -> None:
         "TranscriptDLQUrl",
         "CalendarSyncQueueUrl",
         "CalendarSyncDLQUrl",
+        "CalendarGrantsKeyArn",
         "ScheduleGroupName",
         "SchedulerRoleArn",
     }

@@ -223,7 +223,7 @@ def test_creating_twice_reuses_what_exists(
 
 
 def test_clients_can_be_passed_directly(session: boto3.Session, template: dict[str, Any]) -> None:
-    clients = {name: session.client(name) for name in ("dynamodb", "sqs", "s3", "scheduler")}
+    clients = {name: session.client(name) for name in ("dynamodb", "sqs", "s3", "scheduler", "kms")}
     stack = create_stack_resources(clients, prefix="mp-clients", template=template)
     assert stack.table_name == "mp-clients-table"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from meetpilot.app.queries import SessionSummary
-from meetpilot.domain.calendar import Calendar
+from meetpilot.domain.calendar import Calendar, CalendarKind
 from meetpilot.domain.clock import to_iso
 from meetpilot.domain.links import without_passcode
 from meetpilot.domain.meeting import Meeting
@@ -225,41 +225,106 @@ class TranscriptLinkOut(BaseModel):
 # --- calendars --------------------------------------------------------------------------------
 
 
+MAX_REFRESH_TOKEN = 8192
+_TOKEN_SCHEMA: dict[str, JsonValue] = {"format": "password", "writeOnly": True}
+
+
 class CalendarCreate(BaseModel):
+    """Connect a calendar: Google and Microsoft with the user's refresh token, ICS with its feed address."""
+
     model_config = ConfigDict(extra="forbid")
 
-    ics_url: Text = Field(
+    provider: Literal["google", "microsoft", "ics"] = Field(description="where the calendar lives")
+    user_id: Text = Field(min_length=1, max_length=200, description="whose calendar it is")
+    refresh_token: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_REFRESH_TOKEN,
+        repr=False,
+        json_schema_extra=_TOKEN_SCHEMA,
+        description="google and microsoft: the refresh token your app got when the user consented (offline "
+        "access); stored encrypted, never shown again",
+    )
+    feed_url: Text | None = Field(
+        None,
         min_length=1,
         max_length=2048,
-        description="the calendar's secret iCal (ICS) address; it is stored, never shown again",
+        repr=False,
+        description="ics: the calendar's secret iCal (ICS) address; it is stored, never shown again",
     )
-    user_id: Text = Field(min_length=1, max_length=200, description="whose calendar it is")
+    calendar_id: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=1024,
+        description="google and microsoft: the calendar at the provider (default: primary, the user's main one)",
+    )
     owner_email: Text | None = Field(None, max_length=320, description="the owner's email, to honour their declines")
     label: Text = Field("", max_length=200)
+    # Recording rules and bot settings of the calendar: accepted here, not applied yet.
+    rules: dict[str, Any] | None = Field(None, description="which meetings to record (reserved)")
+    bot: dict[str, Any] | None = Field(None, description="the bot's settings for this calendar (reserved)")
+
+
+class CalendarPatch(BaseModel):
+    """Change a calendar; a new refresh token reconnects it (and resyncs it in full)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_REFRESH_TOKEN,
+        repr=False,
+        json_schema_extra=_TOKEN_SCHEMA,
+        description="a new refresh token from the user's consent: reconnects the calendar",
+    )
+    label: Text | None = Field(None, max_length=200)
+    owner_email: Text | None = Field(None, max_length=320, description='the owner\'s email; "" clears it')
+    # Recording rules and bot settings of the calendar: accepted here, not applied yet.
+    rules: dict[str, Any] | None = Field(None, description="which meetings to record (reserved)")
+    bot: dict[str, Any] | None = Field(None, description="the bot's settings for this calendar (reserved)")
 
 
 class CalendarOut(BaseModel):
+    """A calendar as the API shows it: never its refresh token or feed address."""
+
     calendar_id: str
-    kind: str = Field(description="ics or google")
+    provider: str = Field(description="google, microsoft or ics")
+    kind: str = Field(description="the same as provider (kept for older clients)")
     user_id: str
+    status: str = Field(description="connected, disconnected (its grant stopped working: reconnect it) or removing")
+    disconnected_reason: str | None = Field(None, description="why the grant stopped working, in one line")
+    disconnected_at: str | None = None
+    provider_calendar_id: str | None = Field(None, description="google and microsoft: the calendar at the provider")
     owner_email: str | None = None
     label: str = ""
     created_at: str | None = None
     last_synced_at: str | None = None
+    last_full_sync_at: str | None = None
     last_error: str | None = None
+    last_error_at: str | None = None
+    channel_expires_at: str | None = Field(None, description="when the push channel or subscription expires")
     removing: bool = False
 
     @classmethod
     def of(cls, c: Calendar) -> CalendarOut:
         return cls(
             calendar_id=c.calendar_id,
+            provider=c.kind.value,
             kind=c.kind.value,
             user_id=c.user_id,
+            status=c.status,
+            disconnected_reason=c.disconnected_reason,
+            disconnected_at=_iso(c.disconnected_at),
+            provider_calendar_id=c.source_calendar_id if c.kind is not CalendarKind.ICS else None,
             owner_email=c.owner_email,
             label=c.label,
             created_at=_iso(c.created_at),
             last_synced_at=_iso(c.last_synced_at),
+            last_full_sync_at=_iso(c.last_full_sync_at),
             last_error=c.last_error,
+            last_error_at=_iso(c.last_error_at),
+            channel_expires_at=_iso(c.channel_expires_at),
             removing=c.removing,
         )
 
