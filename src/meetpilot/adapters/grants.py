@@ -157,11 +157,13 @@ class KmsSsmGrants:
         """Seal and store a refresh token the provider just issued in place of the calendar's one.
 
         Written at once with a condition on the old seal: a reconnect stored meanwhile is newer and
-        stays. ``calendar`` is updated in place, so the same sync goes on with the new token.
+        stays. ``calendar`` is updated in place either way, so whoever holds it goes on with the
+        token that works now, and a calendar being connected (not stored yet) is stored with it.
         """
         sealed = self.seal(refresh_token, calendar_id=calendar.calendar_id)
-        if self._repo.store_refresh_token(calendar.calendar_id, sealed, expect_sealed=calendar.sealed_refresh_token):
-            calendar.sealed_refresh_token = sealed
+        expected = calendar.sealed_refresh_token
+        calendar.sealed_refresh_token = sealed
+        self._repo.store_refresh_token(calendar.calendar_id, sealed, expect_sealed=expected)
 
 
 def _parse_client(text: str, *, name: str, fields: tuple[str, ...], provider: str) -> OAuthClient:

@@ -98,6 +98,8 @@ class FakeGoogleCalendar:
         self._lock = threading.RLock()
         self._clients: dict[str, tuple[str, set[str]]] = {}
         self._refused: dict[str, str] = {}  # refresh token -> the error the token endpoint answers
+        # Whose grant a token is: refresh and access token -> the user's own calendar ("primary").
+        self._primary_of: dict[str, str] = {}
         self._access_tokens: dict[str, datetime] = {}
         self._calendars: dict[str, _Calendar] = {}
         self._pages: dict[str, tuple[list[dict[str, Any]], str]] = {}
@@ -158,13 +160,19 @@ class FakeGoogleCalendar:
                 tokens.add(refresh_token)
             self._clients[client_id] = (client_secret, tokens)
 
-    def consent(self, client_id: str) -> str:
-        """A user consents to the client (offline access): the refresh token the app gets back."""
+    def consent(self, client_id: str, *, primary: str | None = None) -> str:
+        """A user consents to the client (offline access): the refresh token the app gets back.
+
+        ``primary`` is the user's own calendar, which the API then also answers as ``primary``.
+        """
         token = "1//0fake-grant-" + secrets.token_urlsafe(24)
         with self._lock:
             if client_id not in self._clients:
                 raise KeyError(f"no OAuth client {client_id!r}; add_client first")
             self._clients[client_id][1].add(token)
+            if primary is not None:
+                self._calendar(primary, create=True)
+                self._primary_of[token] = primary
         return token
 
     def add_calendar(self, calendar_id: str) -> None:
@@ -355,6 +363,10 @@ class FakeGoogleCalendar:
             reason = {403: "rateLimitExceeded", 429: "rateLimitExceeded"}.get(fault, "backendError")
             return _error(fault, "Injected failure", reason)
         segments = [unquote(s) for s in path[len("/calendar/v3/") :].split("/")]
+        if len(segments) > 1 and segments[0] == "calendars" and segments[1] == "primary":
+            with self._lock:
+                bearer = headers.get("authorization", "")[len("Bearer ") :].strip()
+                segments[1] = self._primary_of.get(bearer, "primary")
         if method == "GET" and len(segments) == 3 and segments[0] == "calendars" and segments[2] == "events":
             return self._list(segments[1], query)
         if (
@@ -388,6 +400,9 @@ class FakeGoogleCalendar:
                 )
             token = "ya29.fake-" + secrets.token_urlsafe(24)
             self._access_tokens[token] = self._clock.now() + timedelta(seconds=self.token_lifetime_seconds)
+            owner = self._primary_of.get(presented)
+            if owner is not None:
+                self._primary_of[token] = owner
             answer = {
                 "access_token": token,
                 "expires_in": self.token_lifetime_seconds,
@@ -398,6 +413,8 @@ class FakeGoogleCalendar:
                 rotated = "1//0fake-rotated-" + secrets.token_urlsafe(24)
                 refresh_tokens.discard(presented)
                 refresh_tokens.add(rotated)
+                if owner is not None:
+                    self._primary_of[rotated] = owner
                 answer["refresh_token"] = rotated
         return _Reply(200, answer)
 

@@ -296,10 +296,11 @@ class LocalStack:
         events = self.event_tap.drain()
         return [e for e in events if detail_type is None or e.get("detail-type") == detail_type]
 
-    def google_consent(self) -> str:
-        """A refresh token for the stack's Google OAuth client, as a user's consent gives the app one."""
+    def google_consent(self, primary: str | None = None) -> str:
+        """A refresh token for the stack's Google OAuth client, as a user's consent gives the app one
+        (``primary``: the user's own calendar at the fake)."""
         assert self.google is not None, "start the stack with google_fake=True"
-        return str(self.google.consent(self.oauth_clients[CalendarKind.GOOGLE].client_id))
+        return str(self.google.consent(self.oauth_clients[CalendarKind.GOOGLE].client_id, primary=primary))
 
     def put_secret(self, name: str, value: str) -> None:
         """Store an SSM SecureString in the emulator (an OAuth client, say)."""
