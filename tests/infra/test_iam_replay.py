@@ -133,7 +133,9 @@ def _drive_management_api(stack: Any, feeds: Any) -> None:
         later = ics([Ev("standup-1", now + timedelta(days=2), url="https://zoom.us/j/7770001")])
         calendars = {}
         for user in ("ann", "cal"):
-            status, made = api.post("/v1/calendars", {"ics_url": feeds.publish(user, later), "user_id": user})
+            status, made = api.post(
+                "/v1/calendars", {"provider": "ics", "feed_url": feeds.publish(user, later), "user_id": user}
+            )
             assert status == 201, made
             calendars[user] = made["calendar_id"]
         assert len(api.get("/v1/calendars")["items"]) == 2
