@@ -237,3 +237,15 @@ def test_prefix_must_make_valid_names(session: boto3.Session, prefix: str) -> No
 def test_missing_client_is_named(template: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError, match="scheduler"):
         create_stack_resources({"dynamodb": None, "sqs": None, "s3": None}, template=template)
+
+
+def test_the_calendar_grants_key_is_created_rotating_under_its_alias_and_named_to_the_functions(
+    session: boto3.Session, stack: StackResources
+) -> None:
+    kms = session.client("kms")
+    meta = kms.describe_key(KeyId="alias/mp-test-calendar-grants-key")["KeyMetadata"]
+    assert meta["KeyId"] == stack.grants_key_id and meta["KeyUsage"] == "ENCRYPT_DECRYPT"
+    assert kms.get_key_rotation_status(KeyId=stack.grants_key_id)["KeyRotationEnabled"] is True
+    assert stack.environment()["CALENDAR_GRANTS_KEY_ID"] == stack.grants_key_id
+    sealed = kms.encrypt(KeyId=stack.grants_key_id, Plaintext=b"t", EncryptionContext={"c": "1"})["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=sealed, EncryptionContext={"c": "1"})["Plaintext"] == b"t"
