@@ -308,7 +308,8 @@ def test_ssm_parameter_arns_do_not_double_the_leading_slash(template: dict[str, 
         "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/meetstream-api-key",
         "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/webhook-secret",
         "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/meetstream-signing-secret",
-        "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/calendars/*",
+        "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/oauth/google",
+        "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/oauth/microsoft",
     }
 
 
@@ -579,6 +580,8 @@ def test_management_routes_are_iam_only_on_their_own_throttled_api(template: dic
         ("GET", "/v1/transcripts/{bot_id}"),
         ("POST", "/v1/calendars"),
         ("GET", "/v1/calendars"),
+        ("GET", "/v1/calendars/{calendar_id}"),
+        ("PATCH", "/v1/calendars/{calendar_id}"),
         ("DELETE", "/v1/calendars/{calendar_id}"),
     }
     assert all(r.authorizer == "AWS_IAM" for r in routes)

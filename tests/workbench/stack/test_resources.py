@@ -192,7 +192,12 @@ def test_names_are_valid_for_real_aws_and_dynamodb_local(stack: StackResources) 
 def test_environment_names_every_resource_the_handlers_read(stack: StackResources) -> None:
     env = stack.environment()
     # plus the ARNs the dispatch function hands to its schedules (!GetAtt ... .Arn in the template)
-    assert set(env) == RESOURCE_ENV | {"DISPATCH_QUEUE_ARN", "DISPATCH_DLQ_ARN", "SCHEDULER_ROLE_ARN"}
+    assert set(env) == RESOURCE_ENV | {
+        "DISPATCH_QUEUE_ARN",
+        "DISPATCH_DLQ_ARN",
+        "SCHEDULER_ROLE_ARN",
+        "CALENDAR_GRANTS_KEY_ID",
+    }
     assert env["DISPATCH_QUEUE_ARN"] == stack.queue_arns["DispatchQueue"]
     assert env["DISPATCH_DLQ_ARN"].endswith(":mp-test-dispatch-dlq")
     assert env["SCHEDULER_ROLE_ARN"].startswith("arn:aws:iam::")
