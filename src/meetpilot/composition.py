@@ -212,7 +212,7 @@ class Container:
         from meetpilot.adapters.google_calendar import GoogleCalendarGateway
 
         return GoogleCalendarGateway(
-            self.secrets,
+            self.calendar_grants,
             api_base=self.settings.google_api_base,
             token_uri=self.settings.google_token_uri,
             clock=self.clock,
@@ -220,10 +220,20 @@ class Container:
 
     @cached_property
     def calendar_grants(self) -> CalendarGrants:
-        """The OAuth clients and sealed refresh tokens of connected calendars (SSM and KMS)."""
-        from meetpilot.errors import ConfigurationError
+        """The app's OAuth clients (SSM) and the calendars' sealed refresh tokens (KMS)."""
+        from meetpilot.adapters.grants import KmsSsmGrants
+        from meetpilot.domain.calendar import CalendarKind
 
-        raise ConfigurationError("connected calendars (OAuth grants) are not configured in this build")
+        return KmsSsmGrants(
+            self.client("kms"),
+            self.client("ssm"),
+            repo=self.repository,
+            key_id=self.settings.require("calendar_grants_key_id"),
+            client_params={
+                CalendarKind.GOOGLE: self.settings.google_oauth_client_param,
+                CalendarKind.MICROSOFT: self.settings.microsoft_oauth_client_param,
+            },
+        )
 
     @cached_property
     def microsoft_calendars(self) -> MicrosoftCalendars:

@@ -39,7 +39,9 @@ _ENV = {
     "spool_dir": "TRANSCRIPT_SPOOL_DIR",
     "time_scale": "MEETPILOT_TIME_SCALE",
     "calendar_sync_queue_url": "CALENDAR_SYNC_QUEUE_URL",
-    "calendar_secrets_prefix": "CALENDAR_SECRETS_PREFIX",
+    "calendar_grants_key_id": "CALENDAR_GRANTS_KEY_ID",
+    "google_oauth_client_param": "GOOGLE_OAUTH_CLIENT_PARAM",
+    "microsoft_oauth_client_param": "MICROSOFT_OAUTH_CLIENT_PARAM",
     "google_api_base": "GOOGLE_CALENDAR_API_BASE",
     "google_token_uri": "GOOGLE_TOKEN_URI",
     "microsoft_login_base": "MICROSOFT_LOGIN_BASE",
@@ -81,8 +83,12 @@ class Settings:
     # retries fits in minutes. Deployed stacks leave it at 1.
     time_scale: float = 1.0
     calendar_sync_queue_url: str = ""
-    # Google credentials parameters must live under this SSM path (the functions may read only it).
-    calendar_secrets_prefix: str = "/meetpilot/calendars/"
+    # The KMS key that seals connected calendars' refresh tokens (a key id, ARN or alias).
+    calendar_grants_key_id: str = ""
+    # SecureStrings holding the app's OAuth clients: {"client_id", "client_secret"} for Google, and
+    # {"client_id", "client_secret", "tenant"} for Microsoft. The operator creates them.
+    google_oauth_client_param: str = "/meetpilot/oauth/google"
+    microsoft_oauth_client_param: str = "/meetpilot/oauth/microsoft"
     google_api_base: str = DEFAULT_GOOGLE_API_BASE
     google_token_uri: str = DEFAULT_GOOGLE_TOKEN_URI
     microsoft_login_base: str = DEFAULT_MICROSOFT_LOGIN_BASE

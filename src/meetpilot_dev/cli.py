@@ -12,11 +12,12 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 try:
     import typer
@@ -79,23 +80,135 @@ def _call(action: Any) -> Any:
         raise typer.Exit(2 if 400 <= exc.status < 500 else 1) from None
 
 
+def _refresh_token(path: Path | None, from_stdin: bool) -> str:
+    """The refresh token from a file or standard input: never a command-line argument, which would
+    land in the shell's history and in every process listing."""
+    if (path is None) == (not from_stdin):
+        console.print("[red]error:[/red] give exactly one of --refresh-token-file PATH or --refresh-token-stdin")
+        raise typer.Exit(2)
+    try:
+        text = sys.stdin.read() if from_stdin else path.read_text(encoding="utf-8")  # type: ignore[union-attr]
+    except (OSError, UnicodeDecodeError) as exc:
+        console.print(f"[red]error:[/red] cannot read the refresh token from {path}: {type(exc).__name__}")
+        raise typer.Exit(2) from None
+    token = text.strip()
+    if not token:
+        console.print("[red]error:[/red] the refresh token is empty")
+        raise typer.Exit(2)
+    return token
+
+
+Provider = Literal["google", "microsoft", "ics"]
+TokenFile = Annotated[
+    Path | None,
+    typer.Option("--refresh-token-file", help="a file holding the user's refresh token (google, microsoft)"),
+]
+TokenStdin = Annotated[
+    bool, typer.Option("--refresh-token-stdin", help="read the user's refresh token from standard input")
+]
+
+
 @calendars_app.command("add")
 def calendars_add(
-    ics: Annotated[str, typer.Option(help="the calendar's secret iCal (ICS) address")],
     user: Annotated[str, typer.Option(help="whose calendar it is")],
-    email: Annotated[str | None, typer.Option(help="the owner's email, to honour their declines")] = None,
+    provider: Annotated[Provider, typer.Option(help="google, microsoft or ics")] = "ics",
+    refresh_token_file: TokenFile = None,
+    refresh_token_stdin: TokenStdin = False,
+    feed_url: Annotated[str | None, typer.Option("--feed-url", help="ics: the calendar's secret iCal address")] = None,
+    ics: Annotated[str | None, typer.Option(help="the same as --provider ics --feed-url URL")] = None,
+    calendar_id: Annotated[
+        str | None, typer.Option("--calendar-id", help="google, microsoft: the calendar at the provider (primary)")
+    ] = None,
+    owner_email: Annotated[
+        str | None, typer.Option("--owner-email", "--email", help="the owner's email, to honour their declines")
+    ] = None,
     label: Annotated[str, typer.Option(help="a name to show")] = "",
     stack: Stack = None,
 ) -> None:
-    """Register an ICS feed; its meetings get bots from its first sync on.
+    """Connect a calendar (POST /v1/calendars): Google or Microsoft 365 with the user's refresh token,
+    an ICS feed by its address. Its meetings get bots from its first sync on.
 
-    Example: meetpilot calendars add --ics https://example.com/alice.ics --user alice
+    Examples:
+      meetpilot calendars add --provider google --user alice --refresh-token-file alice.token
+      meetpilot calendars add --provider ics --user bob --feed-url https://example.com/bob.ics
     """
+    if ics is not None:
+        provider, feed_url = "ics", ics
+    body: dict[str, Any] = {"provider": provider, "user_id": user, "owner_email": owner_email, "label": label}
+    if provider == "ics":
+        if refresh_token_file is not None or refresh_token_stdin:
+            console.print("[red]error:[/red] an ICS calendar takes --feed-url, not a refresh token")
+            raise typer.Exit(2)
+        if not feed_url:
+            console.print("[red]error:[/red] --feed-url is required for --provider ics")
+            raise typer.Exit(2)
+        body["feed_url"] = feed_url
+    else:
+        if feed_url:
+            console.print(f"[red]error:[/red] a {provider} calendar takes a refresh token, not --feed-url")
+            raise typer.Exit(2)
+        body["refresh_token"] = _refresh_token(refresh_token_file, refresh_token_stdin)
+        if calendar_id:
+            body["calendar_id"] = calendar_id
     api = _api(stack)
-    body = {"ics_url": ics, "user_id": user, "owner_email": email, "label": label}
-    status, calendar = _call(lambda: api.post("/v1/calendars", body))
+    status, calendar = _call(lambda: api.post("/v1/calendars", {k: v for k, v in body.items() if v is not None}))
     state = "registered" if status == 201 else "already registered"
-    console.print(f"{state}: {calendar['calendar_id']}")
+    console.print(f"{state}: {calendar['calendar_id']} ({calendar['provider']}, {calendar['status']})")
+
+
+@calendars_app.command("show")
+def calendars_show(
+    calendar_id: Annotated[str, typer.Argument(help="the id 'calendars list' shows")],
+    stack: Stack = None,
+) -> None:
+    """Show one calendar: provider, status, why it is disconnected, last sync and last error.
+
+    Example: meetpilot calendars show google-0123abcd
+    """
+    from meetpilot_dev.client import quote_segment
+
+    api = _api(stack)
+    cal = _call(lambda: api.get(f"/v1/calendars/{quote_segment(calendar_id)}"))
+    _print_calendar(cal)
+
+
+@calendars_app.command("reconnect")
+def calendars_reconnect(
+    calendar_id: Annotated[str, typer.Argument(help="the id 'calendars list' shows")],
+    refresh_token_file: TokenFile = None,
+    refresh_token_stdin: TokenStdin = False,
+    stack: Stack = None,
+) -> None:
+    """Give a Google or Microsoft calendar a new refresh token: it is connected again and resynced.
+
+    Example: meetpilot calendars reconnect google-0123abcd --refresh-token-file alice.token
+    """
+    from meetpilot_dev.client import quote_segment
+
+    token = _refresh_token(refresh_token_file, refresh_token_stdin)
+    api = _api(stack)
+    cal = _call(lambda: api.patch(f"/v1/calendars/{quote_segment(calendar_id)}", {"refresh_token": token}))
+    console.print(f"reconnected: {cal['calendar_id']} ({cal['status']}); a full resync is queued")
+
+
+def _print_calendar(cal: Mapping[str, Any]) -> None:
+    rows = [
+        ("calendar", cal["calendar_id"]),
+        ("provider", cal.get("provider") or cal.get("kind")),
+        ("user", cal["user_id"]),
+        ("status", cal.get("status")),
+        ("disconnected", cal.get("disconnected_reason")),
+        ("provider calendar", cal.get("provider_calendar_id")),
+        ("owner", cal.get("owner_email")),
+        ("label", cal.get("label")),
+        ("last synced", cal.get("last_synced_at") or "not synced yet"),
+        ("last full sync", cal.get("last_full_sync_at")),
+        ("last error", cal.get("last_error")),
+        ("channel expires", cal.get("channel_expires_at")),
+    ]
+    for name, value in rows:
+        if value:
+            console.print(f"{name:>17}: {value}")
 
 
 @calendars_app.command("list")
@@ -112,8 +225,11 @@ def calendars_list(
     for cal in listed["items"]:
         synced = cal.get("last_synced_at") or "not synced yet"
         problem = f"  [red]{cal['last_error']}[/red]" if cal.get("last_error") else ""
+        status = cal.get("status", "connected")
+        state = "" if status == "connected" else f"  [yellow]{status}[/yellow]"
         console.print(
-            f"{cal['calendar_id']}  {cal['kind']}  user={cal['user_id']}  {cal['label']}  ({synced}){problem}"
+            f"{cal['calendar_id']}  {cal.get('provider') or cal['kind']}  user={cal['user_id']}  {cal['label']}  "
+            f"({synced}){state}{problem}"
         )
 
 

@@ -105,6 +105,9 @@ class ManagementClient:
     def post(self, path: str, body: Any = None) -> tuple[int, Any]:
         return self.request("POST", path, body=body if body is not None else {})
 
+    def patch(self, path: str, body: Any) -> Any:
+        return self.request("PATCH", path, body=body)[1]
+
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path)[1]
 

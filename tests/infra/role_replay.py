@@ -122,6 +122,8 @@ class LocalNames:
                 names[logical_id] = made.bucket
             elif kind == "AWS::Scheduler::ScheduleGroup":
                 names[logical_id] = made.schedule_group
+            elif kind == "AWS::KMS::Key":
+                names[logical_id] = made.grants_key_id
         return names
 
     def ref(self, name: str) -> str:
@@ -145,6 +147,8 @@ class LocalNames:
             return f"arn:aws:lambda:{REGION}:{LOCAL_ACCOUNT}:function:{logical_id}"
         if kind == "AWS::IAM::Role":
             return f"arn:aws:iam::{LOCAL_ACCOUNT}:role/{logical_id}"
+        if kind == "AWS::KMS::Key":
+            return f"arn:aws:kms:{REGION}:{LOCAL_ACCOUNT}:key/{self.ref(logical_id)}"
         raise AssertionError(f"no local ARN for {logical_id} ({kind})")
 
     def resolve(self, value: Any) -> Any:

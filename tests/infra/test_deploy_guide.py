@@ -37,6 +37,7 @@ from tests.infra.test_sam_build import ROOT, SAM_VENV, SAMCONFIG_EXAMPLE, _need_
 README = ROOT / "README.md"
 SHELL_INFO = {"sh", "bash", "shell", "console"}
 FAKE_MARKERS = ("REPLACE", "PLACEHOLDER")
+OAUTH_PARAMETERS = ("GoogleOAuthClientParam", "MicrosoftOAuthClientParam")
 
 
 # --- reading the README -----------------------------------------------------------------------------
@@ -129,6 +130,19 @@ FORMS = [
         _is("cp", "samconfig.example.toml", "samconfig.toml"),
         f"{HERE}::test_samconfig_example_has_every_template_parameter_with_its_default",
     ),
+    Form(
+        "read the management API's URL from the stack",
+        _starts("API=$(aws", "cloudformation", "describe-stacks"),
+        None,
+        "reads a deployed stack's outputs: needs an AWS account; the CLI does the same (ManagementClient.for_stack)",
+    ),
+    Form(
+        "connect a calendar with curl, the token read from a file",
+        lambda argv: argv[:3] == ["jq", "-n", "--rawfile"] or argv[:2] == ["curl", "-sS"],
+        None,
+        "signs a request to a deployed API: needs an AWS account; the same POST /v1/calendars body is sent "
+        "through the local gateway in tests/service/handlers/api/test_routes_calendars.py",
+    ),
     Form("sam build", _sam("build"), f"{SAM_BUILD}::test_sam_build_gives_every_function_its_handler_and_nothing_else"),
     Form("sam validate --lint", _sam("validate", "--lint"), f"{SAM_BUILD}::test_sam_validate_lint_passes_offline"),
     Form(
@@ -180,7 +194,7 @@ def test_the_command_reader_sees_what_a_shell_would() -> None:
     text = "```sh\nsam build && sam deploy  # then\nmake \\\n  demo\n```\n```\nnot a command\n```\n"
     assert readme_commands(text) == [["sam", "build"], ["sam", "deploy"], ["make", "demo"]]
     assert _form_for(["sam", "delete"]) is None
-    assert _form_for(["scripts/sam.sh", "run", "build"]) is FORMS[9]
+    assert _form_for(["scripts/sam.sh", "run", "build"]) is FORMS[11]
 
 
 # --- meetpilot CLI commands -----------------------------------------------------------------------------
@@ -300,10 +314,19 @@ SECRET_PARAMETERS = ("MeetStreamApiKeyParam", "WebhookSecretParam", "WorkspaceSi
 
 def test_the_ssm_commands_store_secrets_meetpilot_reads(aws: boto3.session.Session, template: dict[str, Any]) -> None:
     defaults = {name: template["Parameters"][name]["Default"] for name in SECRET_PARAMETERS}
+    oauth = {name: template["Parameters"][name]["Default"] for name in OAUTH_PARAMETERS}
     commands = _commands(("aws", "ssm", "put-parameter"))
     first: dict[str, str] = {}
     for argv in commands:
         _, _, params = _as_request(argv, aws)
+        if params["Name"] in oauth.values():
+            # The app's OAuth clients: JSON with the fields the grants adapter reads, and fake values.
+            value = json.loads(params["Value"])
+            wanted = {"client_id", "client_secret"} | ({"tenant"} if "microsoft" in params["Name"] else set())
+            assert set(value) == wanted and all(
+                any(m in v for m in FAKE_MARKERS) or v == "common" for v in value.values()
+            )
+            continue
         assert params["Name"] in defaults.values(), f"{params['Name']} is not a name the template uses"
         assert params["Type"] == "SecureString"
         # Literal values in the guide are obviously fake; real ones are generated on the spot.

@@ -38,7 +38,9 @@ from tests.support.stacks import FAST_SIMULATOR, run_until
 # stays. A permission unused and not listed here fails the test: remove it from template.yaml or
 # explain it here.
 API_KEY = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${MeetStreamApiKeyParam}"
-CALENDAR_SECRETS = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${CalendarSecretsPrefix}*"
+GOOGLE_CLIENT = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${GoogleOAuthClientParam}"
+MICROSOFT_CLIENT = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${MicrosoftOAuthClientParam}"
+GRANTS_KEY = "CalendarGrantsKey.Arn"
 SIGNING_SECRET = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${WorkspaceSigningSecretParam}"
 SCHEDULES = "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"
 EXPLAINED_UNUSED: dict[tuple[str, str, str], str] = {
@@ -73,12 +75,33 @@ EXPLAINED_UNUSED: dict[tuple[str, str, str], str] = {
     ("CalendarSyncFunction", "sqs:SendMessage", "CalendarSyncQueue.Arn"): "requeues a sync whose lease another "
     "sync holds",
     ("CalendarSyncFunction", "ssm:GetParameter", API_KEY): "removes the bot of a meeting cancelled after dispatch",
-    ("CalendarSyncFunction", "ssm:GetParameter", CALENDAR_SECRETS): "Google calendars' OAuth credentials",
-    # The pass over the management API registers ICS calendars only.
-    ("ManagementFunction", "ssm:GetParameter", CALENDAR_SECRETS): "removing a Google calendar stops its push "
-    "channel with the calendar's OAuth credentials",
-    ("ForgetFunction", "ssm:GetParameter", CALENDAR_SECRETS): "forgetting a user removes their Google calendars, "
-    "which stops each push channel with the calendar's OAuth credentials",
+    # The recorded runs connect ICS calendars only: no OAuth client is read, no grant sealed or opened.
+    **{
+        (function, action, resource): why
+        for function, why in (
+            (
+                "CalendarSyncFunction",
+                "syncs Google and Microsoft calendars with the app's OAuth client and the "
+                "calendar's sealed grant (and seals a token the provider rotates)",
+            ),
+            (
+                "ManagementFunction",
+                "connecting a Google or Microsoft calendar seals its token and opens its "
+                "channel or subscription; removing one stops it",
+            ),
+            (
+                "ForgetFunction",
+                "forgetting a user removes their Google and Microsoft calendars, which stops each "
+                "channel or subscription with the calendar's grant",
+            ),
+        )
+        for action, resource in (
+            ("ssm:GetParameter", GOOGLE_CLIENT),
+            ("ssm:GetParameter", MICROSOFT_CLIENT),
+            ("kms:Encrypt", GRANTS_KEY),
+            ("kms:Decrypt", GRANTS_KEY),
+        )
+    },
 }
 
 
@@ -139,7 +162,9 @@ def _drive_management_api(stack: Any, feeds: Any) -> None:
         later = ics([Ev("standup-1", now + timedelta(days=2), url="https://zoom.us/j/7770001")])
         calendars = {}
         for user in ("ann", "cal"):
-            status, made = api.post("/v1/calendars", {"ics_url": feeds.publish(user, later), "user_id": user})
+            status, made = api.post(
+                "/v1/calendars", {"provider": "ics", "feed_url": feeds.publish(user, later), "user_id": user}
+            )
             assert status == 201, made
             calendars[user] = made["calendar_id"]
         assert len(api.get("/v1/calendars")["items"]) == 2

@@ -42,7 +42,8 @@ def _ssm(param: str) -> str:
 API_KEY = _ssm("MeetStreamApiKeyParam")
 WEBHOOK_SECRET = _ssm("WebhookSecretParam")
 SIGNING_SECRET = _ssm("WorkspaceSigningSecretParam")
-CALENDAR_CREDENTIALS = _ssm("CalendarSecretsPrefix") + "*"
+OAUTH_CLIENTS = {_ssm("GoogleOAuthClientParam"), _ssm("MicrosoftOAuthClientParam")}
+GRANTS_KEY = {"CalendarGrantsKey.Arn"}
 SCHEDULES = "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"
 POLL = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 EVENT_BUS = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
@@ -93,7 +94,8 @@ EXPECTED_GRANTS = {
     ),
     "ReconcileFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"ReconcileFunctionLogGroup.Arn"}),
-        ("ssm:GetParameter", {API_KEY, CALENDAR_CREDENTIALS}),
+        ("ssm:GetParameter", {API_KEY, *OAUTH_CLIENTS}),
+        (("kms:Encrypt", "kms:Decrypt"), GRANTS_KEY),
         (
             ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem"),
             {"Table.Arn"},
@@ -112,7 +114,8 @@ EXPECTED_GRANTS = {
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"CalendarSyncFunctionLogGroup.Arn"}),
         (POLL, {"CalendarSyncQueue.Arn"}),
         ("sqs:SendMessage", {"CalendarSyncQueue.Arn", "DispatchQueue.Arn"}),
-        ("ssm:GetParameter", {API_KEY, CALENDAR_CREDENTIALS}),
+        ("ssm:GetParameter", {API_KEY, *OAUTH_CLIENTS}),
+        (("kms:Encrypt", "kms:Decrypt"), GRANTS_KEY),
         (
             ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"),
             {"Table.Arn"},
@@ -157,7 +160,8 @@ EXPECTED_GRANTS = {
             },
         ),
         ("sqs:SendMessage", {"DispatchQueue.Arn", "CalendarSyncQueue.Arn"}),
-        ("ssm:GetParameter", {API_KEY, CALENDAR_CREDENTIALS}),
+        ("ssm:GetParameter", {API_KEY, *OAUTH_CLIENTS}),
+        (("kms:Encrypt", "kms:Decrypt"), GRANTS_KEY),
         # An override or new rules converge a calendar's events at once, schedules included.
         (("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"), {SCHEDULES}),
         ("iam:PassRole", {"SchedulerRole.Arn"}),
@@ -176,7 +180,8 @@ EXPECTED_GRANTS = {
         ),
         ("s3:ListBucketVersions", {"TranscriptBucket.Arn"}),
         ("s3:DeleteObjectVersion", {"${TranscriptBucket.Arn}/transcripts/*"}),
-        ("ssm:GetParameter", {API_KEY, CALENDAR_CREDENTIALS}),
+        ("ssm:GetParameter", {API_KEY, *OAUTH_CLIENTS}),
+        (("kms:Encrypt", "kms:Decrypt"), GRANTS_KEY),
         ("scheduler:DeleteSchedule", {SCHEDULES}),
     ),
 }
@@ -202,7 +207,9 @@ GLOBAL_ENVIRONMENT = {
     "BOT_NAME",
     "SCHEDULE_GROUP",
     "CALENDAR_SYNC_QUEUE_URL",
-    "CALENDAR_SECRETS_PREFIX",
+    "CALENDAR_GRANTS_KEY_ID",
+    "GOOGLE_OAUTH_CLIENT_PARAM",
+    "MICROSOFT_OAUTH_CLIENT_PARAM",
     "REMOVE_BOT_ON_CANCEL",
     "EVENT_BUS_NAME",
     "LIVE_TRANSCRIPTS",
@@ -310,7 +317,8 @@ def test_ssm_parameter_arns_do_not_double_the_leading_slash(template: dict[str, 
         "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/meetstream-api-key",
         "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/webhook-secret",
         "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/meetstream-signing-secret",
-        "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/calendars/*",
+        "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/oauth/google",
+        "arn:aws:ssm:us-east-1:123456789012:parameter/meetpilot/oauth/microsoft",
     }
 
 
@@ -585,8 +593,9 @@ def test_management_routes_are_iam_only_on_their_own_throttled_api(template: dic
         ("GET", "/v1/transcripts/{bot_id}"),
         ("POST", "/v1/calendars"),
         ("GET", "/v1/calendars"),
-        ("DELETE", "/v1/calendars/{calendar_id}"),
+        ("GET", "/v1/calendars/{calendar_id}"),
         ("PATCH", "/v1/calendars/{calendar_id}"),
+        ("DELETE", "/v1/calendars/{calendar_id}"),
         ("GET", "/v1/calendars/{calendar_id}/events"),
         ("PUT", "/v1/calendars/{calendar_id}/events/{event_id}/override"),
         ("DELETE", "/v1/calendars/{calendar_id}/events/{event_id}/override"),
@@ -660,7 +669,8 @@ def test_parameters_have_the_documented_defaults(template: dict[str, Any]) -> No
     }
     assert params["MeetStreamBaseUrl"]["Default"] == "https://api.meetstream.ai/api/v1"
     assert params["BotName"]["Default"] == "meetpilot notetaker"
-    assert params["CalendarSecretsPrefix"]["Default"] == "/meetpilot/calendars/"
+    assert params["GoogleOAuthClientParam"]["Default"] == "/meetpilot/oauth/google"
+    assert params["MicrosoftOAuthClientParam"]["Default"] == "/meetpilot/oauth/microsoft"
     assert (params["RemoveBotOnCancel"]["Default"], set(params["RemoveBotOnCancel"]["AllowedValues"])) == (
         "true",
         {"true", "false"},
@@ -681,6 +691,7 @@ def test_outputs(template: dict[str, Any]) -> None:
         "TranscriptDLQUrl",
         "CalendarSyncQueueUrl",
         "CalendarSyncDLQUrl",
+        "CalendarGrantsKeyArn",
         "ScheduleGroupName",
         "SchedulerRoleArn",
     }

@@ -15,7 +15,7 @@ from meetpilot_dev.stack.embedded import LocalStack, StackOptions
 
 @pytest.fixture(scope="session")
 def api_stack() -> Iterator[LocalStack]:
-    stack = LocalStack(StackOptions(background_pollers=False, speed=600.0))
+    stack = LocalStack(StackOptions(background_pollers=False, speed=600.0, google_fake=True))
     stack.start()
     try:
         yield stack

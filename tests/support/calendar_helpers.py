@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from meetpilot.app.calendars import IcsRegistration, add_ics_calendar
+from meetpilot.app.calendar_sync import CalendarSyncConfig
+from meetpilot.app.calendars import GrantDeps, GrantRegistration, IcsRegistration, add_ics_calendar, connect_calendar
 from meetpilot.app.dispatch import dispatch_meeting
-from meetpilot.domain.calendar import CalendarFilters
+from meetpilot.domain.calendar import CalendarFilters, CalendarKind
 from meetpilot_dev.simulator.lifecycle import FINAL_STATUSES
 from meetpilot_dev.stack.embedded import LocalStack
 
@@ -68,6 +72,46 @@ def register_ics(
         sync_queue=c.calendar_sync_queue,
         clock=c.clock,
         check_address=c.feed_guard.vet_url,
+    )
+    stack.drain()
+    return registered.calendar.calendar_id
+
+
+def grant_deps(stack: LocalStack, *, config: CalendarSyncConfig | None = None, microsoft: Any = None) -> GrantDeps:
+    """What connecting a calendar with a grant needs, on the local stack."""
+    c = stack.container
+    assert c is not None
+
+    def no_microsoft() -> Any:
+        raise AssertionError("this test connects no Microsoft calendar")
+
+    return GrantDeps(
+        repo=c.repository,
+        grants=c.calendar_grants,
+        google=lambda: c.google_calendars,
+        microsoft=(lambda: microsoft) if microsoft is not None else no_microsoft,
+        sync_queue=c.calendar_sync_queue,
+        clock=c.clock,
+        public_base_url=c.settings.public_base_url,
+        new_id=lambda: str(uuid.uuid4()),
+        new_token=lambda: secrets.token_urlsafe(32),
+        config=config or CalendarSyncConfig(),
+    )
+
+
+def connect_google(
+    stack: LocalStack,
+    user: str,
+    refresh_token: str,
+    *,
+    calendar: str = "primary",
+    owner_email: str | None = None,
+    ttl_seconds: int = 7 * 86400,
+) -> str:
+    """Connect a Google calendar with a user's refresh token (as POST /v1/calendars does), sync it."""
+    registered = connect_calendar(
+        GrantRegistration(CalendarKind.GOOGLE, user, refresh_token, calendar, owner_email=owner_email),
+        deps=grant_deps(stack, config=CalendarSyncConfig(channel_ttl_seconds=ttl_seconds)),
     )
     stack.drain()
     return registered.calendar.calendar_id

@@ -214,6 +214,43 @@ class DynamoCalendars(TableAdapter):
             return False
         return True
 
+    def store_refresh_token(self, calendar_id: str, sealed: str, *, expect_sealed: str | None) -> bool:
+        """A rotated refresh token, written at once, unless another one was stored meanwhile."""
+        condition = "sealed_refresh_token = :old" if expect_sealed else "attribute_not_exists(sealed_refresh_token)"
+        values: dict[str, Any] = {":new": sealed}
+        if expect_sealed:
+            values[":old"] = expect_sealed
+        return self._update_calendar(calendar_id, "SET sealed_refresh_token = :new", values, condition=condition)
+
+    def reconnect_calendar(self, calendar_id: str, sealed: str) -> bool:
+        """A new grant: store it, clear the disconnection and the error, drop the sync token (full resync)."""
+        return self._update_calendar(
+            calendar_id,
+            "SET sealed_refresh_token = :new REMOVE disconnected_reason, disconnected_at, last_error, "
+            "last_error_at, sync_token",
+            {":new": sealed},
+            condition="attribute_not_exists(removing)",
+        )
+
+    def update_calendar_details(
+        self, calendar_id: str, *, label: str | None = None, owner_email: str | None = None
+    ) -> bool:
+        sets: list[str] = []
+        removes: list[str] = []
+        values: dict[str, Any] = {}
+        for name, value in (("label", label), ("owner_email", owner_email)):
+            if value is None:
+                continue
+            if value:
+                sets.append(f"{name} = :{name}")
+                values[f":{name}"] = value
+            else:
+                removes.append(name)
+        if not sets and not removes:
+            return self.get_calendar(calendar_id) is not None
+        expression = ("SET " + ", ".join(sets) if sets else "") + (" REMOVE " + ", ".join(removes) if removes else "")
+        return self._update_calendar(calendar_id, expression.strip(), values)
+
     def _update_calendar(
         self, calendar_id: str, expression: str, values: dict[str, Any], *, condition: str | None = None
     ) -> bool:
@@ -352,7 +389,6 @@ def _calendar_attrs(c: Calendar) -> dict[str, Any]:
         "sealed_refresh_token": c.sealed_refresh_token,
         "disconnected_reason": c.disconnected_reason,
         "disconnected_at": to_iso(c.disconnected_at) if c.disconnected_at else None,
-        "credentials_param": c.credentials_param,
         "sync_token": c.sync_token,
         "channel_id": c.channel_id,
         "channel_expires_at": to_iso(c.channel_expires_at) if c.channel_expires_at else None,
@@ -380,7 +416,6 @@ def _calendar_from(a: dict[str, Any]) -> Calendar:
         sealed_refresh_token=a.get("sealed_refresh_token"),
         disconnected_reason=a.get("disconnected_reason"),
         disconnected_at=when(a.get("disconnected_at")),
-        credentials_param=a.get("credentials_param"),
         sync_token=a.get("sync_token"),
         channel_id=a.get("channel_id"),
         channel_expires_at=when(a.get("channel_expires_at")),

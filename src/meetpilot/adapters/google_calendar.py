@@ -1,6 +1,8 @@
 """Google Calendar: incremental sync with sync tokens, push channels, and event mapping.
 
-OAuth tokens come from google-auth (refresh-token grant); the Calendar REST calls are plain HTTPS
+OAuth tokens come from google-auth (refresh-token grant) with the app's OAuth client and each calendar's
+own grant (see ``CalendarGrants``); a grant Google refuses raises ``AccessRevoked``, and a rotated refresh
+token is handed to the grants at once. The Calendar REST calls are plain HTTPS
 with httpx, so the Lambda bundle does not carry the generated API client. Secrets (client secret,
 refresh token, access token, channel token) never appear in a repr, an error message or a chained
 traceback; httpx's request lines for Google's hosts name no calendar (an e-mail address) and carry
@@ -10,10 +12,9 @@ no sync or page token.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
@@ -25,11 +26,12 @@ from google.auth import exceptions as google_auth_exceptions
 from google.auth import transport as google_auth_transport
 from google.oauth2.credentials import Credentials
 
-from meetpilot.app.ports import GoogleSync
+from meetpilot.app.ports import CalendarGrants, GoogleSync
 from meetpilot.domain.calendar import (
     AccessRevoked,
     Calendar,
     CalendarEvent,
+    CalendarKind,
     CalendarSourceError,
     PushChannel,
     SyncTokenExpired,
@@ -38,7 +40,6 @@ from meetpilot.domain.calendar import (
 )
 from meetpilot.domain.clock import Clock, SystemClock
 from meetpilot.domain.links import find_meeting_url
-from meetpilot.errors import MeetpilotError
 
 CALENDAR_READONLY_SCOPE = "https://www.googleapis.com/auth/calendar.readonly"
 _FULL_SYNC_LOOKBACK = timedelta(hours=1)
@@ -58,26 +59,6 @@ class GoogleCredentials:
         return f"GoogleCredentials(client_id={self.client_id!r}, client_secret=***, refresh_token=***)"
 
     __str__ = __repr__
-
-    @classmethod
-    def from_json(cls, text: str) -> GoogleCredentials:
-        """Read the SecureString parameter: ``{"client_id": ..., "client_secret": ..., "refresh_token": ...}``."""
-        try:
-            data = json.loads(text)
-        except (TypeError, ValueError):
-            raise CalendarSourceError(
-                "the Google credentials parameter is not JSON; store client_id, client_secret and refresh_token"
-            ) from None
-        if not isinstance(data, Mapping):
-            raise CalendarSourceError("the Google credentials parameter must be a JSON object")
-        missing = [
-            k
-            for k in ("client_id", "client_secret", "refresh_token")
-            if not isinstance(data.get(k), str) or not data[k]
-        ]
-        if missing:
-            raise CalendarSourceError(f"the Google credentials parameter lacks {', '.join(missing)}")
-        return cls(data["client_id"], data["client_secret"], data["refresh_token"])
 
 
 @dataclass(frozen=True)
@@ -170,8 +151,11 @@ class GoogleCalendarClient:
         owner_email: str | None = None,
         clock: Clock | None = None,
         timeout: float = 15.0,
+        on_rotated: Callable[[str], None] | None = None,
     ) -> None:
         self._http = http or httpx.Client(timeout=timeout)
+        # Called with the new refresh token when Google's token endpoint returns one in place of ours.
+        self._on_rotated = on_rotated
         self._api_base = api_base.rstrip("/")
         _redact_request_lines(self._api_base, token_uri)
         self._owner_email = owner_email
@@ -325,23 +309,28 @@ class GoogleCalendarClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _refresh(self) -> None:
+        before = self._oauth.refresh_token
         try:
             self._oauth.refresh(_HttpxAuthTransport(self._http, self._timeout))  # type: ignore[no-untyped-call]
         except google_auth_exceptions.RefreshError as exc:
             reason = _refresh_reason(exc)
-            if reason == "invalid_grant":
-                # Revoked, expired or consent withdrawn: only a new grant helps, so the calendar disconnects.
+            if reason in _GRANT_GONE:
+                # The user's grant is gone (revoked, expired, consent withdrawn): only a new token helps.
                 raise AccessRevoked(
-                    "Google refused the refresh token (invalid_grant); reconnect the calendar to grant access again"
+                    f"Google refused the refresh token ({reason}: {_GRANT_GONE[reason]}); reconnect the calendar"
                 ) from None
             raise CalendarSourceError(
-                f"Google refused to refresh the access token ({reason}); reconnect the calendar to grant access again",
-                status=400 if reason == "invalid_grant" else None,
+                f"Google refused to refresh the access token ({reason}); check the app's OAuth client "
+                "(client id and secret) in its SSM parameter",
+                status=401 if reason == "invalid_client" else None,
             ) from None
         except google_auth_exceptions.TransportError as exc:
             first = exc.args[0] if exc.args else ""
             kind = first if isinstance(first, str) and first.isidentifier() else type(exc).__name__
             raise CalendarSourceError(f"could not reach Google's token endpoint: {kind}", retryable=True) from None
+        after = self._oauth.refresh_token
+        if after and after != before and self._on_rotated is not None:
+            self._on_rotated(after)
 
     def _json(self, response: httpx.Response, action: str) -> Mapping[str, Any]:
         status = response.status_code
@@ -358,6 +347,12 @@ class GoogleCalendarClient:
                 )
             return data
         reason = _google_reason(response)
+        if status == 403 and _says_scope_missing(reason):
+            raise AccessRevoked(
+                f"Google says the grant no longer covers reading the calendar ({reason}); reconnect the calendar "
+                "with the calendar.readonly scope",
+                status=403,
+            )
         if status == 401:
             message = f"Google rejected the access token to {action} ({reason}); reconnect the calendar"
         elif status == 404:
@@ -371,55 +366,69 @@ class GoogleCalendarClient:
 
 
 class GoogleCalendarGateway:
-    """Google Calendar for registered calendars: each one's credentials come from its SSM parameter.
+    """Google Calendar for connected calendars: the app's OAuth client and each calendar's own grant.
 
-    One client per credentials parameter is kept per warm instance (it holds the access token);
-    it is rebuilt when the parameter's value changes (a user reconnected).
+    One client per calendar is kept per warm instance (it holds the access token); it is rebuilt
+    when the OAuth client or the calendar's refresh token changes (a reconnect, a rotation).
     """
 
     def __init__(
         self,
-        secrets: Any,
+        grants: CalendarGrants,
         *,
         api_base: str = "https://www.googleapis.com/calendar/v3",
         token_uri: str = "https://oauth2.googleapis.com/token",  # noqa: S107 - an endpoint, not a secret
         clock: Clock | None = None,
         timeout: float = 15.0,
     ) -> None:
-        self._secrets = secrets  # anything with get_secret(name) -> str
+        self._grants = grants
         self._api_base = api_base
         self._token_uri = token_uri
         self._clock = clock or SystemClock()
         self._timeout = timeout
-        self._clients: dict[tuple[str, str | None], tuple[str, GoogleCalendarClient]] = {}
+        self._clients: dict[str, tuple[str, GoogleCalendarClient]] = {}
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"GoogleCalendarGateway(api_base={self._api_base!r})"
 
     def _client(self, calendar: Calendar) -> GoogleCalendarClient:
-        param = calendar.credentials_param
-        if not param:
-            raise CalendarSourceError(f"calendar {calendar.calendar_id} has no credentials parameter")
-        try:
-            text = self._secrets.get_secret(param)
-        except MeetpilotError as exc:  # the message names the parameter, never its value
-            raise CalendarSourceError(str(exc)) from None
-        fingerprint = hashlib.sha256(text.encode()).hexdigest()
-        key = (param, calendar.owner_email)
-        cached = self._clients.get(key)
-        if cached is not None and cached[0] == fingerprint:
-            return cached[1]
+        oauth = self._grants.client(CalendarKind.GOOGLE)
+        refresh_token = self._grants.refresh_token(calendar)
+        # A digest, so the cache key holds no secret; it changes when any input of the client does.
+        fingerprint = hashlib.sha256(
+            "\0".join((oauth.client_id, oauth.client_secret, refresh_token, calendar.owner_email or "")).encode()
+        ).hexdigest()
+        with self._lock:
+            cached = self._clients.get(calendar.calendar_id)
+            if cached is not None and cached[0] == fingerprint:
+                return cached[1]
+
+        def rotated(new_token: str) -> None:
+            # Google may hand out a new refresh token in place of the old one: store it before
+            # anything else, or the next cold start would try a token that no longer works.
+            self._grants.store_rotated(calendar, new_token)
+            digest = hashlib.sha256(
+                "\0".join((oauth.client_id, oauth.client_secret, new_token, calendar.owner_email or "")).encode()
+            ).hexdigest()
+            with self._lock:
+                if self._clients.get(calendar.calendar_id, (None, None))[1] is client:
+                    self._clients[calendar.calendar_id] = (digest, client)
+
         client = GoogleCalendarClient(
-            GoogleCredentials.from_json(text),
+            GoogleCredentials(oauth.client_id, oauth.client_secret, refresh_token),
             api_base=self._api_base,
             token_uri=self._token_uri,
             owner_email=calendar.owner_email,
             clock=self._clock,
             timeout=self._timeout,
+            on_rotated=rotated,
         )
-        if cached is not None:
-            cached[1].close()
-        self._clients[key] = (fingerprint, client)
+        with self._lock:
+            previous = self._clients.get(calendar.calendar_id)
+            self._clients[calendar.calendar_id] = (fingerprint, client)
+        if previous is not None:
+            previous[1].close()
         return client
 
     def sync(self, calendar: Calendar, sync_token: str | None, *, time_min: datetime) -> GoogleSync:
@@ -559,6 +568,14 @@ class _HttpxAuthTransport(google_auth_transport.Request):
         return _HttpxResponse(response)
 
 
+# Token endpoint errors that mean the user's grant is gone, and what each means in words.
+_GRANT_GONE = {
+    "invalid_grant": "the grant was revoked, expired or the password changed",
+    "unauthorized_client": "the user's consent for this app was withdrawn",
+    "access_denied": "the user's consent for this app was withdrawn",
+}
+
+
 def _refresh_reason(exc: google_auth_exceptions.RefreshError) -> str:
     for arg in exc.args[1:]:
         if isinstance(arg, Mapping) and isinstance(arg.get("error"), str):
@@ -579,6 +596,16 @@ def _google_reason(response: httpx.Response) -> str:
     if isinstance(error, str):
         return error[:80]
     return "no details"
+
+
+_SCOPE_MISSING = ("insufficientpermissions", "scope_insufficient", "insufficient authentication")
+
+
+def _says_scope_missing(reason: str) -> bool:
+    text = reason.lower()
+    return any(
+        word in text for word in ("insufficientpermissions", "scope_insufficient", "insufficient authentication")
+    )
 
 
 def _says_invalid_sync_token(response: httpx.Response) -> bool:

@@ -1,6 +1,7 @@
-"""Registering calendars: add an ICS feed or a Google calendar for a user, list them, remove one.
+"""Registering calendars: add an ICS feed, or connect a Google or Microsoft 365 calendar with the
+user's refresh token; list, change and reconnect them; remove one.
 
-Registering the same feed (or Google calendar) for the same user again finds the first
+Registering the same feed (or provider calendar) for the same user again finds the first
 registration instead of making a second. A new calendar gets a sync job at once. Removing one
 withdraws exactly what only that calendar asked for: a meeting that another calendar (or a direct
 request) still wants keeps its bot.
@@ -8,6 +9,7 @@ request) still wants keeps its bot.
     registered = add_ics_calendar(
         IcsRegistration("alice", feed_url), repo=repo, sync_queue=queue, clock=clock, check_address=guard.vet_url
     )
+    connected = connect_calendar(GrantRegistration(CalendarKind.GOOGLE, "bob", refresh_token), deps=grant_deps)
     remove_calendar(registered.calendar.calendar_id, deps=deps, google=lambda: google)
 """
 
@@ -19,20 +21,40 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from meetpilot.app.calendar_decisions import forget_decisions
-from meetpilot.app.calendar_sync import CalendarSyncConfig, SyncDeps, leave_meeting, open_channel
+from meetpilot.app.calendar_sync import (
+    CalendarSyncConfig,
+    SyncDeps,
+    graph_notification_urls,
+    leave_meeting,
+    open_channel,
+    push_address,
+)
 from meetpilot.app.messages import CalendarSyncJob
-from meetpilot.app.ports import Calendars, CalendarStorage, ClaimUnavailable, GoogleCalendars, MessageQueue
+from meetpilot.app.ports import (
+    CalendarGrants,
+    Calendars,
+    CalendarStorage,
+    ClaimUnavailable,
+    GoogleCalendars,
+    MessageQueue,
+    MicrosoftCalendars,
+)
 from meetpilot.domain.bot_settings import BotSettings
 from meetpilot.domain.calendar import (
     Calendar,
     CalendarFilters,
     CalendarKind,
     CalendarSourceError,
+    PushChannel,
     calendar_id_for,
     check_feed_url,
 )
 from meetpilot.domain.clock import Clock
 from meetpilot.errors import ConcurrentUpdate, InvalidInput, NotFound
+
+# Graph refuses subscriptions on events more than 10,070 minutes ahead; the reconciler renews them daily.
+# Google's refresh tokens are about 100 characters, Microsoft's a few thousand at most.
+MAX_REFRESH_TOKEN = 8192
 
 
 @dataclass(frozen=True)
@@ -48,15 +70,37 @@ class IcsRegistration:
 
 
 @dataclass(frozen=True)
-class GoogleRegistration:
-    """A Google calendar, and the SSM SecureString holding ``{client_id, client_secret, refresh_token}``."""
+class GrantRegistration:
+    """A Google or Microsoft 365 calendar, with the refresh token the user's app got at consent.
 
+    ``source_calendar_id`` is the calendar at the provider: ``primary`` (the user's main calendar),
+    a Google calendar id or a Microsoft calendar id.
+    """
+
+    kind: CalendarKind
     user_id: str
-    google_calendar_id: str
-    credentials_param: str
+    refresh_token: str = field(repr=False)
+    source_calendar_id: str = "primary"
     owner_email: str | None = None
     label: str = ""
     filters: CalendarFilters = field(default_factory=CalendarFilters)
+    bot: BotSettings = field(default_factory=BotSettings)
+
+
+@dataclass
+class GrantDeps:
+    """What connecting a calendar with a grant needs: storage, the grants, the sources, the sync queue."""
+
+    repo: CalendarStorage
+    grants: CalendarGrants
+    google: Callable[[], GoogleCalendars]
+    microsoft: Callable[[], MicrosoftCalendars]
+    sync_queue: MessageQueue
+    clock: Clock
+    public_base_url: str
+    new_id: Callable[[], str]
+    new_token: Callable[[], str]
+    config: CalendarSyncConfig = field(default_factory=CalendarSyncConfig)
 
 
 @dataclass(frozen=True)
@@ -111,71 +155,156 @@ def add_ics_calendar(
     return Registered(calendar, created=True)
 
 
-def add_google_calendar(
-    registration: GoogleRegistration,
-    *,
-    repo: CalendarStorage,
-    google: GoogleCalendars,
-    sync_queue: MessageQueue,
-    clock: Clock,
-    address: str,
-    secrets_prefix: str,
-    new_id: Callable[[], str],
-    new_token: Callable[[], str],
-    config: CalendarSyncConfig | None = None,
-) -> Registered:
-    """Register a Google calendar: open its push channel, store both, queue a full sync.
+def _check_token(refresh_token: str) -> str:
+    token = refresh_token.strip()
+    if not token:
+        raise InvalidInput("refresh_token: is required to connect a Google or Microsoft calendar")
+    if len(token) > MAX_REFRESH_TOKEN or any(ch.isspace() or not ch.isprintable() for ch in token):
+        raise InvalidInput("refresh_token: is not a refresh token (one line of printable characters, no spaces)")
+    return token
 
-    Opening the channel also proves the credentials parameter can be read and the calendar
-    exists; a failure raises CalendarSourceError and stores nothing.
+
+def connect_calendar(registration: GrantRegistration, *, deps: GrantDeps) -> Registered:
+    """Connect a Google or Microsoft calendar: seal its token, open its channel, store it, queue a full sync.
+
+    The same user, provider and calendar again finds the first registration (``created`` False);
+    a new token then replaces the stored one, and reconnects the calendar when it was disconnected.
+    Opening the channel (Google) or subscription (Microsoft) also proves the grant works; a failure
+    raises CalendarSourceError (AccessRevoked for a refused grant) and stores nothing.
     """
+    kind = registration.kind
+    if kind not in (CalendarKind.GOOGLE, CalendarKind.MICROSOFT):
+        raise InvalidInput("provider: only google and microsoft calendars connect with a refresh token")
     user = _check_user(registration.user_id)
-    google_id = registration.google_calendar_id.strip()
-    param = registration.credentials_param.strip()
-    if not google_id:
-        raise InvalidInput("a Google calendar id is required (e.g. the owner's address for the primary calendar)")
-    if not param.startswith("/") or (secrets_prefix and not param.startswith(secrets_prefix)):
-        raise InvalidInput(
-            f"the credentials parameter must be an SSM name under {secrets_prefix or '/'} "
-            "(the functions may read only that path)"
-        )
-    if not address.lower().startswith(("https://", "http://")):
-        raise InvalidInput("PUBLIC_BASE_URL must be set: Google pushes changes to it")
-    calendar_id = calendar_id_for(CalendarKind.GOOGLE, user, google_id)
-    existing = repo.get_calendar(calendar_id)
+    token = _check_token(registration.refresh_token)
+    source_id = registration.source_calendar_id.strip() or "primary"
+    if len(source_id) > 1024:
+        raise InvalidInput("calendar_id: at most 1024 characters")
+    if not deps.public_base_url.lower().startswith(("https://", "http://")):
+        raise InvalidInput("PUBLIC_BASE_URL must be set: the provider pushes changes to it")
+    calendar_id = calendar_id_for(kind, user, source_id)
+    existing = deps.repo.get_calendar(calendar_id)
     if existing is not None:
+        if existing.removing:
+            raise ConcurrentUpdate(f"calendar {calendar_id} is being removed; connect it again once it is gone")
+        if not existing.connected:
+            return Registered(reconnect_calendar(calendar_id, token, deps=deps), created=False)
+        sealed = deps.grants.seal(token, calendar_id=calendar_id)
+        if deps.repo.store_refresh_token(calendar_id, sealed, expect_sealed=existing.sealed_refresh_token):
+            existing.sealed_refresh_token = sealed
         return Registered(existing, created=False)
     calendar = Calendar(
         calendar_id=calendar_id,
-        kind=CalendarKind.GOOGLE,
+        kind=kind,
         user_id=user,
         owner_email=(registration.owner_email or "").strip().lower() or None,
         label=registration.label.strip()[:200],
         filters=registration.filters,
-        source_calendar_id=google_id,
-        credentials_param=param,
+        bot=registration.bot,
+        source_calendar_id=source_id,
+        sealed_refresh_token=deps.grants.seal(token, calendar_id=calendar_id),
     )
-    channel = open_channel(
-        calendar,
-        repo=repo,
-        google=google,
-        address=address,
-        new_id=new_id,
-        new_token=new_token,
-        config=config or CalendarSyncConfig(),
-    )
+    channel = _open(calendar, deps)
     calendar.channel_id, calendar.channel_expires_at = channel.channel_id, channel.expires_at
-    if not repo.put_calendar(calendar, clock.now()):
-        # Registered concurrently: keep theirs, close ours.
-        with contextlib.suppress(CalendarSourceError):
-            google.stop(calendar, channel)
-        repo.delete_channel(channel.channel_id)
-        current = repo.get_calendar(calendar_id)
+    if not deps.repo.put_calendar(calendar, deps.clock.now()):
+        # Connected concurrently: keep theirs, close ours.
+        _close(calendar, channel, deps)
+        current = deps.repo.get_calendar(calendar_id)
         if current is None:
-            raise ConcurrentUpdate(f"calendar {calendar_id} changed while being registered; try again")
+            raise ConcurrentUpdate(f"calendar {calendar_id} changed while being connected; try again")
         return Registered(current, created=False)
-    sync_queue.send(CalendarSyncJob(calendar_id=calendar_id, reason="registered", full=True).to_body())
+    deps.sync_queue.send(CalendarSyncJob(calendar_id=calendar_id, reason="registered", full=True).to_body())
     return Registered(calendar, created=True)
+
+
+def reconnect_calendar(calendar_id: str, refresh_token: str, *, deps: GrantDeps) -> Calendar:
+    """A new grant for a connected or disconnected calendar: seal and store it, clear the
+    disconnection, open a channel (Google: when the old one is gone; Microsoft: always, since a
+    refused grant leaves its subscription unauthorised) and queue a full resync."""
+    token = _check_token(refresh_token)
+    calendar = deps.repo.get_calendar(calendar_id)
+    if calendar is None:
+        raise NotFound(f"no calendar {calendar_id}; 'calendars list' shows the registered ones")
+    if calendar.kind not in (CalendarKind.GOOGLE, CalendarKind.MICROSOFT):
+        raise InvalidInput("refresh_token: an ICS calendar has no grant; it reads its feed address")
+    if calendar.removing:
+        raise ConcurrentUpdate(f"calendar {calendar_id} is being removed")
+    calendar.sealed_refresh_token = deps.grants.seal(token, calendar_id=calendar_id)
+    old = deps.repo.get_channel(calendar.channel_id) if calendar.channel_id else None
+    now = deps.clock.now()
+    if calendar.kind is CalendarKind.MICROSOFT or old is None or old.expires_at <= now:
+        # With the new grant in hand (the in-memory calendar holds it), so opening proves it works.
+        new = _open(calendar, deps)
+        if not deps.repo.set_calendar_channel(calendar_id, new, expect_channel_id=calendar.channel_id):
+            _close(calendar, new, deps)
+            raise ConcurrentUpdate(f"calendar {calendar_id} changed while being reconnected; try again")
+        if old is not None:
+            _close(calendar, old, deps)
+        calendar.channel_id, calendar.channel_expires_at = new.channel_id, new.expires_at
+    if not deps.repo.reconnect_calendar(calendar_id, calendar.sealed_refresh_token):
+        raise ConcurrentUpdate(f"calendar {calendar_id} is being removed")
+    deps.sync_queue.send(CalendarSyncJob(calendar_id=calendar_id, reason="reconnected", full=True).to_body())
+    current = deps.repo.get_calendar(calendar_id)
+    if current is None:
+        raise NotFound(f"calendar {calendar_id} was removed meanwhile")
+    return current
+
+
+def update_calendar(
+    calendar_id: str, *, repo: Calendars, label: str | None = None, owner_email: str | None = None
+) -> Calendar:
+    """Change a calendar's label or owner e-mail ("" clears the e-mail); None leaves a field as it is."""
+    if not repo.update_calendar_details(
+        calendar_id,
+        label=label.strip()[:200] if label is not None else None,
+        owner_email=owner_email.strip().lower() if owner_email is not None else None,
+    ):
+        raise NotFound(f"no calendar {calendar_id}; 'calendars list' shows the registered ones")
+    calendar = repo.get_calendar(calendar_id)
+    if calendar is None:
+        raise NotFound(f"calendar {calendar_id} was removed meanwhile")
+    return calendar
+
+
+def get_calendar(calendar_id: str, *, repo: Calendars) -> Calendar:
+    calendar = repo.get_calendar(calendar_id)
+    if calendar is None:
+        raise NotFound(f"no calendar {calendar_id}; 'calendars list' shows the registered ones")
+    return calendar
+
+
+def _open(calendar: Calendar, deps: GrantDeps) -> PushChannel:
+    """A new Google channel or Graph subscription on the calendar, stored (not yet pointed at)."""
+    if calendar.kind is CalendarKind.GOOGLE:
+        return open_channel(
+            calendar,
+            repo=deps.repo,
+            google=deps.google(),
+            address=push_address(deps.public_base_url),
+            new_id=deps.new_id,
+            new_token=deps.new_token,
+            config=deps.config,
+        )
+    notification_url, lifecycle_url = graph_notification_urls(deps.public_base_url)
+    channel = deps.microsoft().subscribe(
+        calendar,
+        client_state=deps.new_token(),
+        notification_url=notification_url,
+        lifecycle_url=lifecycle_url,
+        expires_at=deps.clock.now() + deps.config.subscription_lifetime,
+    )
+    deps.repo.put_channel(channel)
+    return channel
+
+
+def _close(calendar: Calendar, channel: PushChannel, deps: GrantDeps) -> None:
+    # One the provider will not close expires on its own; its notifications find no channel item.
+    with contextlib.suppress(CalendarSourceError):
+        if calendar.kind is CalendarKind.GOOGLE:
+            deps.google().stop(calendar, channel)
+        else:
+            deps.microsoft().unsubscribe(calendar, channel)
+    deps.repo.delete_channel(channel.channel_id)
 
 
 def list_calendars(*, repo: Calendars, user_id: str | None = None) -> list[Calendar]:
@@ -205,13 +334,20 @@ class Removal:
     actions: Counter[str] = field(default_factory=Counter)
 
 
-def remove_calendar(calendar_id: str, *, deps: SyncDeps, google: Callable[[], GoogleCalendars]) -> Removal:
+def remove_calendar(
+    calendar_id: str,
+    *,
+    deps: SyncDeps,
+    google: Callable[[], GoogleCalendars],
+    microsoft: Callable[[], MicrosoftCalendars] | None = None,
+) -> Removal:
     """Remove a calendar and withdraw what only it asked for.
 
     The calendar is first flagged (no sync or renewal starts on it any more) and its sync lease
     taken, so no sync adds a link behind the removal's back; a running sync raises CalendarBusy.
-    Then its push channel is stopped and every event link leaves its meeting (cancelling the
-    meetings nothing else wants). Running it again after a failure finishes the job.
+    Then its Google push channel is stopped or its Graph subscription deleted, and every event link
+    leaves its meeting (cancelling the meetings nothing else wants). Running it again after a
+    failure finishes the job.
     """
     repo = deps.repo
     now = deps.clock.now()
@@ -226,15 +362,21 @@ def remove_calendar(calendar_id: str, *, deps: SyncDeps, google: Callable[[], Go
         if busy.state == "busy":
             raise CalendarBusy(calendar_id, busy.retry_in_seconds or 1.0) from None
         raise NotFound(f"calendar {calendar_id} was removed meanwhile") from None
-    if calendar.kind is CalendarKind.GOOGLE and calendar.channel_id:
-        channel = repo.get_channel(calendar.channel_id)
-        if channel is not None:
-            try:
+    channel = repo.get_channel(calendar.channel_id) if calendar.channel_id else None
+    if channel is not None and calendar.kind in (CalendarKind.GOOGLE, CalendarKind.MICROSOFT):
+        try:
+            if calendar.kind is CalendarKind.GOOGLE:
                 google().stop(calendar, channel)
                 removal.actions["channel_stopped"] += 1
-            except CalendarSourceError:
+            elif microsoft is not None:
+                microsoft().unsubscribe(calendar, channel)
+                removal.actions["subscription_deleted"] += 1
+            else:
                 removal.actions["channel_left_to_expire"] += 1
-            repo.delete_channel(channel.channel_id)
+        except CalendarSourceError:
+            # A revoked grant cannot stop anything; the channel or subscription expires on its own.
+            removal.actions["channel_left_to_expire"] += 1
+        repo.delete_channel(channel.channel_id)
     for link in repo.list_calendar_links(calendar_id):
         removal.actions[leave_meeting(link, deps)] += 1
     # Its decisions and overrides go with it (before the calendar item, so a rerun finds them).

@@ -283,6 +283,24 @@ class Calendars(Protocol):
         """Replace the calendar's rules and/or bot settings (None leaves one as it is); False if it is gone."""
         ...
 
+    def store_refresh_token(self, calendar_id: str, sealed: str, *, expect_sealed: str | None) -> bool:
+        """Replace the sealed refresh token if the stored one is still ``expect_sealed`` (a rotation).
+
+        False when the calendar is gone or another token was stored meanwhile (a reconnect): theirs is newer.
+        """
+        ...
+
+    def reconnect_calendar(self, calendar_id: str, sealed: str) -> bool:
+        """Store a new grant: the sealed token, no disconnection, no error, no sync token (a full resync
+        follows). False when the calendar is gone or being removed."""
+        ...
+
+    def update_calendar_details(
+        self, calendar_id: str, *, label: str | None = None, owner_email: str | None = None
+    ) -> bool:
+        """Change the label and/or owner e-mail (None: leave as is; "" clears the e-mail). False when gone."""
+        ...
+
 
 class PushChannels(Protocol):
     """Google push channels by id: the push endpoint's one lookup."""
@@ -437,9 +455,11 @@ class GoogleSync:
 
 
 class GoogleCalendars(Protocol):
-    """Google Calendar for registered calendars (credentials from each one's SSM parameter).
+    """Google Calendar for connected calendars (the app's OAuth client and each calendar's sealed grant,
+    see CalendarGrants).
 
-    Raises CalendarSourceError, and SyncTokenExpired on 410 Gone.
+    Raises CalendarSourceError, SyncTokenExpired on 410 Gone, and AccessRevoked when the grant stopped
+    working.
     """
 
     def sync(self, calendar: Calendar, sync_token: str | None, *, time_min: datetime) -> GoogleSync: ...
@@ -463,8 +483,11 @@ class CalendarGrants(Protocol):
         """The app's OAuth client for Google or Microsoft; raises CalendarSourceError when not configured."""
         ...
 
-    def seal(self, refresh_token: str) -> str:
-        """Encrypt a refresh token for storage on the calendar item."""
+    def seal(self, refresh_token: str, *, calendar_id: str) -> str:
+        """Encrypt a refresh token for storage on the item of calendar ``calendar_id``.
+
+        The seal is bound to that calendar: copied onto another calendar's item it does not open.
+        """
         ...
 
     def refresh_token(self, calendar: Calendar) -> str:

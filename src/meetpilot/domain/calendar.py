@@ -398,7 +398,6 @@ class Calendar:
     etag: str | None = None
     # The calendar at its provider: a Google calendar id, a Microsoft calendar id, or "primary".
     source_calendar_id: str | None = None
-    credentials_param: str | None = None
     # The user's refresh token, sealed with the stack's KMS key (see the CalendarGrants port); only
     # the grants adapter can open it.
     sealed_refresh_token: str | None = field(default=None, repr=False)

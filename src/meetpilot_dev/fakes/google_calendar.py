@@ -3,7 +3,8 @@
 depends on it:
 
 * ``POST /token``: the refresh-token grant; an unknown client or wrong secret is 401 ``invalid_client``,
-  an unknown or revoked refresh token 400 ``invalid_grant``.
+  an unknown or revoked refresh token 400 ``invalid_grant``. With ``rotate_refresh_tokens`` each
+  refresh answers a new refresh token and retires the one presented.
 * ``GET /calendar/v3/calendars/{id}/events``: ``Authorization: Bearer`` required (401 otherwise);
   ``timeMin``/``timeMax`` (by end/start), ``maxResults``, ``pageToken``, ``syncToken`` (410 once the
   calendar's tokens are expired, 400 when combined with a filter), ``showDeleted``. Results are paged
@@ -90,9 +91,15 @@ class FakeGoogleCalendar:
         self.unauthorised_requests = 0  # API calls answered 401
         self.notifications: list[dict[str, Any]] = []  # push notifications sent by notify()
         self.auto_notify = False  # when True, put_event/cancel_event notify the calendar's channels
+        # When True, every refresh answers a new refresh token and the old one stops working at once
+        # (what Google does for some clients); see ``refresh_tokens``.
+        self.rotate_refresh_tokens = False
         self._clock = clock or SystemClock()
         self._lock = threading.RLock()
         self._clients: dict[str, tuple[str, set[str]]] = {}
+        self._refused: dict[str, str] = {}  # refresh token -> the error the token endpoint answers
+        # Whose grant a token is: refresh and access token -> the user's own calendar ("primary").
+        self._primary_of: dict[str, str] = {}
         self._access_tokens: dict[str, datetime] = {}
         self._calendars: dict[str, _Calendar] = {}
         self._pages: dict[str, tuple[list[dict[str, Any]], str]] = {}
@@ -145,23 +152,52 @@ class FakeGoogleCalendar:
 
     # --- test controls ------------------------------------------------------------------------
 
-    def add_client(self, client_id: str, client_secret: str, refresh_token: str) -> None:
-        """Register an OAuth client and a refresh token a user granted it."""
+    def add_client(self, client_id: str, client_secret: str, refresh_token: str | None = None) -> None:
+        """Register an OAuth client and, optionally, a refresh token a user granted it."""
         with self._lock:
             _, tokens = self._clients.get(client_id, (client_secret, set()))
-            tokens.add(refresh_token)
+            if refresh_token is not None:
+                tokens.add(refresh_token)
             self._clients[client_id] = (client_secret, tokens)
+
+    def consent(self, client_id: str, *, primary: str | None = None) -> str:
+        """A user consents to the client (offline access): the refresh token the app gets back.
+
+        ``primary`` is the user's own calendar, which the API then also answers as ``primary``.
+        """
+        token = "1//0fake-grant-" + secrets.token_urlsafe(24)
+        with self._lock:
+            if client_id not in self._clients:
+                raise KeyError(f"no OAuth client {client_id!r}; add_client first")
+            self._clients[client_id][1].add(token)
+            if primary is not None:
+                self._calendar(primary, create=True)
+                self._primary_of[token] = primary
+        return token
 
     def add_calendar(self, calendar_id: str) -> None:
         """Create an empty calendar (``put_event`` creates one on its first event)."""
         with self._lock:
             self._calendar(calendar_id, create=True)
 
-    def revoke_refresh_token(self, refresh_token: str) -> None:
-        """The user removed the app's access: the token endpoint answers ``invalid_grant``."""
+    def revoke_refresh_token(self, refresh_token: str, *, error: str = "invalid_grant") -> None:
+        """The user removed the app's access: the token endpoint answers ``invalid_grant`` (or
+        ``error``, e.g. ``unauthorized_client`` for consent withdrawn)."""
         with self._lock:
             for _, tokens in self._clients.values():
                 tokens.discard(refresh_token)
+            self._refused[refresh_token] = error
+
+    def revoke_grants(self, client_id: str) -> None:
+        """Every refresh token of the client stops working (the app's access was removed everywhere)."""
+        with self._lock:
+            for token in list(self._clients.get(client_id, ("", set()))[1]):
+                self.revoke_refresh_token(token)
+
+    def refresh_tokens(self, client_id: str) -> set[str]:
+        """The refresh tokens that work for the client now."""
+        with self._lock:
+            return set(self._clients.get(client_id, ("", set()))[1])
 
     def expire_access_tokens(self) -> None:
         """Every access token issued so far stops working (the API answers 401)."""
@@ -327,6 +363,10 @@ class FakeGoogleCalendar:
             reason = {403: "rateLimitExceeded", 429: "rateLimitExceeded"}.get(fault, "backendError")
             return _error(fault, "Injected failure", reason)
         segments = [unquote(s) for s in path[len("/calendar/v3/") :].split("/")]
+        if len(segments) > 1 and segments[0] == "calendars" and segments[1] == "primary":
+            with self._lock:
+                bearer = headers.get("authorization", "")[len("Bearer ") :].strip()
+                segments[1] = self._primary_of.get(bearer, "primary")
         if method == "GET" and len(segments) == 3 and segments[0] == "calendars" and segments[2] == "events":
             return self._list(segments[1], query)
         if (
@@ -352,19 +392,31 @@ class FakeGoogleCalendar:
             secret, refresh_tokens = client
             if not secrets.compare_digest(secret.encode(), form.get("client_secret", "").encode()):
                 return _Reply(401, {"error": "invalid_client", "error_description": "Unauthorized"})
-            if form.get("refresh_token") not in refresh_tokens:
-                return _Reply(400, {"error": "invalid_grant", "error_description": "Bad Request"})
+            presented = form.get("refresh_token", "")
+            if presented not in refresh_tokens:
+                error = self._refused.get(presented, "invalid_grant")
+                return _Reply(
+                    400 if error == "invalid_grant" else 401, {"error": error, "error_description": "Bad Request"}
+                )
             token = "ya29.fake-" + secrets.token_urlsafe(24)
             self._access_tokens[token] = self._clock.now() + timedelta(seconds=self.token_lifetime_seconds)
-        return _Reply(
-            200,
-            {
+            owner = self._primary_of.get(presented)
+            if owner is not None:
+                self._primary_of[token] = owner
+            answer = {
                 "access_token": token,
                 "expires_in": self.token_lifetime_seconds,
                 "scope": "https://www.googleapis.com/auth/calendar.readonly",
                 "token_type": "Bearer",
-            },
-        )
+            }
+            if self.rotate_refresh_tokens:
+                rotated = "1//0fake-rotated-" + secrets.token_urlsafe(24)
+                refresh_tokens.discard(presented)
+                refresh_tokens.add(rotated)
+                if owner is not None:
+                    self._primary_of[rotated] = owner
+                answer["refresh_token"] = rotated
+        return _Reply(200, answer)
 
     def _authorised(self, headers: dict[str, str]) -> bool:
         value = headers.get("authorization", "")

@@ -466,6 +466,39 @@ class MemoryCalendars(_OnTable):
                 bot=bot if bot is not None else current.bot,
             )
 
+    def store_refresh_token(self, calendar_id: str, sealed: str, *, expect_sealed: str | None) -> bool:
+        with self.table.lock:
+            current = self.table.calendars.get(calendar_id)
+            if current is None or current.sealed_refresh_token != expect_sealed:
+                return False
+            return self._update(calendar_id, sealed_refresh_token=sealed)
+
+    def reconnect_calendar(self, calendar_id: str, sealed: str) -> bool:
+        with self.table.lock:
+            current = self.table.calendars.get(calendar_id)
+            if current is None or current.removing:
+                return False
+            return self._update(
+                calendar_id,
+                sealed_refresh_token=sealed,
+                disconnected_reason=None,
+                disconnected_at=None,
+                last_error=None,
+                last_error_at=None,
+                sync_token=None,
+            )
+
+    def update_calendar_details(
+        self, calendar_id: str, *, label: str | None = None, owner_email: str | None = None
+    ) -> bool:
+        with self.table.lock:
+            changes: dict[str, Any] = {}
+            if label is not None:
+                changes["label"] = label
+            if owner_email is not None:
+                changes["owner_email"] = owner_email or None
+            return self._update(calendar_id, **changes)
+
 
 class MemoryPushChannels(_OnTable):
     """``app.ports.PushChannels`` in memory."""

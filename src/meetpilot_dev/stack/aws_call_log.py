@@ -275,6 +275,13 @@ def _ssm(operation: str, params: Mapping[str, Any], region: str, account: str) -
     return [(f"ssm:{operation}", parameter(params["Name"]), ())]
 
 
+def _kms(operation: str, params: Mapping[str, Any], region: str, account: str) -> list[Need] | None:
+    key = params.get("KeyId")
+    if operation not in ("Encrypt", "Decrypt") or not isinstance(key, str):
+        return None
+    return [(f"kms:{operation}", key if key.startswith("arn:") else f"arn:aws:kms:{region}:{account}:key/{key}", ())]
+
+
 _MAPPERS: dict[str, Callable[[str, Mapping[str, Any], str, str], list[Need] | None]] = {
     "dynamodb": _dynamodb,
     "sqs": _sqs,
@@ -282,4 +289,5 @@ _MAPPERS: dict[str, Callable[[str, Mapping[str, Any], str, str], list[Need] | No
     "scheduler": _scheduler,
     "events": _events,
     "ssm": _ssm,
+    "kms": _kms,
 }

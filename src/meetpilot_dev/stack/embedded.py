@@ -4,9 +4,11 @@ MeetStream simulator, all on 127.0.0.1 in one process, running the same handler 
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets as token_source
 import threading
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +18,7 @@ import boto3
 
 from meetpilot.app.messages import SubmitMeeting
 from meetpilot.composition import Container, use_container
+from meetpilot.domain.calendar import CalendarKind, OAuthClient
 from meetpilot.domain.clock import Clock, SystemClock
 from meetpilot.domain.meeting import meeting_key
 from meetpilot.handlers.observability import logger
@@ -97,6 +100,18 @@ class LocalStack:
         self.api_key = "ms_local_" + token_source.token_hex(SIM_API_KEY_LENGTH // 2)
         self.webhook_secret = token_source.token_urlsafe(32)
         self.signing_secret = token_source.token_urlsafe(32)  # what MeetStream would show for a workspace webhook
+        # The app's OAuth clients at the providers' fakes, stored as the operator stores them in SSM.
+        self.oauth_clients = {
+            CalendarKind.GOOGLE: OAuthClient(
+                client_id=f"{token_source.token_hex(6)}-local.apps.googleusercontent.com",
+                client_secret="GOCSPX-local-" + token_source.token_urlsafe(18),
+            ),
+            CalendarKind.MICROSOFT: OAuthClient(
+                client_id=str(uuid.uuid4()),
+                client_secret="local~" + token_source.token_urlsafe(24),
+                tenant="common",
+            ),
+        }
         self._moto: Any = None
         self.aws_endpoint = ""
         self.gateway: Gateway | None = None
@@ -128,7 +143,7 @@ class LocalStack:
         self.resources = create_stack_resources(
             {
                 name: session.client(name, endpoint_url=self.aws_endpoint)
-                for name in ("dynamodb", "sqs", "s3", "scheduler")
+                for name in ("dynamodb", "sqs", "s3", "scheduler", "kms")
             },
             prefix=self.options.prefix,
             template=self.template,
@@ -148,6 +163,15 @@ class LocalStack:
         ssm.put_parameter(
             Name=settings_env.signing_secret_param, Value=self.signing_secret, Type="SecureString", Overwrite=True
         )
+        for kind, name in (
+            (CalendarKind.GOOGLE, settings_env.google_oauth_client_param),
+            (CalendarKind.MICROSOFT, settings_env.microsoft_oauth_client_param),
+        ):
+            client = self.oauth_clients[kind]
+            value = {"client_id": client.client_id, "client_secret": client.client_secret}
+            if client.tenant is not None:
+                value["tenant"] = client.tenant
+            ssm.put_parameter(Name=name, Value=json.dumps(value), Type="SecureString", Overwrite=True)
 
         sim_config = SimulatorConfig(
             api_keys=(self.api_key,), speed=self.options.speed, **self.options.simulator_overrides
@@ -168,6 +192,8 @@ class LocalStack:
         if self.options.google_fake:
             self.google = FakeGoogleCalendar(clock=self.clock)
             self.google.start()
+            google_client = self.oauth_clients[CalendarKind.GOOGLE]
+            self.google.add_client(google_client.client_id, google_client.client_secret)
             google_env = {"GOOGLE_CALENDAR_API_BASE": self.google.api_base, "GOOGLE_TOKEN_URI": self.google.token_uri}
         if self.options.microsoft_fake:
             self.graph = FakeMicrosoftGraph(clock=self.clock)
@@ -281,8 +307,14 @@ class LocalStack:
         events = self.event_tap.drain()
         return [e for e in events if detail_type is None or e.get("detail-type") == detail_type]
 
+    def google_consent(self, primary: str | None = None) -> str:
+        """A refresh token for the stack's Google OAuth client, as a user's consent gives the app one
+        (``primary``: the user's own calendar at the fake)."""
+        assert self.google is not None, "start the stack with google_fake=True"
+        return str(self.google.consent(self.oauth_clients[CalendarKind.GOOGLE].client_id, primary=primary))
+
     def put_secret(self, name: str, value: str) -> None:
-        """Store an SSM SecureString in the emulator (a Google calendar's OAuth credentials)."""
+        """Store an SSM SecureString in the emulator (an OAuth client, say)."""
         assert self.container is not None
         self.container.client("ssm").put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
 

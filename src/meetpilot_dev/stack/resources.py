@@ -38,7 +38,7 @@ from meetpilot_dev.stack.template import (
     ttl_attribute,
 )
 
-_SERVICES = ("dynamodb", "sqs", "s3", "scheduler")
+_SERVICES = ("dynamodb", "sqs", "s3", "scheduler", "kms")
 
 # Lower-case letters, digits and hyphens, so that "<prefix>-transcripts" is a valid bucket name and
 # "<prefix>-<queue>" a valid queue name; short enough for SQS's 80 and S3's 63 characters.
@@ -59,6 +59,8 @@ class StackResources:
     dead_letter_queues: dict[str, str] = field(default_factory=dict)
     # the template's environment variables that name a resource, resolved (see ``environment``)
     resource_environment: dict[str, str] = field(default_factory=dict)
+    # the KMS key that seals calendars' refresh tokens (its key id, as !Ref gives it)
+    grants_key_id: str = ""
 
     def url(self, logical_id: str) -> str:
         """The URL of any queue, main or dead-letter, by logical id."""
@@ -90,8 +92,8 @@ def create_stack_resources(
 ) -> StackResources:
     """Create (or find) the table, queues, bucket and schedule group the template declares.
 
-    ``session_or_clients`` is a ``boto3.Session`` or a mapping with ``dynamodb``, ``sqs``, ``s3``
-    and ``scheduler`` clients (use the mapping to point them at a custom endpoint). ``prefix``
+    ``session_or_clients`` is a ``boto3.Session`` or a mapping with ``dynamodb``, ``sqs``, ``s3``,
+    ``scheduler`` and ``kms`` clients (use the mapping to point them at a custom endpoint). ``prefix``
     starts every name: lower-case letters, digits and hyphens, 3 to 40 characters.
     """
     if not _PREFIX.match(prefix):
@@ -130,6 +132,9 @@ def create_stack_resources(
     _create_schedule_group(clients["scheduler"], schedule_group)
 
     values = {table_id: table_name, bucket_id: bucket, group_id: schedule_group, **queue_urls, **dlq_urls}
+    grants_key_id = ""
+    for key_id in resources_of_type(tpl, "AWS::KMS::Key"):
+        grants_key_id = values[key_id] = _create_key(clients["kms"], tpl, key_id, f"alias/{prefix}-{_kebab(key_id)}")
     # What !GetAtt <X>.Arn gives: queue ARNs, and a stand-in ARN for IAM roles (the emulator
     # neither needs nor checks them).
     arns = dict(queue_arns)
@@ -144,6 +149,7 @@ def create_stack_resources(
         queue_arns=queue_arns,
         dead_letter_queues=dead_letter_queues,
         resource_environment=_resource_environment(tpl, values, arns),
+        grants_key_id=grants_key_id,
     )
 
 
@@ -158,7 +164,7 @@ def _clients(session_or_clients: Any) -> dict[str, Any]:
         return {name: session_or_clients[name] for name in _SERVICES}
     if hasattr(session_or_clients, "client"):
         return {name: session_or_clients.client(name) for name in _SERVICES}
-    raise ConfigurationError("pass a boto3.Session or a mapping of dynamodb/sqs/s3/scheduler clients")
+    raise ConfigurationError("pass a boto3.Session or a mapping of dynamodb/sqs/s3/scheduler/kms clients")
 
 
 def _single(tpl: Mapping[str, Any], resource_type: str) -> str:
@@ -279,6 +285,30 @@ def _api_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     if "ServerSideEncryptionByDefault" in rule:
         api_rule["ApplyServerSideEncryptionByDefault"] = dict(rule["ServerSideEncryptionByDefault"])
     return api_rule
+
+
+# --- KMS --------------------------------------------------------------------------------------
+
+
+def _create_key(client: Any, tpl: Mapping[str, Any], logical_id: str, alias: str) -> str:
+    """The template's key under a per-prefix alias (found again by that alias); returns its key id."""
+    try:
+        return str(client.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"])
+    except ClientError as error:
+        if _error_code(error) != "NotFoundException":
+            raise
+    props = tpl["Resources"][logical_id].get("Properties") or {}
+    key_id = str(
+        client.create_key(
+            Description=str(props.get("Description") or logical_id),
+            KeySpec=str(props.get("KeySpec", "SYMMETRIC_DEFAULT")),
+            KeyUsage=str(props.get("KeyUsage", "ENCRYPT_DECRYPT")),
+        )["KeyMetadata"]["KeyId"]
+    )
+    if props.get("EnableKeyRotation"):
+        client.enable_key_rotation(KeyId=key_id)
+    client.create_alias(AliasName=alias, TargetKeyId=key_id)
+    return key_id
 
 
 # --- EventBridge Scheduler --------------------------------------------------------------------

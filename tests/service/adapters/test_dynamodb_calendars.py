@@ -236,3 +236,45 @@ def test_finish_dispatch_for_a_session_the_meeting_no_longer_has_is_refused(repo
     assert repo.get_meeting(key).dispatch_state is DispatchState.CLAIMED
     assert repo.finish_dispatch(key, state=DispatchState.DISPATCHED, bot_id="bot-1", session_id="sess-1")
     assert repo.get_meeting(key).bot_id == "bot-1"
+
+
+def test_a_rotated_token_replaces_only_the_seal_it_was_rotated_from(repo):
+    repo.put_calendar(_calendar("google-1", kind=CalendarKind.GOOGLE, feed_url=None, sealed_refresh_token="kms1:a"), T0)
+    assert repo.store_refresh_token("google-1", "kms1:b", expect_sealed="kms1:a")
+    assert not repo.store_refresh_token("google-1", "kms1:c", expect_sealed="kms1:a")  # a newer one is stored
+    assert repo.get_calendar("google-1").sealed_refresh_token == "kms1:b"
+    assert not repo.store_refresh_token("google-gone", "kms1:x", expect_sealed="kms1:a")
+
+
+def test_a_reconnect_stores_the_grant_and_clears_the_disconnection_error_and_sync_token(repo):
+    repo.put_calendar(
+        _calendar(
+            "google-2",
+            kind=CalendarKind.GOOGLE,
+            feed_url=None,
+            sealed_refresh_token="kms1:old",
+            sync_token="sync-1",
+            disconnected_reason="Google refused the refresh token (invalid_grant)",
+            disconnected_at=T0,
+            last_error="refused",
+            last_error_at=T0,
+        ),
+        T0,
+    )
+    assert repo.get_calendar("google-2").status == "disconnected"
+    assert repo.reconnect_calendar("google-2", "kms1:new")
+    back = repo.get_calendar("google-2")
+    assert (back.sealed_refresh_token, back.status, back.disconnected_at) == ("kms1:new", "connected", None)
+    assert back.last_error is None and back.sync_token is None
+    repo.mark_calendar_removing("google-2")
+    assert not repo.reconnect_calendar("google-2", "kms1:newer")
+    assert not repo.reconnect_calendar("google-gone", "kms1:x")
+
+
+def test_label_and_owner_email_change_alone(repo):
+    repo.put_calendar(_calendar("ics-9", label="Old", owner_email="a@x.test"), T0)
+    assert repo.update_calendar_details("ics-9", label="New")
+    assert (repo.get_calendar("ics-9").label, repo.get_calendar("ics-9").owner_email) == ("New", "a@x.test")
+    assert repo.update_calendar_details("ics-9", owner_email="")
+    assert repo.get_calendar("ics-9").owner_email is None and repo.get_calendar("ics-9").label == "New"
+    assert not repo.update_calendar_details("ics-gone", label="x")

@@ -20,7 +20,7 @@ from meetpilot.adapters.google_calendar import (
     resource_state,
     verify_channel,
 )
-from meetpilot.domain.calendar import CalendarEvent, CalendarSourceError, SyncTokenExpired
+from meetpilot.domain.calendar import AccessRevoked, CalendarEvent, CalendarSourceError, SyncTokenExpired
 from meetpilot.domain.clock import FixedClock
 from meetpilot_dev.fakes.google_calendar import FakeGoogleCalendar
 
@@ -304,14 +304,46 @@ def test_refused_credentials_raise_without_secrets(fake, credentials, reason):
     _assert_no_secrets(caught.value, credentials)
 
 
-def test_a_revoked_grant_asks_to_reconnect(fake, client):
+@pytest.mark.parametrize("error", ["invalid_grant", "unauthorized_client"])
+def test_a_revoked_grant_raises_access_revoked_asking_to_reconnect(fake, client, error):
     fake.put_event(CALENDAR, timed(NOW))
     first = client.sync("cal-1", CALENDAR, None)
-    fake.revoke_refresh_token(REFRESH_TOKEN)
+    fake.revoke_refresh_token(REFRESH_TOKEN, error=error)
     fake.expire_access_tokens()
-    with pytest.raises(CalendarSourceError, match="reconnect") as caught:
+    with pytest.raises(AccessRevoked, match="reconnect the calendar") as caught:
         client.sync("cal-1", CALENDAR, first.next_sync_token)
+    assert error in str(caught.value) and "\n" not in str(caught.value) and not caught.value.retryable
     _assert_no_secrets(caught.value, GoogleCredentials(CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN))
+
+
+def test_a_wrong_client_secret_is_not_taken_for_a_revoked_grant(fake):
+    credentials = GoogleCredentials(CLIENT_ID, "GOCSPX-wrong-secret", REFRESH_TOKEN)
+    with pytest.raises(CalendarSourceError, match="OAuth client") as caught:
+        make_client(fake, credentials=credentials).sync("cal-1", CALENDAR, None)
+    assert not isinstance(caught.value, AccessRevoked)
+
+
+def test_a_refresh_token_google_rotates_is_handed_over_at_once(fake):
+    fake.rotate_refresh_tokens = True
+    fake.put_event(CALENDAR, timed(NOW))
+    rotated: list[str] = []
+    google = make_client(fake, on_rotated=rotated.append)
+    google.sync("cal-1", CALENDAR, None)
+    assert len(rotated) == 1 and rotated[0] != REFRESH_TOKEN
+    assert fake.refresh_tokens(CLIENT_ID) == {rotated[0]}  # the old one stopped working
+    fake.expire_access_tokens()
+    google.sync("cal-1", CALENDAR, None)  # refreshes with the new token
+    assert len(rotated) == 2 and fake.refresh_tokens(CLIENT_ID) == {rotated[1]}
+    google.close()
+
+
+def test_no_rotation_hands_nothing_over(fake):
+    fake.put_event(CALENDAR, timed(NOW))
+    rotated: list[str] = []
+    google = make_client(fake, on_rotated=rotated.append)
+    google.sync("cal-1", CALENDAR, None)
+    assert rotated == [] and fake.refresh_tokens(CLIENT_ID) == {REFRESH_TOKEN}
+    google.close()
 
 
 def test_unreachable_token_endpoint_is_retryable(fake):
@@ -337,18 +369,6 @@ def test_secrets_never_show_in_reprs():
     assert "channel-token-secret" not in repr(channel)
     client = GoogleCalendarClient(credentials, api_base="http://127.0.0.1:9/calendar/v3")
     assert CLIENT_SECRET not in repr(client) and REFRESH_TOKEN not in repr(client)
-
-
-def test_credentials_from_the_parameter_json():
-    text = f'{{"client_id": "{CLIENT_ID}", "client_secret": "{CLIENT_SECRET}", "refresh_token": "{REFRESH_TOKEN}"}}'
-    assert GoogleCredentials.from_json(text) == GoogleCredentials(CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN)
-    for bad, message in [("not json", "not JSON"), ("[]", "object"), (f'{{"client_id": "{CLIENT_ID}"}}', "lacks")]:
-        with pytest.raises(CalendarSourceError, match=message) as caught:
-            GoogleCredentials.from_json(bad)
-        assert CLIENT_SECRET not in str(caught.value)
-    with pytest.raises(CalendarSourceError) as caught:
-        GoogleCredentials.from_json(f'{{"client_secret": "{CLIENT_SECRET}", "refresh_token": ""}}')
-    assert CLIENT_SECRET not in str(caught.value) and "client_id" in str(caught.value)
 
 
 # --- API errors -------------------------------------------------------------------------------

@@ -3,39 +3,31 @@ and push channels, POST /calendar/google, incremental sync, 410 full resync, cha
 
 from __future__ import annotations
 
-import json
-import secrets
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from meetpilot.app.calendar_sync import CalendarSyncConfig, converge_event, enqueue_due_syncs
-from meetpilot.app.calendars import GoogleRegistration, add_google_calendar, list_calendars, remove_calendar
-from meetpilot.domain.calendar import CalendarEvent
+from meetpilot.app.calendar_sync import converge_event, enqueue_due_syncs, sync_calendar
+from meetpilot.app.calendars import GrantRegistration, connect_calendar, list_calendars, remove_calendar
+from meetpilot.composition import Container
+from meetpilot.domain.calendar import AccessRevoked, CalendarEvent, CalendarKind
 from meetpilot.domain.clock import FixedClock
 from meetpilot.domain.meeting import DesiredState, meeting_key
 from meetpilot.domain.status import Outcome
-from meetpilot.errors import InvalidInput
 from meetpilot_dev.stack.invoke import LambdaContext, load_handler
-from tests.support.calendar_helpers import dispatch, live_bots, queued, schedules, sync
+from tests.support.calendar_helpers import connect_google, dispatch, grant_deps, live_bots, queued, schedules, sync
 
-CLIENT_ID = "1234-abc.apps.googleusercontent.com"
-CLIENT_SECRET = "GOCSPX-calendar-client-secret"
 REFRESH_TOKEN = "1//0refresh-token-never-logged"
 OWNER = "alice@acme.test"
-PARAM = "/meetpilot/calendars/alice"
 
 
 @pytest.fixture
 def gstack(stack_factory):
     stack = stack_factory(google_fake=True)
-    stack.google.add_client(CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN)
+    client = stack.oauth_clients[CalendarKind.GOOGLE]
+    stack.google.add_client(client.client_id, client.client_secret, REFRESH_TOKEN)
     stack.google.add_calendar(OWNER)
-    stack.put_secret(
-        PARAM, json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN})
-    )
     return stack
 
 
@@ -59,21 +51,7 @@ def event(start: datetime, code: str, **fields) -> dict:
 
 
 def register(stack, *, ttl_seconds: int = 7 * 86400, calendar: str = OWNER, user: str = "alice") -> str:
-    c = stack.container
-    registered = add_google_calendar(
-        GoogleRegistration(user, calendar, PARAM, owner_email=OWNER),
-        repo=c.repository,
-        google=c.google_calendars,
-        sync_queue=c.calendar_sync_queue,
-        clock=c.clock,
-        address=c.google_push_address,
-        secrets_prefix=c.settings.calendar_secrets_prefix,
-        new_id=lambda: str(uuid.uuid4()),
-        new_token=lambda: secrets.token_urlsafe(32),
-        config=CalendarSyncConfig(channel_ttl_seconds=ttl_seconds),
-    )
-    stack.drain()
-    return registered.calendar.calendar_id
+    return connect_google(stack, user, REFRESH_TOKEN, calendar=calendar, owner_email=OWNER, ttl_seconds=ttl_seconds)
 
 
 def push(stack, headers: dict) -> httpx.Response:
@@ -114,21 +92,67 @@ def test_registration_opens_a_push_channel_and_syncs_the_calendar(gstack):
     assert [c.calendar_id for c in list_calendars(repo=gstack.container.repository)] == [cal]
 
 
-def test_registration_refuses_credentials_outside_the_readable_path(gstack):
-    c = gstack.container
-    with pytest.raises(InvalidInput, match="/meetpilot/calendars/"):
-        add_google_calendar(
-            GoogleRegistration("alice", OWNER, "/elsewhere/creds"),
-            repo=c.repository,
-            google=c.google_calendars,
-            sync_queue=c.calendar_sync_queue,
-            clock=c.clock,
-            address=c.google_push_address,
-            secrets_prefix=c.settings.calendar_secrets_prefix,
-            new_id=lambda: "x",
-            new_token=lambda: "y",
+def test_a_refused_refresh_token_is_refused_at_connection_and_nothing_is_stored(gstack):
+    with pytest.raises(AccessRevoked, match="invalid_grant") as caught:
+        connect_calendar(
+            GrantRegistration(CalendarKind.GOOGLE, "alice", "1//0a-token-google-never-issued", OWNER),
+            deps=grant_deps(gstack),
         )
-    assert c.repository.list_calendars() == [] and gstack.google.channels == []
+    assert "1//0a-token-google-never-issued" not in str(caught.value)
+    assert gstack.container.repository.list_calendars() == [] and gstack.google.channels == []
+    assert queued(gstack) == 0
+
+
+def test_the_refresh_token_is_stored_sealed_and_opens_only_through_the_grants(gstack):
+    cal = register(gstack)
+    calendar = gstack.container.repository.get_calendar(cal)
+    assert calendar.sealed_refresh_token and REFRESH_TOKEN not in calendar.sealed_refresh_token
+    assert REFRESH_TOKEN not in repr(calendar)
+    assert gstack.container.calendar_grants.refresh_token(calendar) == REFRESH_TOKEN
+
+
+# --- grants -----------------------------------------------------------------------------------
+
+
+def test_a_refresh_token_google_rotates_is_stored_at_once_and_used_after_a_cold_start(gstack):
+    cal = register(gstack)
+    client_id = gstack.oauth_clients[CalendarKind.GOOGLE].client_id
+    gstack.google.rotate_refresh_tokens = True
+    start = _start(40)
+    gstack.google.put_event(OWNER, event(start, "rot-atet-okn"))
+    # A cold start: a new container has no access token, so the sync refreshes (and Google rotates).
+    cold = Container(gstack.container.settings, clock=gstack.container.clock,
+                     boto_session=gstack.boto_session, endpoint_url=gstack.aws_endpoint)  # fmt: skip
+    c = gstack.container
+    report = sync_calendar(
+        cal, deps=c.calendar_sync_deps, ics=lambda: c.ics_feeds, google=lambda: cold.google_calendars
+    )
+    assert report.outcome == "synced"
+    (current,) = gstack.google.refresh_tokens(client_id)
+    assert current != REFRESH_TOKEN  # the old one stopped working at the rotation
+    stored = c.repository.get_calendar(cal)
+    assert cold.calendar_grants.refresh_token(stored) == current
+    assert c.repository.get_meeting(meeting_key(meet("rot-atet-okn"), start)) is not None
+
+    # Another cold start reads the rotated token from the table, and Google accepts it.
+    gstack.google.rotate_refresh_tokens = False
+    colder = Container(gstack.container.settings, clock=gstack.container.clock,
+                       boto_session=gstack.boto_session, endpoint_url=gstack.aws_endpoint)  # fmt: skip
+    gstack.google.put_event(OWNER, event(start + timedelta(hours=1), "aft-erro-tat"))
+    again = sync_calendar(
+        cal, deps=c.calendar_sync_deps, ics=lambda: c.ics_feeds, google=lambda: colder.google_calendars
+    )
+    assert again.outcome == "synced" and len(c.repository.list_calendar_links(cal)) == 2
+
+
+def test_a_revoked_google_grant_raises_access_revoked(gstack):
+    cal = register(gstack)
+    gstack.google.revoke_refresh_token(REFRESH_TOKEN)
+    gstack.google.expire_access_tokens()
+    calendar = gstack.container.repository.get_calendar(cal)
+    with pytest.raises(AccessRevoked, match="invalid_grant") as caught:
+        gstack.container.google_calendars.sync(calendar, calendar.sync_token, time_min=datetime.now(UTC))
+    assert not caught.value.retryable and REFRESH_TOKEN not in str(caught.value)
 
 
 # --- the push endpoint ------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Calendar secrets never reach a log line: not an ICS feed's address, not a push channel's token, not
-a Google client secret, refresh token or access token.
+a Google client secret, refresh token (the user's, a rotated one, or its sealed form) or access token.
 
 A whole calendar life runs on the local stack (registration, syncs, a feed that fails, pushes with
 right and wrong tokens, a channel renewal, removal) while our loggers are captured at DEBUG (through
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import quote
@@ -19,19 +17,16 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from meetpilot.app.calendar_sync import CalendarSyncConfig
-from meetpilot.app.calendars import GoogleRegistration, add_google_calendar, remove_calendar
+from meetpilot.app.calendars import remove_calendar
+from meetpilot.domain.calendar import CalendarKind
 from meetpilot.handlers.observability import logger as powertools_logger
 from meetpilot_dev.fakes.feeds import FeedServer
 from meetpilot_dev.stack.invoke import LambdaContext, load_handler
-from tests.support.calendar_helpers import Ev, ics, register_ics, sync
+from tests.support.calendar_helpers import Ev, connect_google, ics, register_ics, sync
 from tests.support.log_capture import captured_text
 
-CLIENT_ID = "1234-abc.apps.googleusercontent.com"
-CLIENT_SECRET = "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st"
 REFRESH_TOKEN = "1//0refresh-token-for-the-log-test"
 OWNER = "alice@acme.test"
-PARAM = "/meetpilot/calendars/alice"
 
 
 @pytest.fixture
@@ -45,11 +40,10 @@ def captured(caplog, capsys) -> Iterator:
 
 def test_a_calendar_life_logs_no_feed_address_token_or_credential(stack_factory, captured):
     stack = stack_factory(google_fake=True)
-    stack.google.add_client(CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN)
+    client = stack.oauth_clients[CalendarKind.GOOGLE]
+    stack.google.add_client(client.client_id, client.client_secret, REFRESH_TOKEN)
     stack.google.add_calendar(OWNER)
-    stack.put_secret(
-        PARAM, json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN})
-    )
+    stack.google.rotate_refresh_tokens = True  # rotated tokens must stay out of the logs too
     c = stack.container
     with FeedServer() as feeds:
         url = feeds.publish(
@@ -61,19 +55,7 @@ def test_a_calendar_life_logs_no_feed_address_token_or_credential(stack_factory,
         feeds.fail("bob", 404)
         sync(stack, ics_calendar)
 
-        google = add_google_calendar(
-            GoogleRegistration("alice", OWNER, PARAM),
-            repo=c.repository,
-            google=c.google_calendars,
-            sync_queue=c.calendar_sync_queue,
-            clock=c.clock,
-            address=c.google_push_address,
-            secrets_prefix=c.settings.calendar_secrets_prefix,
-            new_id=lambda: str(uuid.uuid4()),
-            new_token=lambda: secrets.token_urlsafe(32),
-            config=CalendarSyncConfig(channel_ttl_seconds=3600),
-        ).calendar.calendar_id
-        stack.drain()
+        google = connect_google(stack, "alice", REFRESH_TOKEN, calendar=OWNER, ttl_seconds=3600)
         (channel,) = stack.google.channels
         base = {"X-Goog-Channel-ID": channel["id"], "X-Goog-Resource-State": "exists"}
         for token in (channel["token"], channel["token"] + "x", channel["token"][:-2]):
@@ -90,9 +72,13 @@ def test_a_calendar_life_logs_no_feed_address_token_or_credential(stack_factory,
     secret_path = url.split("/", 3)[3]
     tokens = [ch["token"] for ch in stack.google.channels]
     assert len(tokens) == 2
-    for secret in [secret_path, CLIENT_SECRET, REFRESH_TOKEN, *tokens]:
+    rotated = stack.google.refresh_tokens(client.client_id)
+    assert rotated and REFRESH_TOKEN not in rotated  # the grant was rotated at least once
+    sealed = [cal.sealed_refresh_token for cal in c.repository.list_calendars() if cal.sealed_refresh_token]
+    for secret in [secret_path, client.client_secret, REFRESH_TOKEN, *rotated, *tokens]:
         assert secret not in text
-    assert "ya29.fake-" not in text  # access tokens
+    assert "ya29.fake-" not in text and "1//0fake-rotated-" not in text  # access and rotated refresh tokens
+    assert "kms1:" not in text and not any(s in text for s in sealed)  # nor the sealed tokens
 
 
 # Wire logs of the AWS SDK at DEBUG print whole request bodies (the table's items included): they
@@ -104,12 +90,10 @@ _NOT_THE_SYNC_WORKER = ("botocore", "boto3", "urllib3", "meetpilot_dev.fakes.goo
 def test_the_google_sync_workers_http_client_logs_no_email_or_sync_token(stack_factory, caplog, capsys):
     stack = stack_factory(google_fake=True)
     owner = "carol.private@acme.test"
-    stack.google.add_client(CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN)
+    client = stack.oauth_clients[CalendarKind.GOOGLE]
+    stack.google.add_client(client.client_id, client.client_secret, REFRESH_TOKEN)
     stack.google.add_calendar(owner)
     stack.google.page_size = 2  # a full sync of five events takes three pages, two page tokens
-    stack.put_secret(
-        PARAM, json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN})
-    )
     c = stack.container
     soon = c.clock.now().replace(microsecond=0)
 
@@ -128,19 +112,7 @@ def test_the_google_sync_workers_http_client_logs_no_email_or_sync_token(stack_f
     for n in range(5):
         put(n)
     caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
-    calendar_id = add_google_calendar(
-        GoogleRegistration("carol", owner, PARAM),
-        repo=c.repository,
-        google=c.google_calendars,
-        sync_queue=c.calendar_sync_queue,
-        clock=c.clock,
-        address=c.google_push_address,
-        secrets_prefix=c.settings.calendar_secrets_prefix,
-        new_id=lambda: str(uuid.uuid4()),
-        new_token=lambda: secrets.token_urlsafe(32),
-        config=CalendarSyncConfig(channel_ttl_seconds=3600),
-    ).calendar.calendar_id
-    stack.drain()
+    calendar_id = connect_google(stack, "carol", REFRESH_TOKEN, calendar=owner, ttl_seconds=3600)
     first_token = c.repository.get_calendar(calendar_id).sync_token
     put(5)
     sync(stack, calendar_id)  # incremental: sends the sync token

@@ -34,7 +34,7 @@ def _signed(url: str, *, secret: str = LOCAL_SECRET_KEY, body: bytes = b"", meth
 
 def test_unsigned_or_wrongly_signed_requests_get_403_and_never_reach_the_function(api_stack):
     url = f"{api_stack.gateway.url}/v1/calendars"
-    body = json.dumps({"ics_url": "http://127.0.0.1:9/a.ics", "user_id": "mallory"}).encode()
+    body = json.dumps({"provider": "ics", "feed_url": "http://127.0.0.1:9/a.ics", "user_id": "mallory"}).encode()
     before = api_stack.container.repository.list_calendars()
 
     unsigned = httpx.post(url, content=body)

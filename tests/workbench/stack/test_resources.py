@@ -192,7 +192,12 @@ def test_names_are_valid_for_real_aws_and_dynamodb_local(stack: StackResources) 
 def test_environment_names_every_resource_the_handlers_read(stack: StackResources) -> None:
     env = stack.environment()
     # plus the ARNs the dispatch function hands to its schedules (!GetAtt ... .Arn in the template)
-    assert set(env) == RESOURCE_ENV | {"DISPATCH_QUEUE_ARN", "DISPATCH_DLQ_ARN", "SCHEDULER_ROLE_ARN"}
+    assert set(env) == RESOURCE_ENV | {
+        "DISPATCH_QUEUE_ARN",
+        "DISPATCH_DLQ_ARN",
+        "SCHEDULER_ROLE_ARN",
+        "CALENDAR_GRANTS_KEY_ID",
+    }
     assert env["DISPATCH_QUEUE_ARN"] == stack.queue_arns["DispatchQueue"]
     assert env["DISPATCH_DLQ_ARN"].endswith(":mp-test-dispatch-dlq")
     assert env["SCHEDULER_ROLE_ARN"].startswith("arn:aws:iam::")
@@ -223,7 +228,7 @@ def test_creating_twice_reuses_what_exists(
 
 
 def test_clients_can_be_passed_directly(session: boto3.Session, template: dict[str, Any]) -> None:
-    clients = {name: session.client(name) for name in ("dynamodb", "sqs", "s3", "scheduler")}
+    clients = {name: session.client(name) for name in ("dynamodb", "sqs", "s3", "scheduler", "kms")}
     stack = create_stack_resources(clients, prefix="mp-clients", template=template)
     assert stack.table_name == "mp-clients-table"
 
@@ -237,3 +242,15 @@ def test_prefix_must_make_valid_names(session: boto3.Session, prefix: str) -> No
 def test_missing_client_is_named(template: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError, match="scheduler"):
         create_stack_resources({"dynamodb": None, "sqs": None, "s3": None}, template=template)
+
+
+def test_the_calendar_grants_key_is_created_rotating_under_its_alias_and_named_to_the_functions(
+    session: boto3.Session, stack: StackResources
+) -> None:
+    kms = session.client("kms")
+    meta = kms.describe_key(KeyId="alias/mp-test-calendar-grants-key")["KeyMetadata"]
+    assert meta["KeyId"] == stack.grants_key_id and meta["KeyUsage"] == "ENCRYPT_DECRYPT"
+    assert kms.get_key_rotation_status(KeyId=stack.grants_key_id)["KeyRotationEnabled"] is True
+    assert stack.environment()["CALENDAR_GRANTS_KEY_ID"] == stack.grants_key_id
+    sealed = kms.encrypt(KeyId=stack.grants_key_id, Plaintext=b"t", EncryptionContext={"c": "1"})["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=sealed, EncryptionContext={"c": "1"})["Plaintext"] == b"t"

@@ -5,14 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from meetpilot.app.calendar_decisions import DecisionView, Outcome
 from meetpilot.app.queries import SessionSummary
 from meetpilot.domain.bot_settings import BotSettings, EffectiveBot
-from meetpilot.domain.calendar import DEFAULT_OPT_OUT_WORD, Calendar, CalendarRules
+from meetpilot.domain.calendar import DEFAULT_OPT_OUT_WORD, Calendar, CalendarKind, CalendarRules
 from meetpilot.domain.clock import to_iso
 from meetpilot.domain.decisions import OverrideScope
 from meetpilot.domain.links import without_passcode
@@ -229,45 +229,110 @@ class TranscriptLinkOut(BaseModel):
 # --- calendars --------------------------------------------------------------------------------
 
 
+MAX_REFRESH_TOKEN = 8192
+_TOKEN_SCHEMA: dict[str, JsonValue] = {"format": "password", "writeOnly": True}
+
+
 class CalendarCreate(BaseModel):
+    """Connect a calendar: Google and Microsoft with the user's refresh token, ICS with its feed address."""
+
     model_config = ConfigDict(extra="forbid")
 
-    ics_url: Text = Field(
+    provider: Literal["google", "microsoft", "ics"] = Field(description="where the calendar lives")
+    user_id: Text = Field(min_length=1, max_length=200, description="whose calendar it is")
+    refresh_token: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_REFRESH_TOKEN,
+        repr=False,
+        json_schema_extra=_TOKEN_SCHEMA,
+        description="google and microsoft: the refresh token your app got when the user consented (offline "
+        "access); stored encrypted, never shown again",
+    )
+    feed_url: Text | None = Field(
+        None,
         min_length=1,
         max_length=2048,
-        description="the calendar's secret iCal (ICS) address; it is stored, never shown again",
+        repr=False,
+        description="ics: the calendar's secret iCal (ICS) address; it is stored, never shown again",
     )
-    user_id: Text = Field(min_length=1, max_length=200, description="whose calendar it is")
+    calendar_id: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=1024,
+        description="google and microsoft: the calendar at the provider (default: primary, the user's main one)",
+    )
     owner_email: Text | None = Field(None, max_length=320, description="the owner's email, to honour their declines")
     label: Text = Field("", max_length=200)
     rules: RulesBody | None = Field(None, description="which meetings get a bot (default: every one with a link)")
     bot: BotSettingsBody | None = Field(None, description="this calendar's bot settings, over the user's")
 
 
+class CalendarPatch(BaseModel):
+    """Change a calendar; a new refresh token reconnects it (and resyncs it in full)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_REFRESH_TOKEN,
+        repr=False,
+        json_schema_extra=_TOKEN_SCHEMA,
+        description="a new refresh token from the user's consent: reconnects the calendar",
+    )
+    label: Text | None = Field(None, max_length=200)
+    owner_email: Text | None = Field(None, max_length=320, description='the owner\'s email; "" clears it')
+    rules: RulesBody | None = Field(None, description="new rules: which meetings get a bot (replaces the old ones)")
+    bot: BotSettingsBody | None = Field(None, description="new bot settings for this calendar (replace the old ones)")
+
+
 class CalendarOut(BaseModel):
+    """A calendar as the API shows it: never its refresh token or feed address."""
+
     calendar_id: str
-    kind: str = Field(description="ics or google")
+    provider: str = Field(description="google, microsoft or ics")
+    kind: str = Field(description="the same as provider (kept for older clients)")
     user_id: str
+    status: str = Field(description="connected, disconnected (its grant stopped working: reconnect it) or removing")
+    disconnected_reason: str | None = Field(None, description="why the grant stopped working, in one line")
+    disconnected_at: str | None = None
+    provider_calendar_id: str | None = Field(None, description="google and microsoft: the calendar at the provider")
     owner_email: str | None = None
     label: str = ""
     created_at: str | None = None
     last_synced_at: str | None = None
+    last_full_sync_at: str | None = None
     last_error: str | None = None
+    last_error_at: str | None = None
+    channel_expires_at: str | None = Field(None, description="when the push channel or subscription expires")
     removing: bool = False
     rules: RulesBody | None = None
     bot: BotSettingsBody | None = None
+    dry_run: bool | None = Field(None, description="PATCH with dry_run=true: nothing was stored")
+    changes: list[DecisionChangeOut] | None = Field(
+        None, description="PATCH with dry_run=true: the decisions of the next 14 days that would change"
+    )
 
     @classmethod
     def of(cls, c: Calendar) -> CalendarOut:
         return cls(
             calendar_id=c.calendar_id,
+            provider=c.kind.value,
             kind=c.kind.value,
             user_id=c.user_id,
+            status=c.status,
+            disconnected_reason=c.disconnected_reason,
+            disconnected_at=_iso(c.disconnected_at),
+            provider_calendar_id=c.source_calendar_id if c.kind is not CalendarKind.ICS else None,
             owner_email=c.owner_email,
             label=c.label,
             created_at=_iso(c.created_at),
             last_synced_at=_iso(c.last_synced_at),
+            last_full_sync_at=_iso(c.last_full_sync_at),
             last_error=c.last_error,
+            last_error_at=_iso(c.last_error_at),
+            channel_expires_at=_iso(c.channel_expires_at),
             removing=c.removing,
             rules=RulesBody.of(c.filters),
             bot=BotSettingsBody.of(c.bot),

@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import secrets
+import uuid
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -30,7 +32,17 @@ from meetpilot.app.calendar_decisions import (
     update_calendar_settings,
 )
 from meetpilot.app.calendar_decisions import view_of as _decision_view
-from meetpilot.app.calendars import IcsRegistration, add_ics_calendar
+from meetpilot.app.calendars import (
+    GrantDeps,
+    GrantRegistration,
+    IcsRegistration,
+    Removal,
+    add_ics_calendar,
+    connect_calendar,
+    reconnect_calendar,
+    update_calendar,
+)
+from meetpilot.app.calendars import get_calendar as find_calendar
 from meetpilot.app.calendars import list_calendars as registered
 from meetpilot.app.calendars import remove_calendar as remove
 from meetpilot.app.dispatch import MeetingRequest
@@ -38,7 +50,8 @@ from meetpilot.app.forget import ForgetDeps, forget_bot, forget_meeting, forget_
 from meetpilot.app.meeting_requests import request_meeting, withdraw_meeting_request
 from meetpilot.app.queries import SessionFilter, session_view, transcript_link
 from meetpilot.app.queries import list_sessions as list_page
-from meetpilot.composition import container
+from meetpilot.composition import Container, container
+from meetpilot.domain.calendar import AccessRevoked, CalendarKind, CalendarSourceError
 from meetpilot.domain.clock import to_iso
 from meetpilot.domain.decisions import OverrideScope
 from meetpilot.domain.status import BotStatus
@@ -56,6 +69,7 @@ from meetpilot.handlers.api.models import (
     CalendarCreate,
     CalendarList,
     CalendarOut,
+    CalendarPatch,
     CalendarRemoved,
     CalendarSettingsOut,
     CalendarSettingsPatch,
@@ -83,6 +97,9 @@ from meetpilot.handlers.api.models import (
 from meetpilot.handlers.api.models import meeting_id as id_of_meeting
 from meetpilot.handlers.apigw import json_response
 from meetpilot.handlers.observability import logger
+
+if TYPE_CHECKING:
+    from meetpilot.app.ports import MicrosoftCalendars
 
 API_PREFIX = "/v1"
 TRANSCRIPT_LINK_SECONDS = 300
@@ -260,38 +277,102 @@ def get_transcript_link(
 # --- calendars --------------------------------------------------------------------------------
 
 
+def _microsoft(c: Container) -> MicrosoftCalendars:
+    # Microsoft Graph comes with its own adapter on the container; a stack without it says so.
+    source = getattr(c, "microsoft_calendars", None)
+    if source is None:
+        raise InvalidInput("provider: Microsoft 365 calendars are not available on this stack")
+    return cast("MicrosoftCalendars", source)
+
+
+def _grant_deps(c: Container) -> GrantDeps:
+    return GrantDeps(
+        repo=c.repository,
+        grants=c.calendar_grants,
+        google=lambda: c.google_calendars,
+        microsoft=lambda: _microsoft(c),
+        sync_queue=c.calendar_sync_queue,
+        clock=c.clock,
+        public_base_url=c.settings.public_base_url,
+        new_id=lambda: str(uuid.uuid4()),
+        new_token=lambda: secrets.token_urlsafe(32),
+        config=c.calendar_sync_deps.config,
+    )
+
+
+def _removal(c: Container, calendar_id: str) -> Removal:
+    return remove(
+        calendar_id,
+        deps=c.calendar_sync_deps,
+        google=lambda: c.google_calendars,
+        microsoft=lambda: _microsoft(c),
+    )
+
+
 @app.post(
     f"{API_PREFIX}/calendars",
-    summary="Register an ICS calendar",
-    description="Its meetings get bots from its first sync on. 201 when new, 200 when registered already.",
+    summary="Connect a calendar",
+    description="Google and Microsoft 365 with the refresh token the user's consent gave your app "
+    "(stored encrypted, never shown); ICS with its feed address. Its meetings get bots from its first "
+    "sync on. 201 when new; 200 when the same user, provider and calendar is connected already (a new "
+    "token then replaces the stored one, and reconnects a disconnected calendar).",
     responses={
-        201: {"description": "registered", "content": {"application/json": {"model": CalendarOut}}},
-        200: {"description": "already registered", "content": {"application/json": {"model": CalendarOut}}},
-        **_errors(409, 422),
+        201: {"description": "connected", "content": {"application/json": {"model": CalendarOut}}},
+        200: {"description": "already connected", "content": {"application/json": {"model": CalendarOut}}},
+        **_errors(409, 422, 502),
     },
     tags=["calendars"],
 )
 def add_calendar(body: CalendarCreate) -> Response[CalendarOut]:
     c = container()
-    done = add_ics_calendar(
-        IcsRegistration(
-            user_id=body.user_id,
-            feed_url=body.ics_url,
-            owner_email=body.owner_email,
-            label=body.label,
-            **calendar_settings_of(body.rules, body.bot),
-        ),
-        repo=c.repository,
-        sync_queue=c.calendar_sync_queue,
-        clock=c.clock,
-        check_address=c.feed_guard.vet_url,
+    provider = body.provider
+    if provider == "ics":
+        for name in ("refresh_token", "calendar_id"):
+            if getattr(body, name) is not None:
+                raise InvalidInput(f"{name}: not taken for provider ics; send feed_url")
+        if body.feed_url is None:
+            raise InvalidInput("feed_url: is required for provider ics")
+        done = add_ics_calendar(
+            IcsRegistration(
+                user_id=body.user_id,
+                feed_url=body.feed_url,
+                owner_email=body.owner_email,
+                label=body.label,
+                **calendar_settings_of(body.rules, body.bot),
+            ),
+            repo=c.repository,
+            sync_queue=c.calendar_sync_queue,
+            clock=c.clock,
+            check_address=c.feed_guard.vet_url,
+        )
+    else:
+        if body.feed_url is not None:
+            raise InvalidInput(f"feed_url: not taken for provider {provider}; send refresh_token")
+        if body.refresh_token is None:
+            raise InvalidInput(f"refresh_token: is required for provider {provider}")
+        done = connect_calendar(
+            GrantRegistration(
+                kind=CalendarKind(provider),
+                user_id=body.user_id,
+                refresh_token=body.refresh_token,
+                source_calendar_id=body.calendar_id or "primary",
+                owner_email=body.owner_email,
+                label=body.label,
+                **calendar_settings_of(body.rules, body.bot),
+            ),
+            deps=_grant_deps(c),
+        )
+    logger.info(
+        "calendar connected" if done.created else "calendar already connected",
+        extra={"calendar_id": done.calendar.calendar_id, "provider": provider},
     )
     return _json(201 if done.created else 200, CalendarOut.of(done.calendar))
 
 
 @app.get(
     f"{API_PREFIX}/calendars",
-    summary="List registered calendars",
+    summary="List connected calendars",
+    description="With their provider, status (connected, disconnected, removing), last sync and last error.",
     responses=_answers(CalendarList, 422),
     tags=["calendars"],
 )
@@ -299,16 +380,69 @@ def list_calendars(user_id: Annotated[str | None, Query(min_length=1, max_length
     return CalendarList(items=[CalendarOut.of(cal) for cal in registered(repo=container().repository, user_id=user_id)])
 
 
+@app.get(
+    f"{API_PREFIX}/calendars/<calendar_id>",
+    summary="A calendar: provider, status, why it is disconnected, last sync and error",
+    responses=_answers(CalendarOut, 404, 422),
+    tags=["calendars"],
+)
+def get_calendar(calendar_id: Annotated[str, Path(max_length=200)]) -> CalendarOut:
+    return CalendarOut.of(find_calendar(calendar_id, repo=container().repository))
+
+
+@app.patch(
+    f"{API_PREFIX}/calendars/<calendar_id>",
+    summary="Change or reconnect a calendar, or preview new rules",
+    description="A new refresh_token reconnects a Google or Microsoft calendar: it is stored encrypted, the "
+    "disconnection cleared, the push channel or subscription opened again and a full resync queued. "
+    "label and owner_email change just those. New rules apply at once to every event ahead (from what the last "
+    "sync saw) and at each sync; bot settings apply to every bot created from now on (event override > calendar > "
+    "user > stack; a meeting on several calendars takes the settings of the earliest-connected one). With "
+    "dry_run=true (rules and bot only) nothing is stored: changes lists each decision of the next 14 days that "
+    "would change, before and after.",
+    responses=_answers(CalendarOut, 404, 409, 422, 502),
+    tags=["calendars"],
+)
+def change_calendar(
+    calendar_id: Annotated[str, Path(max_length=200)],
+    body: CalendarPatch,
+    dry_run: Annotated[bool, Query(description="only say what new rules or bot settings would change")] = False,
+) -> CalendarOut:
+    c = container()
+    if not body.model_fields_set:
+        raise InvalidInput("body: give at least one of refresh_token, label, owner_email, rules or bot")
+    settings = CalendarSettingsPatch(rules=body.rules, bot=body.bot)
+    if dry_run:
+        others = sorted(body.model_fields_set - {"rules", "bot"})
+        if others:
+            raise InvalidInput(f"{others[0]}: dry_run previews rules and bot only; send it without dry_run")
+        preview = change_calendar_settings(calendar_id, settings, dry_run=True)
+        shown = CalendarOut.of(find_calendar(calendar_id, repo=c.repository))
+        return shown.model_copy(
+            update={"rules": preview.rules, "bot": preview.bot, "dry_run": True, "changes": preview.changes}
+        )
+    calendar = find_calendar(calendar_id, repo=c.repository)
+    if body.label is not None or body.owner_email is not None:
+        calendar = update_calendar(calendar_id, repo=c.repository, label=body.label, owner_email=body.owner_email)
+    if body.rules is not None or body.bot is not None:
+        change_calendar_settings(calendar_id, settings, dry_run=False)
+        calendar = find_calendar(calendar_id, repo=c.repository)
+    if body.refresh_token is not None:
+        calendar = reconnect_calendar(calendar_id, body.refresh_token, deps=_grant_deps(c))
+        logger.info("calendar reconnected", extra={"calendar_id": calendar_id, "provider": calendar.kind.value})
+    return CalendarOut.of(calendar)
+
+
 @app.delete(
     f"{API_PREFIX}/calendars/<calendar_id>",
     summary="Remove a calendar",
-    description="Meetings only it asked for lose their schedule or bot. 409 while it is being synced.",
+    description="Stops its Google push channel or deletes its Graph subscription; meetings only it asked for "
+    "lose their schedule or bot. 409 while it is being synced.",
     responses=_answers(CalendarRemoved, 404, 409, 422, 502),
     tags=["calendars"],
 )
 def remove_calendar(calendar_id: Annotated[str, Path(max_length=200)]) -> CalendarRemoved:
-    c = container()
-    removal = remove(calendar_id, deps=c.calendar_sync_deps, google=lambda: c.google_calendars)
+    removal = _removal(container(), calendar_id)
     return CalendarRemoved(calendar_id=calendar_id, actions=dict(removal.actions))
 
 
@@ -358,24 +492,6 @@ def change_calendar_settings(calendar_id: str, body: CalendarSettingsPatch, *, d
         bot=BotSettingsBody.of(calendar.bot),
         dry_run=False,
     )
-
-
-@app.patch(
-    f"{API_PREFIX}/calendars/<calendar_id>",
-    summary="Change a calendar's rules or bot settings (or preview the change)",
-    description="New rules apply at once to every event ahead (from what the last sync saw) and at each sync; "
-    "bot settings apply to every bot created from now on (event override > calendar > user > stack; a meeting on "
-    "several calendars takes the settings of the earliest-connected one). With dry_run=true nothing is stored: "
-    "the answer lists each decision of the next 14 days that would change, before and after.",
-    responses=_answers(CalendarSettingsOut, 404, 409, 422, 502),
-    tags=["calendars"],
-)
-def update_calendar(
-    calendar_id: Annotated[str, Path(max_length=200)],
-    body: CalendarSettingsPatch,
-    dry_run: Annotated[bool, Query(description="only say what would change")] = False,
-) -> CalendarSettingsOut:
-    return change_calendar_settings(calendar_id, body, dry_run=dry_run)
 
 
 @app.get(
@@ -525,9 +641,7 @@ def forget(body: ForgetRequest) -> ForgetOut:
         provider=c.provider,
         scheduler=c.dispatch_scheduler,
         clock=c.clock,
-        remove_calendar=lambda calendar_id: (
-            remove(calendar_id, deps=c.calendar_sync_deps, google=lambda: c.google_calendars).actions
-        ),
+        remove_calendar=lambda calendar_id: _removal(c, calendar_id).actions,
     )
     if body.bot_id is not None:
         report = forget_bot(body.bot_id, deps)
@@ -575,6 +689,14 @@ def _meetpilot_error(exc: MeetpilotError) -> Response[Any]:
     for kind, status in _STATUS_OF:
         if isinstance(exc, kind):
             return _error(status, str(exc))
+    if isinstance(exc, AccessRevoked):
+        return _error(422, f"refresh_token: {exc}")
+    if isinstance(exc, CalendarSourceError):
+        # The calendar provider (or the grants' KMS and SSM) refused or failed; the message is safe to show.
+        logger.warning("calendar source failed", extra={"error": type(exc).__name__, "detail": str(exc)})
+        if exc.status == 404:
+            return _error(422, f"calendar_id: {exc}")
+        return _error(502, f"{exc}{'; try again in a minute' if exc.retryable else ''}")
     if isinstance(exc, ProviderAuthError):
         logger.error("provider refused the API key", extra={"error": type(exc).__name__})
         return _error(502, "MeetStream refused meetpilot's API key; check the SSM parameter that holds it")

@@ -206,14 +206,18 @@ def test_transcript_link_is_409_until_stored_then_downloads_each_format(api, api
 
 def test_calendars_are_added_listed_and_removed(api):
     feed = "http://127.0.0.1:9/private-token-123/henry.ics"
-    status, added = api.post("/v1/calendars", {"ics_url": feed, "user_id": "henry", "label": "Henry"})
+    status, added = api.post(
+        "/v1/calendars", {"provider": "ics", "feed_url": feed, "user_id": "henry", "label": "Henry"}
+    )
     assert status == 201 and added["kind"] == "ics"
     assert "private-token" not in str(added)  # the feed address is a secret: never shown again
-    status, again = api.post("/v1/calendars", {"ics_url": feed, "user_id": "henry"})
+    status, again = api.post("/v1/calendars", {"provider": "ics", "feed_url": feed, "user_id": "henry"})
     assert status == 200 and again["calendar_id"] == added["calendar_id"]
     listed = api.get("/v1/calendars", params={"user_id": "henry"})["items"]
     assert [c["calendar_id"] for c in listed] == [added["calendar_id"]]
-    bad = _error(lambda: api.post("/v1/calendars", {"ics_url": "ftp://nowhere", "user_id": "henry"}))
+    bad = _error(
+        lambda: api.post("/v1/calendars", {"provider": "ics", "feed_url": "ftp://nowhere", "user_id": "henry"})
+    )
     assert bad.status == 422 and "http(s) or webcal" in bad.message
     removed = api.delete(f"/v1/calendars/{added['calendar_id']}")
     assert removed["calendar_id"] == added["calendar_id"]

@@ -25,7 +25,7 @@ from meetpilot_dev.client import ApiError
 def test_a_feed_address_inside_is_refused_with_a_422(api, url, words):
     user = "ivan-" + words.split()[0].replace(":", "")
     with pytest.raises(ApiError) as caught:
-        api.post("/v1/calendars", {"ics_url": url, "user_id": user})
+        api.post("/v1/calendars", {"provider": "ics", "feed_url": url, "user_id": user})
     assert caught.value.status == 422
     assert words in caught.value.message and "private-2" not in caught.value.message
     assert api.get("/v1/calendars", params={"user_id": user})["items"] == []
