@@ -128,9 +128,9 @@ def calendars_add(
     """Connect a calendar (POST /v1/calendars): Google or Microsoft 365 with the user's refresh token,
     an ICS feed by its address. Its meetings get bots from its first sync on.
 
-    Examples:
-      meetpilot calendars add --provider google --user alice --refresh-token-file alice.token
-      meetpilot calendars add --provider ics --user bob --feed-url https://example.com/bob.ics
+    Example: meetpilot calendars add --provider google --user alice --refresh-token-file alice.token
+
+    An ICS feed: meetpilot calendars add --provider ics --user bob --feed-url https://example.com/bob.ics
     """
     if ics is not None:
         provider, feed_url = "ics", ics

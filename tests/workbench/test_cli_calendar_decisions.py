@@ -34,7 +34,7 @@ def test_events_table_override_and_user_settings_from_the_command_line(deployed,
     start = (datetime.now(UTC) + timedelta(hours=5)).replace(second=0, microsecond=0)
     with FeedServer() as feeds:
         url = feeds.publish("cli-yan", ics([Ev("yan-1", start, url="https://zoom.us/j/7770001", title="Board")]))
-        _, cal = api.post("/v1/calendars", {"ics_url": url, "user_id": "cli-yan"})
+        _, cal = api.post("/v1/calendars", {"provider": "ics", "feed_url": url, "user_id": "cli-yan"})
         deployed.drain()
     calendar_id = cal["calendar_id"]
 

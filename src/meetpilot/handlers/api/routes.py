@@ -430,7 +430,7 @@ def change_calendar(
     if body.refresh_token is not None:
         calendar = reconnect_calendar(calendar_id, body.refresh_token, deps=_grant_deps(c))
         logger.info("calendar reconnected", extra={"calendar_id": calendar_id, "provider": calendar.kind.value})
-    return CalendarOut.of(calendar)
+    return CalendarOut.of(calendar).model_copy(update={"dry_run": False})
 
 
 @app.delete(

@@ -33,7 +33,8 @@ def _error(call) -> ApiError:
 def _calendar(api, api_stack, feeds, user: str, events: list[Ev], **extra) -> str:
     url = feeds.publish(user, ics(events))
     _, created = api.post(
-        "/v1/calendars", {"ics_url": url, "user_id": user, "owner_email": f"{user}@acme.test", **extra}
+        "/v1/calendars",
+        {"provider": "ics", "feed_url": url, "user_id": user, "owner_email": f"{user}@acme.test", **extra},
     )
     api_stack.drain()
     return created["calendar_id"]

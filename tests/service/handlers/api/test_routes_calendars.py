@@ -213,7 +213,7 @@ def test_a_microsoft_calendar_is_connected_reconnected_and_removed_through_its_s
     assert token not in json.dumps(made)
     (first,) = microsoft.active()
     sub = microsoft.subscriptions[first]
-    assert sub["notification_url"].endswith("/calendar/microsoft") and len(sub["client_state"]) >= 32
+    assert sub["notification_url"].endswith("/calendar/microsoft/notify") and len(sub["client_state"]) >= 32
     assert microsoft.refresh_tokens_seen == [token]  # the subscription was opened with the user's grant
     assert sync_now(api_stack, made["calendar_id"])[0]["full"] is True
 
