@@ -106,7 +106,7 @@ def plan_meetings(count: int, now: datetime, *, first_start: float = 20.0, spaci
         raise ValueError("the demo needs at least one meeting")
     special = [Scenario.NOT_ADMITTED, Scenario.DENIED, Scenario.TRANSCRIPTION_FAILED, Scenario.LONG_TRANSCRIPT]
     scenarios = (special + [Scenario.NORMAL] * count)[:count]
-    # The last two slots are one meeting on two people's calendars (when there is room for it).
+    # The last two slots are one meeting submitted twice, as from two calendars (when there is room for it).
     duplicate = count >= 6
     meetings: list[DemoMeeting] = []
     for i, scenario in enumerate(scenarios):
