@@ -96,7 +96,7 @@ class World:
     # --- reading the stack --------------------------------------------------------------------
 
     def published(self, detail_type: str) -> list[dict[str, Any]]:
-        self.events.extend(self.stack.published_events())
+        self.events = self.stack.published_events()  # all so far: the tap keeps what it read
         return [e for e in self.events if e["detail-type"] == detail_type]
 
     def decision(self, user: str, event_id: str) -> dict[str, Any] | None:
@@ -214,7 +214,10 @@ def _google_event(start: datetime, **where: Any) -> dict[str, Any]:
     return {
         "summary": "Cross-provider review",
         "start": {"dateTime": start.astimezone(berlin).isoformat(), "timeZone": "Europe/Berlin"},
-        "end": {"dateTime": (start + timedelta(minutes=30)).astimezone(berlin).isoformat(), "timeZone": "Europe/Berlin"},
+        "end": {
+            "dateTime": (start + timedelta(minutes=30)).astimezone(berlin).isoformat(),
+            "timeZone": "Europe/Berlin",
+        },
         "attendees": [
             {"email": CAROL, "self": True, "responseStatus": "accepted"},
             {"email": GUEST, "responseStatus": "needsAction"},
@@ -368,3 +371,157 @@ def _one_bot_until_the_last_calendar_drops_it(w: World) -> None:
     w.until(lambda: w.bots("meeting_Xc4lAcross9Prov")[0]["cancelled"], "A's bot withdrawn at the provider")
     assert len(w.bots("meeting_Xc4lAcross9Prov")) == 1
     assert not w.decision("alice", ids["alice"])["recorded"]
+
+
+# --- a grant that stops working ---------------------------------------------------------------
+
+
+def test_a_revoked_grant_disconnects_with_a_reason_and_an_event_and_no_bot_is_lost_or_doubled(world: World) -> None:
+    _revoked_grants_disconnect_and_reconnect(world)
+
+
+def _revoked_grants_disconnect_and_reconnect(w: World) -> None:
+    w.ran.add("revoked")
+    s = w.stack
+    ids = _event_ids(w, "B")
+    everyone = ["carol", "dave", "alice"]
+    w.until(lambda: len(w.bots("xcl-prov-bbb")) == 1, "a bot for meeting B")
+    key = _assert_shared(w, ids, everyone)["carol"]["meeting_key"]
+    (bot,) = w.bots("xcl-prov-bbb")
+    created = s.simulator.create_calls
+
+    def one_bot() -> None:
+        (same,) = w.bots("xcl-prov-bbb")
+        assert same["bot_id"] == bot["bot_id"] and not same["cancelled"], same
+        m = w.meeting(key)
+        assert m.desired is DesiredState.RECORD and m.bot_id == bot["bot_id"] and len(m.calendar_event_ids) == 3, m
+
+    def disconnected(user: str) -> dict[str, Any]:
+        cal = w.calendars[user]
+        w.until(
+            lambda: w.api.get(f"/v1/calendars/{cal}")["status"] == "disconnected", f"{user}'s calendar disconnected"
+        )
+        shown = w.api.get(f"/v1/calendars/{cal}")
+        (event,) = [e for e in w.published(CALENDAR_DISCONNECTED) if e["detail"]["calendar_id"] == cal]
+        validate(event)
+        assert event["detail"]["reason"] == shown["disconnected_reason"] and event["detail"]["user_id"] == user
+        assert w.decision(user, ids[user])["reason"].startswith(
+            f"calendar disconnected ({shown['disconnected_reason']})"
+        )
+        one_bot()
+        return shown
+
+    # Google: the user removed the app's access; the next push finds the grant refused.
+    s.google.revoke_grants(s.oauth_clients[CalendarKind.GOOGLE].client_id)
+    s.google.expire_access_tokens()
+    late = _minute(timedelta(hours=3))
+    late_google = s.google.put_event(CAROL, _google_event(late, hangoutLink="https://meet.google.com/xcl-late-ccc"))[
+        "id"
+    ]
+    w.google_push()
+    carol = disconnected("carol")
+    assert carol["disconnected_reason"].startswith("Google refused the refresh token (invalid_grant"), carol
+    assert carol["provider"] == "google" and "reconnect" in carol["disconnected_reason"]
+
+    # Microsoft: consent withdrawn; the next change notification finds the grant refused.
+    s.graph.revoke_grant(DAVE, code=65001)
+    s.graph.expire_access_tokens()
+    late_graph = s.graph.put_event(
+        DAVE,
+        _graph_event(
+            late + timedelta(hours=1), body={"contentType": "text", "content": "https://meet.google.com/xcl-late-ddd"}
+        ),
+    )["id"]
+    w.graph_notify()
+    dave = disconnected("dave")
+    assert dave["disconnected_reason"].startswith("Microsoft refused the refresh token (AADSTS65001"), dave
+    assert w.decision("carol", late_google) is None and w.decision("dave", late_graph) is None  # nothing read
+
+    # A new consent each, through PATCH: connected again, and a full resync reads what changed meanwhile.
+    app = s.oauth_clients[CalendarKind.MICROSOFT].client_id
+    w.tokens["carol's second consent"] = s.google_consent(primary=CAROL)
+    w.tokens["dave's second consent"] = s.graph.grant(app, DAVE)
+
+    def reconnect(user: str, late_id: str, token: str) -> None:
+        cal = w.calendars[user]
+        before = w.api.get(f"/v1/calendars/{cal}")["last_full_sync_at"]
+        patched = w.api.patch(f"/v1/calendars/{cal}", {"refresh_token": token})
+        assert patched["status"] == "connected" and patched["disconnected_reason"] is None, patched
+
+        def resynced() -> bool:
+            late = w.decision(user, late_id)
+            return (
+                late is not None
+                and late["recorded"]
+                and w.api.get(f"/v1/calendars/{cal}")["last_full_sync_at"] > before
+            )
+
+        w.until(resynced, f"{user}'s resync after reconnecting")
+        assert w.api.get(f"/v1/calendars/{cal}")["last_error"] is None
+
+    reconnect("carol", late_google, w.tokens["carol's second consent"])
+    reconnect("dave", late_graph, w.tokens["dave's second consent"])
+    one_bot()
+    _assert_shared(w, ids, everyone)
+    assert s.simulator.create_calls == created  # nothing created twice, nothing created again
+    announced = [e["detail"]["calendar_id"] for e in w.published(CALENDAR_DISCONNECTED)]
+    assert sorted(announced) == sorted([w.calendars["carol"], w.calendars["dave"]])  # once each
+
+
+# --- no refresh token anywhere ----------------------------------------------------------------
+
+
+def test_no_refresh_token_shows_in_logs_answers_events_or_errors(world: World) -> None:
+    w, s = world, world.stack
+    # The whole scenario is searched, whichever of the tests above were selected.
+    if "shared" not in w.ran:
+        _one_bot_until_the_last_calendar_drops_it(w)
+    if "revoked" not in w.ran:
+        _revoked_grants_disconnect_and_reconnect(w)
+
+    # Tokens that are turned away must not come back in the error either.
+    refused = "1//0never-issued-" + "q" * 30
+    w.tokens["a token Google never issued"] = refused
+    for body in (
+        {"provider": "google", "user_id": "erin", "refresh_token": refused},
+        {"provider": "google", "user_id": "carol", "refresh_token": w.tokens["carol's consent"]},  # revoked
+        {"provider": "microsoft", "user_id": "frank", "refresh_token": refused},
+    ):
+        with pytest.raises(ApiError) as caught:
+            w.api.post("/v1/calendars", body)
+        assert caught.value.status == 422, caught.value.message
+
+    google_app = s.oauth_clients[CalendarKind.GOOGLE]
+    graph_app = s.oauth_clients[CalendarKind.MICROSOFT]
+    secrets = dict(w.tokens)
+    secrets |= {f"a refresh token Google rotated ({i})": t for i, t in enumerate(s.google.rotated_refresh_tokens)}
+    secrets |= {f"a refresh token Microsoft rotated ({i})": t for i, t in enumerate(s.graph.rotated_refresh_tokens)}
+    secrets |= {
+        "the Google client secret": google_app.client_secret,
+        "the Microsoft client secret": graph_app.client_secret,
+    }
+    assert len(s.google.rotated_refresh_tokens) >= 2 and len(s.graph.rotated_refresh_tokens) >= 2
+
+    errors = [
+        f"{c['status']} {c['last_error']} {c['disconnected_reason']}" for c in w.api.get("/v1/calendars")["items"]
+    ]
+    errors += ["".join(traceback.format_exception(exc)) for exc in s.handler_errors]
+    w.events = s.published_events()
+    places = {
+        "the logs": "\n".join([*w.records, w.logs.getvalue()]),
+        "the API's answers": "\n".join(w.api.answers),
+        "the published events": json.dumps(w.events),
+        "the errors": "\n".join(errors),
+        # At rest, sealed: not one token in the clear in the table.
+        "the table": json.dumps(
+            s.container.client("dynamodb").scan(TableName=s.container.settings.table_name)["Items"]
+        ),
+    }
+    leaks = sorted(
+        f"{name} in {where}" for where, text in places.items() for name, value in secrets.items() if value in text
+    )
+    assert leaks == [], "; ".join(leaks)
+    # The search saw real material: our own log lines, the answers, both disconnections.
+    assert "calendar connected" in places["the logs"] and len(places["the logs"]) > 20_000
+    assert "refresh_token: Google refused the refresh token" in places["the API's answers"]
+    assert places["the published events"].count(CALENDAR_DISCONNECTED) == 2
