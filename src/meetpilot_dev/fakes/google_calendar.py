@@ -88,6 +88,7 @@ class FakeGoogleCalendar:
         # When True, every refresh answers a new refresh token and the old one stops working at once
         # (what Google does for some clients); see ``refresh_tokens``.
         self.rotate_refresh_tokens = False
+        self.rotated_refresh_tokens: list[str] = []  # every refresh token handed out by a rotation
         self._clock = clock or SystemClock()
         self._lock = threading.RLock()
         self._clients: dict[str, tuple[str, set[str]]] = {}
@@ -400,6 +401,7 @@ class FakeGoogleCalendar:
                 if owner is not None:
                     self._primary_of[rotated] = owner
                 answer["refresh_token"] = rotated
+                self.rotated_refresh_tokens.append(rotated)
         return _Reply(200, answer)
 
     def _authorised(self, headers: dict[str, str]) -> bool:
