@@ -180,7 +180,7 @@ async function selectCalendar(calendarId) {
       el("td", {}, el("span", { class: "badge " + (d.recorded ? "ok" : "skip") }, d.recorded ? "recorded" : "no bot")),
       el("td", { class: "reason" }, d.reason),
       el("td", { class: "meeting", title: d.meeting_key || "" }, d.bot_id ? "bot " + d.bot_id.slice(0, 8) : "")));
-    const problems = [cal.disconnected_reason, cal.last_error].filter(Boolean);
+    const problems = [...new Set([cal.disconnected_reason, cal.last_error].filter(Boolean))];
     detail.replaceChildren(
       el("h2", {}, (cal.label || calendarId) + " · " + (cal.provider || cal.kind || "") + " · " + (cal.user_id || "")),
       el("div", {}, "status ", el("b", {}, page.status || cal.status || "")),

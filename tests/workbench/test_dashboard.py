@@ -3,7 +3,9 @@
 Three meetings go through the whole local stack (schedules, gateway, pollers, simulator): one ends
 with a stored transcript, one with a bot nobody admitted, one with a bot a host denied. The page
 must show exactly those rows with their outcomes, filter them, show a session's timeline and its
-transcript, and a screenshot must show each row's outcome badge in its colour.
+transcript, and a screenshot must show each row's outcome badge in its colour. Then two calendars:
+the calendars view must show each one's status and, for one, the decision and its reason for every
+event (recorded, no link, opted out), and a disconnected calendar's reason.
 """
 
 from __future__ import annotations
@@ -240,3 +242,116 @@ def test_an_injected_inline_script_does_not_run(page, dashboard):
         assert any("script" in text for text in refused), refused
     finally:
         tab.close()
+
+
+# --- the calendars view (after the session tests: its recorded event adds a meeting of its own) ---
+
+CALENDAR_FEED = """BEGIN:VCALENDAR\r
+VERSION:2.0\r
+PRODID:-//meetpilot tests//dashboard//EN\r
+BEGIN:VEVENT\r
+UID:dash-board-review\r
+DTSTAMP:{now}\r
+DTSTART:{later}\r
+DTEND:{later_end}\r
+SUMMARY:Board review\r
+LOCATION:https://meet.google.com/das-hboa-rdc\r
+END:VEVENT\r
+BEGIN:VEVENT\r
+UID:dash-no-link\r
+DTSTAMP:{now}\r
+DTSTART:{later}\r
+DTEND:{later_end}\r
+SUMMARY:Lunch walk\r
+END:VEVENT\r
+BEGIN:VEVENT\r
+UID:dash-opted-out\r
+DTSTAMP:{now}\r
+DTSTART:{later}\r
+DTEND:{later_end}\r
+SUMMARY:Offsite planning [no bot]\r
+LOCATION:https://meet.google.com/das-hboa-rdn\r
+END:VEVENT\r
+END:VCALENDAR\r
+"""
+
+
+def _stamp(moment) -> str:
+    return moment.strftime("%Y%m%dT%H%M%SZ")
+
+
+@pytest.fixture(scope="module")
+def calendars(finished_stack, page, dashboard) -> dict[str, str]:
+    """Two ICS calendars through the API: one synced with three events, one whose grant 'stopped working'."""
+    from meetpilot_dev.fakes.feeds import FeedServer
+
+    stack, _ = finished_stack
+    repo = stack.container.repository
+    now = stack.clock.now()
+    later = now + timedelta(days=2)
+    feeds = FeedServer()
+    feeds.start()
+    try:
+        text = CALENDAR_FEED.format(now=_stamp(now), later=_stamp(later), later_end=_stamp(later + timedelta(hours=1)))
+        _, synced = dashboard.api.post(
+            "/v1/calendars",
+            {"provider": "ics", "feed_url": feeds.publish("dash", text), "user_id": "ada", "label": "ada's work"},
+        )
+        _, dropped = dashboard.api.post(
+            "/v1/calendars",
+            {"provider": "ics", "feed_url": feeds.publish("gone", text), "user_id": "ben", "label": "ben's old"},
+        )
+        ids = {"synced": synced["calendar_id"], "dropped": dropped["calendar_id"]}
+        deadline = time.monotonic() + 180
+        while True:
+            calendars = [repo.get_calendar(i) for i in ids.values()]
+            if all(c is not None and c.last_synced_at is not None for c in calendars):
+                break
+            assert time.monotonic() < deadline, "the calendars were never synced"
+            time.sleep(0.2)
+        # Stands in for a revoked grant: the sync marks a calendar so, with its reason.
+        assert repo.mark_calendar_disconnected(
+            ids["dropped"], reason="the provider refused the grant; reconnect the calendar", now=stack.clock.now()
+        )
+        yield ids
+    finally:
+        feeds.stop()
+
+
+def test_the_calendars_view_shows_each_calendar_and_why_each_event_gets_a_bot_or_not(page, calendars):
+    page.click("#tab-calendars")
+    expect(page.locator("#sessions-view")).to_be_hidden()
+    synced = page.locator(f'#calendars tr[data-calendar="{calendars["synced"]}"]')
+    dropped = page.locator(f'#calendars tr[data-calendar="{calendars["dropped"]}"]')
+    expect(synced).to_have_attribute("data-status", "connected")
+    expect(dropped).to_have_attribute("data-status", "disconnected")
+    assert "ics" in synced.inner_text() and "ada's work" in synced.inner_text()
+
+    synced.click()
+    page.wait_for_selector("#decisions tbody tr[data-event]")
+    rows = {
+        row.locator("td").nth(1).inner_text(): (
+            row.get_attribute("data-recorded"),
+            row.locator("td.reason").inner_text(),
+        )
+        for row in page.locator("#decisions tbody tr[data-event]").all()
+    }
+    assert rows["Board review"][0] == "true", rows
+    assert rows["Lunch walk"] == ("false", "no meeting link"), rows
+    assert rows["Offsite planning [no bot]"][0] == "false" and "opted out" in rows["Offsite planning [no bot]"][1]
+
+    dropped.click()
+    expect(page.locator("#calendar-detail .error")).to_contain_text("refused the grant")
+    expect(page.locator("#calendar-detail")).to_contain_text("disconnected")
+    page.click("#tab-sessions")
+    expect(page.locator("#sessions-view")).to_be_visible()
+
+
+def test_the_dashboard_forwards_only_the_calendar_routes_it_knows(dashboard, calendars):
+    listed = httpx.get(dashboard.url + "api/calendars").json()
+    assert {c["calendar_id"] for c in listed["items"]} >= set(calendars.values())
+    assert not any("feed_url" in c or "refresh_token" in c for c in listed["items"])
+    missing = httpx.get(dashboard.url + "api/calendars/no-such-calendar/events")
+    assert missing.status_code == 404
+    bad = httpx.get(dashboard.url + f"api/calendars/{calendars['synced']}/events?from=yesterday")
+    assert bad.status_code == 422

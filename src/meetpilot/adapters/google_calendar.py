@@ -12,7 +12,6 @@ no sync or page token.
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from google.auth import exceptions as google_auth_exceptions
 from google.auth import transport as google_auth_transport
 from google.oauth2.credentials import Credentials
 
+from meetpilot.adapters.request_lines import RequestLineRedactor
 from meetpilot.app.ports import CalendarGrants, GoogleSync
 from meetpilot.domain.calendar import (
     AccessRevoked,
@@ -93,49 +93,7 @@ class SyncResult:
     full_sync: bool
 
 
-class _GoogleRequestLines(logging.Filter):
-    """Redacts httpx's ``HTTP Request: GET <url> ...`` lines for Google's hosts.
-
-    httpx logs every request's full URL at INFO; a Calendar URL names the calendar (for a primary
-    calendar, its owner's e-mail address) and carries ``syncToken`` and ``pageToken``. The line
-    keeps its method, host, route and status; the calendar id becomes ``-`` and the query ``?...``.
-    httpx has no per-client switch for this line, hence a filter on its logger, limited to the
-    hosts this adapter talks to so other clients' lines stay as they are.
-    """
-
-    def __init__(self) -> None:
-        super().__init__("meetpilot.google_calendar")
-        self.hosts: set[str] = set()
-        self._lock = threading.Lock()
-
-    def watch(self, *urls: str) -> None:
-        with self._lock:
-            self.hosts |= {httpx.URL(url).netloc.decode("ascii") for url in urls}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(isinstance(arg, httpx.URL) for arg in record.args):
-            record.args = tuple(self._redacted(arg) if isinstance(arg, httpx.URL) else arg for arg in record.args)
-        return True
-
-    def _redacted(self, url: httpx.URL) -> httpx.URL | str:
-        if url.netloc.decode("ascii") not in self.hosts:
-            return url
-        segments = url.raw_path.split(b"?", 1)[0].decode("ascii").split("/")
-        for i in range(1, len(segments)):
-            if segments[i - 1] == "calendars":
-                segments[i] = "-"
-        return f"{url.scheme}://{url.netloc.decode('ascii')}{'/'.join(segments)}" + ("?..." if url.query else "")
-
-
-_REQUEST_LINES = _GoogleRequestLines()
-
-
-def _redact_request_lines(*urls: str) -> None:
-    """Install the filter on httpx's logger once; add these URLs' hosts to the ones it redacts."""
-    _REQUEST_LINES.watch(*urls)
-    httpx_logger = logging.getLogger("httpx")
-    if _REQUEST_LINES not in httpx_logger.filters:
-        httpx_logger.addFilter(_REQUEST_LINES)
+_REQUEST_LINES = RequestLineRedactor("meetpilot.google_calendar", collections=frozenset({"calendars"}))
 
 
 class GoogleCalendarClient:
@@ -157,7 +115,7 @@ class GoogleCalendarClient:
         # Called with the new refresh token when Google's token endpoint returns one in place of ours.
         self._on_rotated = on_rotated
         self._api_base = api_base.rstrip("/")
-        _redact_request_lines(self._api_base, token_uri)
+        _REQUEST_LINES.watch(self._api_base, token_uri)
         self._owner_email = owner_email
         self._clock = clock or SystemClock()
         self._timeout = timeout

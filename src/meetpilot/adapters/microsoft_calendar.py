@@ -17,7 +17,6 @@ subscription ids become ``-`` and the query (delta and skip tokens, the window) 
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
+from meetpilot.adapters.request_lines import RequestLineRedactor
 from meetpilot.app.ports import CalendarGrants, DeltaSync
 from meetpilot.domain.calendar import (
     AccessRevoked,
@@ -74,41 +74,9 @@ _AADSTS_MEANING = {
 }
 
 
-class _GraphRequestLines(logging.Filter):
-    """Redacts httpx's ``HTTP Request: GET <url> ...`` lines for Graph's and login's hosts."""
-
-    def __init__(self) -> None:
-        super().__init__("meetpilot.microsoft_calendar")
-        self.hosts: set[str] = set()
-        self._lock = threading.Lock()
-
-    def watch(self, *urls: str) -> None:
-        with self._lock:
-            self.hosts |= {httpx.URL(url).netloc.decode("ascii") for url in urls}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(isinstance(arg, httpx.URL) for arg in record.args):
-            record.args = tuple(self._redacted(arg) if isinstance(arg, httpx.URL) else arg for arg in record.args)
-        return True
-
-    def _redacted(self, url: httpx.URL) -> httpx.URL | str:
-        if url.netloc.decode("ascii") not in self.hosts:
-            return url
-        segments = url.raw_path.split(b"?", 1)[0].decode("ascii").split("/")
-        for i in range(1, len(segments)):
-            if segments[i - 1] in ("events", "calendars", "subscriptions", "users"):
-                segments[i] = "-"
-        return f"{url.scheme}://{url.netloc.decode('ascii')}{'/'.join(segments)}" + ("?..." if url.query else "")
-
-
-_REQUEST_LINES = _GraphRequestLines()
-
-
-def _redact_request_lines(*urls: str) -> None:
-    _REQUEST_LINES.watch(*urls)
-    httpx_logger = logging.getLogger("httpx")
-    if _REQUEST_LINES not in httpx_logger.filters:
-        httpx_logger.addFilter(_REQUEST_LINES)
+_REQUEST_LINES = RequestLineRedactor(
+    "meetpilot.microsoft_calendar", collections=frozenset({"events", "calendars", "subscriptions", "users"})
+)
 
 
 @dataclass
@@ -145,7 +113,7 @@ class MicrosoftCalendarGateway:
         self._login_base = login_base.rstrip("/")
         self._graph_base = graph_base.rstrip("/")
         self._graph_host = httpx.URL(self._graph_base).netloc
-        _redact_request_lines(self._login_base, self._graph_base)
+        _REQUEST_LINES.watch(self._login_base, self._graph_base)
         self._clock = clock or SystemClock()
         self._timeout = timeout
         self._http = http or httpx.Client(timeout=timeout)

@@ -16,6 +16,7 @@ request) still wants keeps its bot.
 from __future__ import annotations
 
 import contextlib
+import hmac
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -168,9 +169,10 @@ def connect_calendar(registration: GrantRegistration, *, deps: GrantDeps) -> Reg
     """Connect a Google or Microsoft calendar: seal its token, open its channel, store it, queue a full sync.
 
     The same user, provider and calendar again finds the first registration (``created`` False);
-    a new token then replaces the stored one, and reconnects the calendar when it was disconnected.
-    Opening the channel (Google) or subscription (Microsoft) also proves the grant works; a failure
-    raises CalendarSourceError (AccessRevoked for a refused grant) and stores nothing.
+    the token it holds already changes nothing, any other one reconnects the calendar with it
+    (``reconnect_calendar``). Opening the channel (Google) or subscription (Microsoft) also proves
+    the grant works; a failure raises CalendarSourceError (AccessRevoked for a refused grant) and
+    stores nothing, so a stale token posted again never replaces one that works.
     """
     kind = registration.kind
     if kind not in (CalendarKind.GOOGLE, CalendarKind.MICROSOFT):
@@ -187,12 +189,9 @@ def connect_calendar(registration: GrantRegistration, *, deps: GrantDeps) -> Reg
     if existing is not None:
         if existing.removing:
             raise ConcurrentUpdate(f"calendar {calendar_id} is being removed; connect it again once it is gone")
-        if not existing.connected:
-            return Registered(reconnect_calendar(calendar_id, token, deps=deps), created=False)
-        sealed = deps.grants.seal(token, calendar_id=calendar_id)
-        if deps.repo.store_refresh_token(calendar_id, sealed, expect_sealed=existing.sealed_refresh_token):
-            existing.sealed_refresh_token = sealed
-        return Registered(existing, created=False)
+        if existing.connected and _holds(existing, token, deps.grants):
+            return Registered(existing, created=False)
+        return Registered(reconnect_calendar(calendar_id, token, deps=deps), created=False)
     calendar = Calendar(
         calendar_id=calendar_id,
         kind=kind,
@@ -218,9 +217,12 @@ def connect_calendar(registration: GrantRegistration, *, deps: GrantDeps) -> Reg
 
 
 def reconnect_calendar(calendar_id: str, refresh_token: str, *, deps: GrantDeps) -> Calendar:
-    """A new grant for a connected or disconnected calendar: seal and store it, clear the
-    disconnection, open a channel (Google: when the old one is gone; Microsoft: always, since a
-    refused grant leaves its subscription unauthorised) and queue a full resync."""
+    """A new grant for a connected or disconnected calendar: open a new channel or subscription with
+    it, then store it sealed, clear the disconnection, close the old channel and queue a full resync.
+
+    Opening is what proves the grant works (a refused one raises AccessRevoked and changes nothing),
+    so it is done for every provider, and a Graph subscription made under a refused grant is
+    unauthorised anyway."""
     token = _check_token(refresh_token)
     calendar = deps.repo.get_calendar(calendar_id)
     if calendar is None:
@@ -231,16 +233,14 @@ def reconnect_calendar(calendar_id: str, refresh_token: str, *, deps: GrantDeps)
         raise ConcurrentUpdate(f"calendar {calendar_id} is being removed")
     calendar.sealed_refresh_token = deps.grants.seal(token, calendar_id=calendar_id)
     old = deps.repo.get_channel(calendar.channel_id) if calendar.channel_id else None
-    now = deps.clock.now()
-    if calendar.kind is CalendarKind.MICROSOFT or old is None or old.expires_at <= now:
-        # With the new grant in hand (the in-memory calendar holds it), so opening proves it works.
-        new = _open(calendar, deps)
-        if not deps.repo.set_calendar_channel(calendar_id, new, expect_channel_id=calendar.channel_id):
-            _close(calendar, new, deps)
-            raise ConcurrentUpdate(f"calendar {calendar_id} changed while being reconnected; try again")
-        if old is not None:
-            _close(calendar, old, deps)
-        calendar.channel_id, calendar.channel_expires_at = new.channel_id, new.expires_at
+    # With the new grant in hand (the in-memory calendar holds it), so opening proves it works.
+    new = _open(calendar, deps)
+    if not deps.repo.set_calendar_channel(calendar_id, new, expect_channel_id=calendar.channel_id):
+        _close(calendar, new, deps)
+        raise ConcurrentUpdate(f"calendar {calendar_id} changed while being reconnected; try again")
+    if old is not None:
+        _close(calendar, old, deps)
+    calendar.channel_id, calendar.channel_expires_at = new.channel_id, new.expires_at
     if not deps.repo.reconnect_calendar(calendar_id, calendar.sealed_refresh_token):
         raise ConcurrentUpdate(f"calendar {calendar_id} is being removed")
     deps.sync_queue.send(CalendarSyncJob(calendar_id=calendar_id, reason="reconnected", full=True).to_body())
@@ -271,6 +271,15 @@ def get_calendar(calendar_id: str, *, repo: Calendars) -> Calendar:
     if calendar is None:
         raise NotFound(f"no calendar {calendar_id}; 'calendars list' shows the registered ones")
     return calendar
+
+
+def _holds(calendar: Calendar, token: str, grants: CalendarGrants) -> bool:
+    """Whether ``token`` is the refresh token the calendar already holds."""
+    try:
+        held = grants.refresh_token(calendar)
+    except CalendarSourceError:
+        return False  # unreadable: the new token is all there is
+    return hmac.compare_digest(held.encode(), token.encode())
 
 
 def _open(calendar: Calendar, deps: GrantDeps) -> PushChannel:

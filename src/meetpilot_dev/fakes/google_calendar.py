@@ -21,23 +21,21 @@ list always answers as if ``singleEvents=true`` had been sent.
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 import json
 import logging
 import secrets
-import socket
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 
 from meetpilot.domain.clock import Clock, SystemClock
+from meetpilot_dev.fakes.loopback import LoopbackServer, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +64,7 @@ class _Calendar:
     generation: int = 0  # bumped by expire_sync_tokens: older tokens answer 410
 
 
-@dataclass
-class _Reply:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
+_Reply = Reply
 
 
 class FakeGoogleCalendar:
@@ -94,6 +88,7 @@ class FakeGoogleCalendar:
         # When True, every refresh answers a new refresh token and the old one stops working at once
         # (what Google does for some clients); see ``refresh_tokens``.
         self.rotate_refresh_tokens = False
+        self.rotated_refresh_tokens: list[str] = []  # every refresh token handed out by a rotation
         self._clock = clock or SystemClock()
         self._lock = threading.RLock()
         self._clients: dict[str, tuple[str, set[str]]] = {}
@@ -105,35 +100,25 @@ class FakeGoogleCalendar:
         self._pages: dict[str, tuple[list[dict[str, Any]], str]] = {}
         self._counter = 0
         self._faults: list[int] = []
-        self._server: _FakeServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackServer(
+            lambda *request: self.handle(*request),  # looked up per request: tests wrap it
+            name="fake-google-calendar",
+            content_type="application/json; charset=UTF-8",
+            too_large=lambda: _error(413, "Request too large", "requestTooLarge"),
+            failed=lambda: _error(500, "Backend Error", "backendError"),
+            max_body=_MAX_BODY_BYTES,
+        )
         self.base_url = ""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> str:
         """Serve on 127.0.0.1 and return the base URL."""
-        if self._server is not None:
-            return self.base_url
-        self._server = _FakeServer(("127.0.0.1", 0), self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-google-calendar", daemon=True
-        )
-        self._thread.start()
-        port = self._server.server_address[1]
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.base_url = self._http.start()
         return self.base_url
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        if self._thread is not None:
-            self._thread.join()
-        self._server.close_connections()
-        self._server.server_close()
-        self._server = None
-        self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> FakeGoogleCalendar:
         self.start()
@@ -416,6 +401,7 @@ class FakeGoogleCalendar:
                 if owner is not None:
                     self._primary_of[rotated] = owner
                 answer["refresh_token"] = rotated
+                self.rotated_refresh_tokens.append(rotated)
         return _Reply(200, answer)
 
     def _authorised(self, headers: dict[str, str]) -> bool:
@@ -572,84 +558,6 @@ class FakeGoogleCalendar:
         event["updated"] = _rfc3339(self._clock.now())
         event["etag"] = f'"{self._counter}"'
         calendar.events[event["id"]] = _StoredEvent(event=event, changed_at=self._counter)
-
-
-# --- HTTP server ------------------------------------------------------------------------------
-
-
-class _FakeServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], fake: FakeGoogleCalendar) -> None:
-        self.fake = fake
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Close idle keep-alive connections so no handler thread outlives the server."""
-        with self._connections_lock:
-            for connection in list(self._connections):
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "FakeGoogleCalendar/1.0"
-    timeout = 30
-    server: _FakeServer
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("fake google calendar: " + format, *args)
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY_BYTES:
-            self._write(_error(413, "Request too large", "requestTooLarge"))
-            return
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            reply = self.server.fake.handle(self.command, self.path, headers, body)
-        except Exception:  # a bug in the fake must show up as a 500, not a hung client
-            logger.exception("fake google calendar failed on %s %s", self.command, self.path)
-            reply = _error(500, "Backend Error", "backendError")
-        self._write(reply)
-
-    def _write(self, reply: _Reply) -> None:
-        payload = b"" if reply.body is None else json.dumps(reply.body).encode()
-        self.send_response(reply.status)
-        if payload:
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if payload:
-            self.wfile.write(payload)
 
 
 # --- shapes -----------------------------------------------------------------------------------

@@ -31,19 +31,16 @@ Every Graph error has Graph's body: ``{"error": {"code", "message", "innerError"
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
 import re
 import secrets
-import socket
 import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -51,6 +48,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 
 from meetpilot.domain.clock import Clock, SystemClock
+from meetpilot_dev.fakes.loopback import LoopbackServer, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +70,7 @@ AADSTS_MESSAGES = {
 _INTERACTION_CODES = {50076, 50079}
 
 
-@dataclass
-class _Reply:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    text: str | None = None
+_Reply = Reply
 
 
 @dataclass
@@ -162,34 +155,25 @@ class FakeMicrosoftGraph:
         self._faults: list[_Reply] = []
         self._token_faults: list[_Reply] = []
         self._pending_changes: dict[str, list[tuple[str, str]]] = {}
-        self._server: _FakeServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackServer(
+            lambda *request: self.handle(*request),  # looked up per request: tests wrap it
+            name="fake-graph",
+            content_type="application/json; odata.metadata=minimal; charset=utf-8",
+            too_large=lambda: _graph_error(413, "RequestEntityTooLarge", "Request too large."),
+            failed=lambda: _graph_error(500, "generalException", "An unexpected error occurred."),
+            max_body=_MAX_BODY_BYTES,
+        )
         self.base_url = ""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> str:
         """Serve on 127.0.0.1 and return the base URL."""
-        if self._server is not None:
-            return self.base_url
-        self._server = _FakeServer(("127.0.0.1", 0), self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-graph", daemon=True
-        )
-        self._thread.start()
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.base_url = self._http.start()
         return self.base_url
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        if self._thread is not None:
-            self._thread.join()
-        self._server.close_connections()
-        self._server.server_close()
-        self._server = None
-        self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> FakeMicrosoftGraph:
         self.start()
@@ -908,83 +892,6 @@ class FakeMicrosoftGraph:
 
     def _queue_change(self, box: _Mailbox, change_type: str, event_id: str) -> None:
         self._pending_changes.setdefault(box.email.lower(), []).append((change_type, event_id))
-
-
-# --- HTTP server ------------------------------------------------------------------------------
-
-
-class _FakeServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], fake: FakeMicrosoftGraph) -> None:
-        self.fake = fake
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            for connection in list(self._connections):
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "FakeMicrosoftGraph/1.0"
-    timeout = 30
-    server: _FakeServer
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("fake graph: " + format, *args)
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY_BYTES:
-            self._write(_graph_error(413, "RequestEntityTooLarge", "Request too large."))
-            return
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            reply = self.server.fake.handle(self.command, self.path, headers, body)
-        except Exception:  # a bug in the fake must show up as a 500, not a hung client
-            logger.exception("fake graph failed on %s", self.command)
-            reply = _graph_error(500, "generalException", "An unexpected error occurred.")
-        self._write(reply)
-
-    def _write(self, reply: _Reply) -> None:
-        payload = b"" if reply.body is None else json.dumps(reply.body).encode()
-        self.send_response(reply.status)
-        if payload:
-            self.send_header("Content-Type", "application/json; odata.metadata=minimal; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if payload:
-            self.wfile.write(payload)
 
 
 # --- shapes -----------------------------------------------------------------------------------

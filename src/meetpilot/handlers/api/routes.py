@@ -315,7 +315,8 @@ def _removal(c: Container, calendar_id: str) -> Removal:
     description="Google and Microsoft 365 with the refresh token the user's consent gave your app "
     "(stored encrypted, never shown); ICS with its feed address. Its meetings get bots from its first "
     "sync on. 201 when new; 200 when the same user, provider and calendar is connected already (a new "
-    "token then replaces the stored one, and reconnects a disconnected calendar).",
+    "token replaces the stored one, and reconnects a disconnected calendar, once a new channel or "
+    "subscription opened with it proves it works; a refused one is a 422 and changes nothing).",
     responses={
         201: {"description": "connected", "content": {"application/json": {"model": CalendarOut}}},
         200: {"description": "already connected", "content": {"application/json": {"model": CalendarOut}}},

@@ -170,6 +170,43 @@ def test_posting_a_new_token_reconnects_a_disconnected_calendar(api, api_stack):
     assert api_stack.container.calendar_grants.refresh_token(calendar) == new
 
 
+def test_posting_a_refused_token_for_a_connected_calendar_is_422_and_keeps_the_working_one(api, api_stack):
+    owner = "vera@acme.test"
+    good = api_stack.google_consent(primary=owner)
+    _, made = api.post("/v1/calendars", {"provider": "google", "user_id": "vera", "refresh_token": good})
+    stale = api_stack.google_consent(primary=owner)
+    api_stack.google.revoke_refresh_token(stale)
+
+    error = _error(lambda: api.post("/v1/calendars", {"provider": "google", "user_id": "vera", "refresh_token": stale}))
+
+    assert error.status == 422 and error.message.startswith("refresh_token: Google refused the refresh token")
+    calendar = api_stack.container.repository.get_calendar(made["calendar_id"])
+    assert api_stack.container.calendar_grants.refresh_token(calendar) == good
+    # The same working token again changes nothing: no second channel.
+    status, again = api.post("/v1/calendars", {"provider": "google", "user_id": "vera", "refresh_token": good})
+    assert status == 200 and again["status"] == "connected"
+    assert len([c for c in api_stack.google.channels if c["calendar_id"] == owner and not c["stopped"]]) == 1
+
+
+def test_reconnecting_a_google_calendar_with_a_refused_token_is_422_and_leaves_it_disconnected(api, api_stack):
+    owner = "wren@acme.test"
+    old = api_stack.google_consent(primary=owner)
+    _, made = api.post("/v1/calendars", {"provider": "google", "user_id": "wren", "refresh_token": old})
+    cal = made["calendar_id"]
+    sync_now(api_stack)
+    api_stack.google.revoke_refresh_token(old)
+    disconnect(api_stack, cal, "Google refused the refresh token (invalid_grant); reconnect the calendar")
+    refused = api_stack.google_consent(primary=owner)
+    api_stack.google.revoke_refresh_token(refused)
+
+    error = _error(lambda: api.patch(f"/v1/calendars/{cal}", {"refresh_token": refused}))
+
+    assert error.status == 422 and error.message.startswith("refresh_token: Google refused the refresh token")
+    shown = api.get(f"/v1/calendars/{cal}")
+    assert shown["status"] == "disconnected" and "invalid_grant" in shown["disconnected_reason"]
+    assert sync_now(api_stack, cal) == []  # no resync queued for a grant that does not work
+
+
 def test_deleting_a_google_calendar_stops_its_channel_and_withdraws_only_its_own_bots(api, api_stack):
     ann, ben = "ann@acme.test", "ben@acme.test"
     shared, own = _start(150), _start(180)
