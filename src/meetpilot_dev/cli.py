@@ -358,7 +358,9 @@ def demo(
         ".demo"
     ),
     live: Annotated[bool, typer.Option(help="show a live table while it runs (on a terminal)")] = True,
-    calendars: Annotated[bool, typer.Option(help="add the meetings of two demo calendar feeds")] = True,
+    calendars: Annotated[
+        bool, typer.Option(help="add four demo calendars (ICS, Google, Microsoft 365) through the management API")
+    ] = True,
 ) -> None:
     """Run a mixed set of meetings through the whole pipeline on the local stack.
 
@@ -376,6 +378,8 @@ def demo(
     for problem in report.mismatches:
         terminal.print(f"[red]x[/red] {escape(problem)}", soft_wrap=True, highlight=False)
     print(report.summary_line())  # plain print: one line, whatever the terminal width
+    for line in report.calendar_lines:
+        print(line)
     print(f"transcripts: {(out / 'transcripts').resolve()} ({report.seconds:.0f} s)")
     print(f"log: {(out / 'demo.log').resolve()}")
     raise typer.Exit(0 if report.ok else 1)

@@ -7,9 +7,13 @@ no queue holds a job), then checks every outcome against what it was set up for,
 and S3. What the functions write (JSON logs, EMF metric lines) goes to a log file in the output
 folder, as a Lambda's output goes to CloudWatch Logs; the console shows only the table (or a line
 per outcome) and the summary.
-Alongside the ad-hoc meetings, two users' ICS calendars (``demo_calendar.ics``, served on loopback)
-bring a shared meeting, a recurring series with an exception, a moved and a cancelled meeting, and
-a Teams link hidden in a description (see ``meetpilot_dev.demo_calendars``).
+Alongside the ad-hoc meetings, four users' calendars, connected through the management API as a
+product connects its customers' (two ICS feeds served on loopback, a Google and a Microsoft 365
+calendar at the local fakes), bring a meeting all four share (one bot), a recurring series with an
+exception, a moved and a cancelled meeting, a Teams link hidden in a description, and a meeting a
+calendar's rule skips (see ``meetpilot_dev.demo_calendars``). After the summary line the demo shows
+the calendars as the API lists them, the shared meeting's one bot, and the reason the API gives for
+each event that got no bot.
 """
 
 from __future__ import annotations
@@ -33,12 +37,12 @@ from rich.live import Live
 from rich.table import Table
 
 from meetpilot.app.calendar_sync import enqueue_due_syncs
-from meetpilot.app.calendars import IcsRegistration, add_ics_calendar
 from meetpilot.domain.meeting import DesiredState, DispatchState, Meeting, meeting_key
 from meetpilot.domain.session import Session, TranscriptState
 from meetpilot.domain.status import Outcome
 from meetpilot.handlers.observability import logger
-from meetpilot_dev.demo_calendars import plan_calendars
+from meetpilot_dev.client import ApiError, ManagementClient, quote_segment
+from meetpilot_dev.demo_calendars import CONNECTIONS, plan_calendars
 from meetpilot_dev.fakes.feeds import FeedServer
 from meetpilot_dev.simulator import Scenario
 from meetpilot_dev.stack.embedded import LocalStack, QueueCount, StackOptions
@@ -82,8 +86,10 @@ class DemoMeeting:
     scenario: Scenario
     user_id: str
     source: str = "adhoc"  # or "calendar"
-    # record: a bot records it; no_bot: cancelled or moved away; later: scheduled beyond the run
+    # record: a bot records it; no_bot: cancelled or moved away; later: scheduled beyond the run;
+    # skipped: a rule of its calendar says no, and the API gives ``reason`` for it
     expect: str = "record"
+    reason: str | None = None
 
     @property
     def expected(self) -> Outcome:
@@ -100,7 +106,7 @@ def plan_meetings(count: int, now: datetime, *, first_start: float = 20.0, spaci
         raise ValueError("the demo needs at least one meeting")
     special = [Scenario.NOT_ADMITTED, Scenario.DENIED, Scenario.TRANSCRIPTION_FAILED, Scenario.LONG_TRANSCRIPT]
     scenarios = (special + [Scenario.NORMAL] * count)[:count]
-    # The last two slots are one meeting on two people's calendars (when there is room for it).
+    # The last two slots are one meeting submitted twice, as from two calendars (when there is room for it).
     duplicate = count >= 6
     meetings: list[DemoMeeting] = []
     for i, scenario in enumerate(scenarios):
@@ -131,6 +137,8 @@ class DemoReport:
     # schedule, the reconciler): where each one is.
     in_flight: list[str] = field(default_factory=list)
     log_path: Path | None = None
+    # What the management API shows of the calendars: printed after the summary line.
+    calendar_lines: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -183,6 +191,8 @@ def _row(m: DemoMeeting, look: Look) -> tuple[str, str, str, str]:
     session, meeting = look.session, look.meeting
     if meeting is not None and meeting.desired is DesiredState.CANCELLED:
         return title, "cancelled", (session.bot_id or "-")[:8] if session else "-", "-"
+    if m.expect == "skipped" and session is None:
+        return title, "skipped by a rule", "-", "-"
     if session is None:
         state = meeting.dispatch_state.value if meeting else ("in calendar" if m.source == "calendar" else "submitted")
         if meeting and meeting.schedule_name:
@@ -210,7 +220,7 @@ def _outcome_line(m: DemoMeeting, look: Look) -> str:
     title, status, bot, transcript = _row(m, look)
     if m.expect == "later":
         return f"{title}: scheduled for later, no bot yet"
-    if m.expect == "no_bot":
+    if m.expect in ("no_bot", "skipped"):
         return f"{title}: {status}, no bot"
     if look.outcome is Outcome.TRANSCRIPT_STORED:
         return f"{title}: transcript stored, {transcript} (bot {bot})"
@@ -364,12 +374,15 @@ def evaluate(stack: LocalStack, meetings: list[DemoMeeting]) -> DemoReport:
 
 
 def _check_calendar_only(stack: LocalStack, entries: list[DemoMeeting]) -> list[str]:
-    """Cancelled and moved-away meetings have no bot; a meeting beyond the run is scheduled."""
+    """Cancelled, moved-away and skipped meetings have no bot; a meeting beyond the run is scheduled."""
     assert stack.container is not None
     problems = []
     for m in entries:
         meeting = stack.container.repository.get_meeting(m.key)
-        if m.expect == "no_bot":
+        if m.expect == "skipped":
+            if meeting is not None and (meeting.desired is DesiredState.RECORD or meeting.session_id):
+                problems.append(f"{_title(m)}: expected no bot (skipped by a rule), meeting is {meeting.desired.value}")
+        elif m.expect == "no_bot":
             if meeting is not None and (meeting.desired is not DesiredState.CANCELLED or meeting.session_id):
                 problems.append(f"{m.title}: expected no bot, meeting is {meeting.desired.value}")
         elif m.expect == "later" and (
@@ -383,6 +396,8 @@ def demo_options(speed: float = 600.0, background: bool = True) -> StackOptions:
     return StackOptions(
         speed=speed,
         background_pollers=background,
+        google_fake=True,  # carol's calendar
+        microsoft_fake=True,  # dave's calendar
         lead_time_seconds=10,  # dispatch 10 s before start, through a real schedule
         schedule_margin_seconds=0,
         scheduler_interval_seconds=0.25,
@@ -418,19 +433,25 @@ def run_demo(
     log_path = out_dir / LOG_NAME
     if console is not None:
         console.file = console.file  # keep the terminal: stdout becomes the functions' log below
-    with functions_output_to(log_path), LocalStack(options or demo_options()) as stack, FeedServer() as feeds:
+    with (
+        functions_output_to(log_path),
+        LocalStack(options or demo_options()) as stack,
+        FeedServer() as feeds,
+        _api_client(stack) as api,
+    ):
         assert stack.simulator is not None
         now = stack.clock.now()
         meetings = plan_meetings(count, now, first_start=first_start)
+        connected = DemoConnections(api)
         if calendars:
-            meetings += _start_calendars(stack, feeds, now, first_start=first_start, patience=patience)
+            meetings += _start_calendars(stack, feeds, connected, now, first_start=first_start, patience=patience)
         for m in meetings:
             if m.source != "adhoc":
                 continue
             stack.simulator.set_scenario(m.url, m.scenario)
             stack.submit_meeting(m.url, m.start, title=m.title, user_id=m.user_id)
         if calendars:
-            _publish_changes(stack, feeds, now, first_start=first_start, patience=patience)
+            _publish_changes(stack, feeds, connected, now, first_start=first_start, patience=patience)
         if live and console is not None and console.is_terminal:
             # Nothing else writes to the terminal meanwhile, so Live need not redirect stdout.
             with Live(console=console, refresh_per_second=4, redirect_stdout=False, redirect_stderr=False) as view:
@@ -453,11 +474,19 @@ def run_demo(
                 if i not in printed and console is not None:
                     console.print(_outcome_line(m, look), soft_wrap=True, markup=False, highlight=False)
         report = evaluate(stack, meetings)
+        if calendars:
+            try:
+                lines, problems = show_calendars(stack, connected, meetings)
+            except ApiError as exc:
+                lines, problems = [], [f"the management API did not list the calendars: {exc}"]
+            report.calendar_lines = lines
+            report.mismatches += connected.problems + problems
         _write_transcripts(stack, meetings, out_dir)
         (out_dir / "summary.json").write_text(
             json.dumps(
                 {
                     "summary": report.summary_line(),
+                    "calendars": report.calendar_lines,
                     "ok": report.ok,
                     "mismatches": report.mismatches,
                     "in_flight": report.in_flight,
@@ -491,54 +520,199 @@ def follow(
         _drive(stack)
 
 
+@contextmanager
+def _api_client(stack: LocalStack) -> Iterator[ManagementClient]:
+    """The management API behind the stack's gateway, signed with the stack's credentials."""
+    assert stack.gateway is not None
+    client = ManagementClient.for_dev({"gateway": stack.gateway.url, "environment": stack.environment()})
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@dataclass
+class DemoConnections:
+    """The demo's calendars as ``POST /v1/calendars`` answered: user -> calendar id and provider."""
+
+    api: ManagementClient
+    ids: dict[str, str] = field(default_factory=dict)
+    providers: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # a connection or notification that failed
+
+
 def _start_calendars(
-    stack: LocalStack, feeds: Any, now: datetime, *, first_start: float, patience: float
+    stack: LocalStack, feeds: Any, connected: DemoConnections, now: datetime, *, first_start: float, patience: float
 ) -> list[DemoMeeting]:
-    """Publish the first version of both users' feeds, register them and wait for their first sync."""
-    assert stack.container is not None
-    c = stack.container
+    """Publish the ICS feeds and put carol's and dave's events at the fakes, connect the four
+    calendars through the management API as a product would, and wait for their first syncs."""
     plan = plan_calendars(now, first_start=first_start)
-    for user, text in plan.before.items():
-        url = feeds.publish(user, text)
-        registration = IcsRegistration(user, url, owner_email=f"{user}@acme.demo", label=f"{user}'s work calendar")
-        add_ics_calendar(
-            registration,
-            repo=c.repository,
-            sync_queue=c.calendar_sync_queue,
-            clock=c.clock,
-            check_address=c.feed_guard.vet_url,
-        )
-    _wait_for_syncs(stack, since=None, patience=patience)
+    for mailbox, events in plan.google.items():
+        for event in events:
+            stack.google.put_event(mailbox, event)
+    for mailbox, events in plan.microsoft.items():
+        stack.graph.add_user(mailbox)
+        for event in events:
+            stack.graph.put_event(mailbox, event)
+    for connection in CONNECTIONS:
+        if connection.provider == "ics":
+            secret = {"feed_url": feeds.publish(connection.user_id, plan.before[connection.user_id])}
+        elif connection.provider == "google":
+            secret = {"refresh_token": stack.google_consent(primary=connection.owner_email)}
+        else:
+            secret = {"refresh_token": stack.microsoft_consent(connection.owner_email)}
+        try:
+            _, made = connected.api.post("/v1/calendars", connection.body(secret))
+        except ApiError as exc:
+            connected.problems.append(f"{connection.user_id}'s {connection.provider} calendar: not connected ({exc})")
+            continue
+        connected.ids[connection.user_id] = made["calendar_id"]
+        connected.providers[connection.user_id] = made["provider"]
+    _wait_for_syncs(stack, list(connected.ids.values()), since=None, patience=patience)
     return [
-        DemoMeeting(e.title, e.url, e.start, Scenario.NORMAL, e.user_id, source="calendar", expect=e.expect)
+        DemoMeeting(
+            e.title, e.url, e.start, Scenario.NORMAL, e.user_id, source="calendar", expect=e.expect, reason=e.reason
+        )
         for e in sorted(plan.entries, key=lambda e: e.start)
     ]
 
 
-def _publish_changes(stack: LocalStack, feeds: Any, now: datetime, *, first_start: float, patience: float) -> None:
-    """The second version of the feeds (a meeting moved, one cancelled), then a poll, as every 10 minutes."""
+def _publish_changes(
+    stack: LocalStack, feeds: Any, connected: DemoConnections, now: datetime, *, first_start: float, patience: float
+) -> None:
+    """The second version of the feeds (a meeting moved, one cancelled), then a poll, as every 10
+    minutes; and dave's new meeting at Microsoft, which Graph notifies through the gateway."""
     assert stack.container is not None
     c = stack.container
-    for user, text in plan_calendars(now, first_start=first_start).after.items():
+    plan = plan_calendars(now, first_start=first_start)
+    for user, text in plan.after.items():
         feeds.publish(user, text)
     mark = c.clock.now()
+    waiting = [connected.ids[user] for user in plan.after if user in connected.ids]
+    for mailbox, events in plan.microsoft_added.items():
+        for event in events:
+            stack.graph.put_event(mailbox, event)
+        answers = stack.graph.deliver(mailbox)
+        user = next(k.user_id for k in CONNECTIONS if k.owner_email == mailbox)
+        if answers and all(200 <= status < 300 for status in answers) and user in connected.ids:
+            waiting.append(connected.ids[user])
+        else:
+            connected.problems.append(f"{user}'s change notification was answered {answers or 'by nobody'}")
     enqueue_due_syncs(repo=c.repository, queue=c.calendar_sync_queue, clock=c.clock)
-    _wait_for_syncs(stack, since=mark, patience=patience)
+    _wait_for_syncs(stack, waiting, since=mark, patience=patience)
 
 
-def _wait_for_syncs(stack: LocalStack, *, since: datetime | None, patience: float) -> None:
-    """Until every calendar has synced (after ``since``), while its sync queue moves."""
+def _wait_for_syncs(stack: LocalStack, calendar_ids: list[str], *, since: datetime | None, patience: float) -> None:
+    """Until each of ``calendar_ids`` has synced (after ``since``), while anything moves."""
     assert stack.container is not None
     repo = stack.container.repository
     watch = ProgressWatch(patience)
     while True:
-        calendars = repo.list_calendars()
-        synced = [c.last_synced_at for c in calendars]
-        if calendars and all(at is not None and (since is None or at > since) for at in synced):
+        calendars = [repo.get_calendar(calendar_id) for calendar_id in calendar_ids]
+        synced = [c.last_synced_at if c is not None else None for c in calendars]
+        if all(at is not None and (since is None or at > since) for at in synced):
             return
         if not watch.moving((tuple(synced), tuple(sorted(stack.queue_counts().items())))):
             return  # the run goes on; evaluate() reports the calendar meetings that never came
         _drive(stack)
+
+
+def show_calendars(
+    stack: LocalStack, connected: DemoConnections, meetings: list[DemoMeeting]
+) -> tuple[list[str], list[str]]:
+    """The calendars, the shared meeting and every event without a bot as the management API shows
+    them (``GET /v1/calendars`` and ``GET /v1/calendars/{id}/events``), and what differs from the plan.
+
+    Lines: one for the calendars, one per calendar, one per meeting on several calendars (its bots),
+    one per event that got no bot, with the reason the API gives.
+    """
+    assert stack.simulator is not None
+    api = connected.api
+    problems: list[str] = []
+    listed = {c["calendar_id"]: c for c in api.get("/v1/calendars")["items"]}
+    users = {calendar_id: user for user, calendar_id in connected.ids.items()}
+    decisions = {
+        calendar_id: api.get(f"/v1/calendars/{quote_segment(calendar_id)}/events")["items"] for calendar_id in users
+    }
+    ours = [listed[calendar_id] for calendar_id in users if calendar_id in listed]
+    live = [c for c in ours if c["status"] == "connected"]
+    by_provider = Counter(c["provider"] for c in live)
+    counts = ", ".join(f"{p} {by_provider[p]}" for p in ("google", "microsoft", "ics") if by_provider[p])
+    lines = [f"calendars: {len(live)} connected ({counts})"]
+    for connection in CONNECTIONS:
+        calendar_id = connected.ids.get(connection.user_id)
+        shown = listed.get(calendar_id or "")
+        if shown is None:
+            problems.append(f"{connection.user_id}'s {connection.provider} calendar is not listed by the API")
+            continue
+        items = decisions[shown["calendar_id"]]
+        rules = [f"rule {_RULE_NAMES.get(name, name)}" for name, on in (shown.get("rules") or {}).items() if on is True]
+        recorded = sum(1 for d in items if d["recorded"])
+        sync = f"synced {shown['last_synced_at'][11:19]}" if shown["last_synced_at"] else "never synced"
+        lines.append(
+            f"  {connection.user_id} ({shown['provider']}): {shown['status']}, {sync}"
+            f"{', ' + ', '.join(rules) if rules else ''}; {_plural(len(items), 'event')}, {recorded} with a bot"
+        )
+        if shown["status"] != "connected" or not shown["last_synced_at"] or shown["last_error"]:
+            problems.append(
+                f"{connection.user_id}'s {shown['provider']} calendar: {shown['status']}, "
+                f"last error {shown['last_error'] or shown['disconnected_reason'] or '-'}"
+            )
+    lines += _shared_lines(stack, connected, decisions, meetings, problems)
+    for calendar_id, items in decisions.items():
+        user = users[calendar_id]
+        for d in items:
+            if not d["recorded"]:
+                lines.append(f'skipped: "{d["title"]}" [{user}, {connected.providers[user]}] {d["reason"]}')
+    for m in meetings:
+        if m.expect != "skipped":
+            continue
+        calendar_id = connected.ids.get(m.user_id, "")
+        said = [d["reason"] for d in decisions.get(calendar_id, []) if d["title"] == m.title and not d["recorded"]]
+        if said != [m.reason]:
+            problems.append(f"{_title(m)}: expected the API to say {m.reason!r}, it says {said or 'nothing'}")
+    return lines, problems
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+_RULE_NAMES = {"external_only": "only-external", "organizer_only": "organiser-only", "accepted_only": "accepted-only"}
+
+
+def _shared_lines(
+    stack: LocalStack,
+    connected: DemoConnections,
+    decisions: dict[str, list[dict[str, Any]]],
+    meetings: list[DemoMeeting],
+    problems: list[str],
+) -> list[str]:
+    """One line per meeting on several calendars: on which, and its bots (one, or it is a mismatch)."""
+    assert stack.simulator is not None
+    lines = []
+    planned: dict[str, list[DemoMeeting]] = {}
+    for m in meetings:
+        if m.source == "calendar" and m.expect == "record":
+            planned.setdefault(m.key, []).append(m)
+    for key, copies in planned.items():
+        if len(copies) < 2:
+            continue
+        start = copies[0].start
+        bots = [b for b in stack.simulator.bots() if meeting_key(b["meeting_link"], start) == key]
+        where = []
+        for m in copies:
+            calendar_id = connected.ids.get(m.user_id, "")
+            found = [d for d in decisions.get(calendar_id, []) if d["meeting_key"] == key and d["recorded"]]
+            where.append(f"{m.user_id} {connected.providers.get(m.user_id, '?')}")
+            if not found:
+                problems.append(f"{_title(m)}: the API shows no recorded decision for it")
+        ids = ", ".join(b["bot_id"][:8] for b in bots) or "none"
+        on = f"on {len(copies)} calendars ({', '.join(where)})"
+        lines.append(f'shared: "{copies[0].title}" {on}, {_plural(len(bots), "bot")} ({ids})')
+        if len(bots) != 1:
+            problems.append(f"{copies[0].title}: {len(bots)} bots for one meeting on {len(copies)} calendars")
+    return lines
 
 
 def _drive(stack: LocalStack) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import meetpilot.adapters.grants
 import meetpilot.adapters.ssm
 from meetpilot_dev.client import ManagementClient, quote_segment
 from meetpilot_dev.stack.aws_call_log import AwsCallLog, recording
@@ -49,8 +50,8 @@ EXPLAINED_UNUSED: dict[tuple[str, str, str], str] = {
     "drives it (not its renewal of Google push channels: PutItem, DeleteItem, calendar secrets)",
     ("LiveTranscriptFunction", "*", "*"): "live transcripts come only with streaming providers, not the demo's",
     ("CalendarPollFunction", "*", "*"): "its 10-minute schedule; the demo runs the same poll in-process",
-    ("CalendarPushFunction", "*", "*"): "Google push notifications; the demo's calendars are ICS feeds",
-    ("GraphNotifyFunction", "*", "*"): "Microsoft Graph notifications; the demo's calendars are ICS feeds",
+    ("CalendarPushFunction", "*", "*"): "Google push notifications; the demo's Google calendar does not change "
+    "once connected",
     (
         "CalendarSyncFunction",
         "events:PutEvents",
@@ -75,20 +76,10 @@ EXPLAINED_UNUSED: dict[tuple[str, str, str], str] = {
     ("CalendarSyncFunction", "sqs:SendMessage", "CalendarSyncQueue.Arn"): "requeues a sync whose lease another "
     "sync holds",
     ("CalendarSyncFunction", "ssm:GetParameter", API_KEY): "removes the bot of a meeting cancelled after dispatch",
-    # The recorded runs connect ICS calendars only: no OAuth client is read, no grant sealed or opened.
+    # The demo connects and syncs Google and Microsoft calendars; no recorded run forgets a user who has one.
     **{
         (function, action, resource): why
         for function, why in (
-            (
-                "CalendarSyncFunction",
-                "syncs Google and Microsoft calendars with the app's OAuth client and the "
-                "calendar's sealed grant (and seals a token the provider rotates)",
-            ),
-            (
-                "ManagementFunction",
-                "connecting a Google or Microsoft calendar seals its token and opens its "
-                "channel or subscription; removing one stops it",
-            ),
             (
                 "ForgetFunction",
                 "forgetting a user removes their Google and Microsoft calendars, which stops each "
@@ -135,6 +126,7 @@ def _record(run: Any) -> AwsCallLog:
         # One container serves every function locally, where each Lambda function caches secrets
         # of its own: without the cache every function's own reads reach SSM and are seen.
         mp.setattr(meetpilot.adapters.ssm, "CACHE_SECONDS", 0)
+        mp.setattr(meetpilot.adapters.grants, "CLIENT_CACHE_SECONDS", 0)  # the OAuth clients, likewise
         with recording() as log:
             run()
     return log
@@ -247,9 +239,9 @@ def test_every_aws_call_of_the_demo_is_allowed_by_its_functions_role(
 ) -> None:
     replay = _replay(demo_calls, translated)
     assert not demo_calls.unmapped, f"calls the recorder cannot name in IAM terms: {set(demo_calls.unmapped)}"
-    # The demo reaches the functions of the pipeline and of ICS calendars.
+    # The demo reaches the functions of the pipeline and of calendars connected through the API.
     assert {"DispatchFunction", "IngestFunction", "BotEventsFunction", "TranscriptFetchFunction",
-            "CalendarSyncFunction"} <= demo_calls.functions()  # fmt: skip
+            "CalendarSyncFunction", "ManagementFunction", "GraphNotifyFunction"} <= demo_calls.functions()  # fmt: skip
     denied = replay.denied(demo_calls.accesses)
     assert not denied, "denied by the function's role:\n" + _describe(denied)
 

@@ -1,7 +1,8 @@
 """A small demo through the gateway, pollers and scheduler runner; outcomes read from DynamoDB and S3.
 
 The runs wait for progress, not for a wall-clock budget: each gives up only after a minute in which
-nothing moved, so a slow or busy machine makes them slower, not red.
+nothing moved, so a slow or busy machine makes them slower, not red. The calendar runs connect four
+calendars through the management API (two ICS feeds, Google and Microsoft 365 at the local fakes).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
@@ -16,10 +18,27 @@ from typer.testing import CliRunner
 
 from meetpilot.domain.status import Outcome
 from meetpilot_dev.cli import app
-from meetpilot_dev.demo import ProgressWatch, demo_options, evaluate, follow, plan_meetings, run_demo
+from meetpilot_dev.demo import (
+    DemoReport,
+    ProgressWatch,
+    demo_options,
+    evaluate,
+    follow,
+    plan_meetings,
+    run_demo,
+)
 from meetpilot_dev.stack.embedded import LocalStack, StackOptions
 
 PATIENCE = 60.0
+# What the demo prints after its summary line about the calendars, as the management API shows them.
+CONNECTED = "calendars: 4 connected (google 1, microsoft 1, ics 2)"
+SHARED = 'shared: "Quarterly planning" on 4 calendars (alice ics, bob ics, carol google, dave microsoft), 1 bot ('
+SKIPPED = 'skipped: "Design 1:1" [dave, microsoft] rule only-external: all attendees at contoso.demo'
+
+
+def _microsoft_line(lines: list[str]) -> str:
+    (line,) = [line for line in lines if line.startswith("  dave (microsoft): ")]
+    return line
 
 
 def test_small_demo_reaches_every_planned_outcome_through_schedules_and_pollers():
@@ -69,21 +88,35 @@ def test_demo_writes_transcripts_and_a_summary_line(tmp_path: Path, capfd):
     screen = io.StringIO()  # not a terminal: one line per meeting, no live table
     report = run_demo(6, patience=PATIENCE, out_dir=tmp_path, console=Console(file=screen), first_start=6.0)
     assert report.ok, report.mismatches + report.in_flight
-    # Six ad-hoc meetings (one on two calendars) and five calendar events: one meeting shared by
-    # two users, a series' moved instance, a moved meeting, a Teams link in a description. The
-    # cancelled meeting and the moved meeting's old time get no bot (report.ok checks it).
+    # Six ad-hoc meetings (one on two calendars) and seven calendar events: one meeting on all four
+    # calendars (ICS, ICS, Google, Microsoft), a series' moved instance, a moved meeting, a Teams link
+    # in a description. The cancelled meeting, the moved meeting's old time and the meeting dave's
+    # rule skips get no bot (report.ok checks it).
     assert report.summary_line() == (
-        "demo: 11 meetings (5 from calendars), 9 bots, 6 transcripts stored, 3 flagged "
+        "demo: 13 meetings (7 from calendars), 9 bots, 6 transcripts stored, 3 flagged "
         "(not admitted 1, denied 1, transcription failed 1), 0 lost"
     )
     files = sorted(p.suffix for p in (tmp_path / "transcripts").iterdir())
     assert files == [".json"] * 6 + [".txt"] * 6 + [".vtt"] * 6
 
+    # The calendars as the API lists them: the Microsoft one connected and synced, with its rule;
+    # the shared meeting's one bot; the skipped meeting and the reason its decision gives.
     lines = screen.getvalue().splitlines()
-    # 11 meetings recorded, 2 without a bot (cancelled, moved away), 1 scheduled beyond the run.
-    assert len(lines) == 14, lines
+    calendars = report.calendar_lines
+    assert calendars[0] == CONNECTED, calendars
+    assert ": connected, synced " in _microsoft_line(calendars) and "rule only-external" in _microsoft_line(calendars)
+    planning = {line.rsplit("(bot ", 1)[1].rstrip(")") for line in lines if line.startswith("Quarterly planning [")}
+    assert len(planning) == 1, lines  # alice's, bob's, carol's and dave's copies: the same bot
+    assert [line for line in calendars if line.startswith("shared: ")] == [SHARED + planning.pop() + ")"]
+    assert SKIPPED in calendars
+    assert json.loads((tmp_path / "summary.json").read_text())["calendars"] == calendars
+
+    # 13 meetings recorded, 3 without a bot (cancelled, moved away, skipped by a rule), 1 scheduled
+    # beyond the run.
+    assert len(lines) == 17, lines
     assert "Design review: denied" in "\n".join(lines)
-    assert sum("transcript stored" in line for line in lines) == 8  # one meeting is on two calendars
+    assert "Design 1:1 [dave]: skipped by a rule, no bot" in lines
+    assert sum("transcript stored" in line for line in lines) == 10  # two meetings are on several calendars
     assert not [line for line in lines if line.lstrip().startswith("{")]
     # Nothing reached the process's own stdout or stderr either: the functions wrote to the log.
     out, err = capfd.readouterr()
@@ -107,6 +140,7 @@ def test_demo_command_on_a_terminal_draws_the_table_then_a_summary_line_of_its_o
         "demo: 6 meetings, 5 bots, 2 transcripts stored, 3 flagged (not admitted 1, denied 1, transcription failed 1), "
         "0 lost"
     ]
+    assert not [line for line in lines if line.startswith(("calendars:", "shared:", "skipped:"))]
     assert f"log: {(tmp_path / 'demo.log').resolve()}" in lines
     assert '"_aws"' not in result.stdout and '"level"' not in result.stdout
     assert '"_aws"' in (tmp_path / "demo.log").read_text()
@@ -150,3 +184,17 @@ def test_progress_watch_waits_out_a_queued_retry_up_to_sqs_longest_delay():
     assert not watch.moving("a")  # the queue emptied and nothing moved for a minute
     now[0] = 900.0
     assert not watch.moving("a", job_queued=True)
+
+
+def test_demo_command_prints_the_calendars_after_the_summary_line(tmp_path: Path, monkeypatch):
+    import meetpilot_dev.demo as demo_module
+
+    shown = [CONNECTED, "  dave (microsoft): connected, synced 10:00:00, rule only-external; 2 events, 1 with a bot",
+             SHARED + "b0b0b0b0)", SKIPPED]  # fmt: skip
+    report = DemoReport(13, 9, 6, Counter(), 0, calendar_meetings=7, calendar_lines=shown)
+    monkeypatch.setattr(demo_module, "run_demo", lambda *args, **kwargs: report)
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.stdout
+    lines = result.stdout.splitlines()
+    at = lines.index(report.summary_line())
+    assert lines[at + 1 : at + 1 + len(shown)] == shown

@@ -198,6 +198,10 @@ class LocalStack:
         if self.options.microsoft_fake:
             self.graph = FakeMicrosoftGraph(clock=self.clock)
             self.graph.start()
+            microsoft_client = self.oauth_clients[CalendarKind.MICROSOFT]
+            self.graph.add_client(
+                microsoft_client.client_id, microsoft_client.client_secret, tenant=microsoft_client.tenant or "common"
+            )
             google_env |= {"MICROSOFT_LOGIN_BASE": self.graph.login_base, "MICROSOFT_GRAPH_BASE": self.graph.graph_base}
 
         # The same variables Lambda gets from the template, resolved to the local resources.
@@ -312,6 +316,13 @@ class LocalStack:
         (``primary``: the user's own calendar at the fake)."""
         assert self.google is not None, "start the stack with google_fake=True"
         return str(self.google.consent(self.oauth_clients[CalendarKind.GOOGLE].client_id, primary=primary))
+
+    def microsoft_consent(self, email: str) -> str:
+        """A refresh token for the stack's Microsoft application, as a user's consent gives the app one
+        (``email``: the user's mailbox at the fake, created when new)."""
+        assert self.graph is not None, "start the stack with microsoft_fake=True"
+        self.graph.add_user(email)
+        return str(self.graph.grant(self.oauth_clients[CalendarKind.MICROSOFT].client_id, email))
 
     def put_secret(self, name: str, value: str) -> None:
         """Store an SSM SecureString in the emulator (an OAuth client, say)."""
