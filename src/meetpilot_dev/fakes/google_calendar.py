@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import httpx
 
 from meetpilot.domain.clock import Clock, SystemClock
-from meetpilot_dev.fakes.loopback import LoopbackServer, Reply
+from meetpilot_dev.fakes.loopback import LoopbackServer, Reply, ServedFake
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class _Calendar:
 _Reply = Reply
 
 
-class FakeGoogleCalendar:
+class FakeGoogleCalendar(ServedFake):
     """In-memory calendars behind a Google-shaped HTTP API. Thread-safe; start it, use it, stop it.
 
     >>> fake = FakeGoogleCalendar()
@@ -110,22 +110,7 @@ class FakeGoogleCalendar:
         )
         self.base_url = ""
 
-    # --- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> str:
-        """Serve on 127.0.0.1 and return the base URL."""
-        self.base_url = self._http.start()
-        return self.base_url
-
-    def stop(self) -> None:
-        self._http.stop()
-
-    def __enter__(self) -> FakeGoogleCalendar:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    # --- addresses (start, stop and `with` come from ServedFake) --------------------------------
 
     @property
     def api_base(self) -> str:

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 logger = logging.getLogger(__name__)
 
@@ -161,3 +161,25 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if payload:
             self.wfile.write(payload)
+
+
+class ServedFake:
+    """Start, stop and ``with`` for a fake whose ``_http`` is its LoopbackServer."""
+
+    _http: LoopbackServer
+    base_url: str = ""
+
+    def start(self) -> str:
+        """Serve on 127.0.0.1 and return the base URL."""
+        self.base_url = self._http.start()
+        return self.base_url
+
+    def stop(self) -> None:
+        self._http.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -48,7 +48,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 
 from meetpilot.domain.clock import Clock, SystemClock
-from meetpilot_dev.fakes.loopback import LoopbackServer, Reply
+from meetpilot_dev.fakes.loopback import LoopbackServer, Reply, ServedFake
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class _DeltaState:
     since: int
 
 
-class FakeMicrosoftGraph:
+class FakeMicrosoftGraph(ServedFake):
     """In-memory mailboxes behind Graph-shaped endpoints. Thread-safe; start it, use it, stop it.
 
     >>> fake = FakeMicrosoftGraph()
@@ -165,22 +165,7 @@ class FakeMicrosoftGraph:
         )
         self.base_url = ""
 
-    # --- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> str:
-        """Serve on 127.0.0.1 and return the base URL."""
-        self.base_url = self._http.start()
-        return self.base_url
-
-    def stop(self) -> None:
-        self._http.stop()
-
-    def __enter__(self) -> FakeMicrosoftGraph:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    # --- addresses (start, stop and `with` come from ServedFake) --------------------------------
 
     @property
     def login_base(self) -> str:
