@@ -107,6 +107,7 @@ class FakeGoogleCalendar(ServedFake):
             too_large=lambda: _error(413, "Request too large", "requestTooLarge"),
             failed=lambda: _error(500, "Backend Error", "backendError"),
             max_body=_MAX_BODY_BYTES,
+            log=logger,
         )
         self.base_url = ""
 

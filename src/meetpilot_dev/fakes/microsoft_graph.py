@@ -162,6 +162,7 @@ class FakeMicrosoftGraph(ServedFake):
             too_large=lambda: _graph_error(413, "RequestEntityTooLarge", "Request too large."),
             failed=lambda: _graph_error(500, "generalException", "An unexpected error occurred."),
             max_body=_MAX_BODY_BYTES,
+            log=logger,
         )
         self.base_url = ""
 
