@@ -173,9 +173,6 @@ def world() -> Iterator[World]:
                 streams.append((handler, handler.stream))
                 handler.stream = logs
         feeds.start()
-        # The user's app as registered at Microsoft (the stack stores it in SSM as at Google).
-        app = stack.oauth_clients[CalendarKind.MICROSOFT]
-        stack.graph.add_client(app.client_id, app.client_secret, tenant=app.tenant or "common")
         stack.google.rotate_refresh_tokens = True  # every refresh hands out a new token
         assert stack.gateway is not None
         api = RecordingClient.for_dev({"gateway": stack.gateway.url, "environment": stack.environment()})

@@ -14,7 +14,7 @@ import json
 import secrets
 import uuid
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import Annotated, Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -97,9 +97,6 @@ from meetpilot.handlers.api.models import (
 from meetpilot.handlers.api.models import meeting_id as id_of_meeting
 from meetpilot.handlers.apigw import json_response
 from meetpilot.handlers.observability import logger
-
-if TYPE_CHECKING:
-    from meetpilot.app.ports import MicrosoftCalendars
 
 API_PREFIX = "/v1"
 TRANSCRIPT_LINK_SECONDS = 300
@@ -277,20 +274,12 @@ def get_transcript_link(
 # --- calendars --------------------------------------------------------------------------------
 
 
-def _microsoft(c: Container) -> MicrosoftCalendars:
-    # Microsoft Graph comes with its own adapter on the container; a stack without it says so.
-    source = getattr(c, "microsoft_calendars", None)
-    if source is None:
-        raise InvalidInput("provider: Microsoft 365 calendars are not available on this stack")
-    return cast("MicrosoftCalendars", source)
-
-
 def _grant_deps(c: Container) -> GrantDeps:
     return GrantDeps(
         repo=c.repository,
         grants=c.calendar_grants,
         google=lambda: c.google_calendars,
-        microsoft=lambda: _microsoft(c),
+        microsoft=lambda: c.microsoft_calendars,
         sync_queue=c.calendar_sync_queue,
         clock=c.clock,
         public_base_url=c.settings.public_base_url,
@@ -305,7 +294,7 @@ def _removal(c: Container, calendar_id: str) -> Removal:
         calendar_id,
         deps=c.calendar_sync_deps,
         google=lambda: c.google_calendars,
-        microsoft=lambda: _microsoft(c),
+        microsoft=lambda: c.microsoft_calendars,
     )
 
 
