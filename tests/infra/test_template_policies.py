@@ -32,6 +32,7 @@ FUNCTIONS = {
     "ManagementFunction": "meetpilot.handlers.management.handler",
     "ForgetFunction": "meetpilot.handlers.forget.handler",
     "LiveTranscriptFunction": "meetpilot.handlers.live_transcript.handler",
+    "StreamPublisherFunction": "meetpilot.handlers.stream_publisher.handler",
 }
 
 
@@ -68,7 +69,6 @@ EXPECTED_GRANTS = {
         (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), {"Table.Arn"}),
         (("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"), {SCHEDULES}),
         ("iam:PassRole", {"SchedulerRole.Arn"}),
-        ("events:PutEvents", {EVENT_BUS}),
     ),
     "IngestFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"IngestFunctionLogGroup.Arn"}),
@@ -81,7 +81,6 @@ EXPECTED_GRANTS = {
         (("dynamodb:GetItem", "dynamodb:UpdateItem"), {"Table.Arn"}),
         ("dynamodb:Query", {"${Table.Arn}/index/by-bot"}),
         ("sqs:SendMessage", {"TranscriptQueue.Arn"}),
-        ("events:PutEvents", {EVENT_BUS}),
     ),
     "TranscriptFetchFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"TranscriptFetchFunctionLogGroup.Arn"}),
@@ -90,7 +89,6 @@ EXPECTED_GRANTS = {
         ("ssm:GetParameter", {API_KEY}),
         (("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"), {"Table.Arn"}),
         (("s3:PutObject", "s3:AbortMultipartUpload"), {"${TranscriptBucket.Arn}/transcripts/*"}),
-        ("events:PutEvents", {EVENT_BUS}),
     ),
     "ReconcileFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"ReconcileFunctionLogGroup.Arn"}),
@@ -102,13 +100,11 @@ EXPECTED_GRANTS = {
         ),
         ("dynamodb:Query", {"Table.Arn", "${Table.Arn}/index/attention"}),
         ("sqs:SendMessage", {"DispatchQueue.Arn", "TranscriptQueue.Arn", "CalendarSyncQueue.Arn"}),
-        ("events:PutEvents", {EVENT_BUS}),
     ),
     "LiveTranscriptFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"LiveTranscriptFunctionLogGroup.Arn"}),
         ("ssm:GetParameter", {WEBHOOK_SECRET}),
         (("dynamodb:GetItem", "dynamodb:PutItem"), {"Table.Arn"}),
-        ("events:PutEvents", {EVENT_BUS}),
     ),
     "CalendarSyncFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"CalendarSyncFunctionLogGroup.Arn"}),
@@ -122,7 +118,6 @@ EXPECTED_GRANTS = {
         ),
         (("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"), {SCHEDULES}),
         ("iam:PassRole", {"SchedulerRole.Arn"}),
-        ("events:PutEvents", {EVENT_BUS}),
     ),
     "CalendarPollFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"CalendarPollFunctionLogGroup.Arn"}),
@@ -185,6 +180,18 @@ EXPECTED_GRANTS = {
         ("scheduler:DeleteSchedule", {SCHEDULES}),
     ),
 }
+
+# The only function that publishes: every other function's events come from its writes, through
+# the table's stream. The stream reads are what Lambda's event source mapping does with this role.
+EXPECTED_GRANTS["StreamPublisherFunction"] = _grants(
+    (("logs:CreateLogStream", "logs:PutLogEvents"), {"StreamPublisherFunctionLogGroup.Arn"}),
+    (
+        ("dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords", "dynamodb:ListStreams"),
+        {"${Table.Arn}/stream/*"},
+    ),
+    ("sqs:SendMessage", {"StreamPublisherFailureQueue.Arn"}),
+    ("events:PutEvents", {EVENT_BUS}),
+)
 
 MANAGEMENT_FUNCTIONS = {"ManagementFunction", "ForgetFunction"}
 
