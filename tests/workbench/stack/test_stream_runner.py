@@ -50,7 +50,10 @@ def aws() -> Iterator[dict[str, Any]]:
         table = ddb.create_table(
             TableName="t",
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
             BillingMode="PAY_PER_REQUEST",
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         )["TableDescription"]
@@ -63,7 +66,9 @@ def aws() -> Iterator[dict[str, Any]]:
             # botocore now signs Streams calls to an account endpoint that in-process moto does not
             # route; the service's regional endpoint it does (the embedded stack names its own).
             "streams": boto3.client(
-                "dynamodbstreams", region_name="us-east-1", endpoint_url="https://streams.dynamodb.us-east-1.amazonaws.com"
+                "dynamodbstreams",
+                region_name="us-east-1",
+                endpoint_url="https://streams.dynamodb.us-east-1.amazonaws.com",
             ),
             "arn": table["LatestStreamArn"],
         }
@@ -92,7 +97,12 @@ class Recorder:
 
 def feeder(aws: dict[str, Any], handler: Any, **overrides: Any) -> StreamFeeder:
     return StreamFeeder(
-        aws["streams"], aws["arn"], handler, source=source(**overrides), sqs=aws["sqs"], failure_queue_url=aws["failures"]
+        aws["streams"],
+        aws["arn"],
+        handler,
+        source=source(**overrides),
+        sqs=aws["sqs"],
+        failure_queue_url=aws["failures"],
     )
 
 
@@ -210,7 +220,9 @@ def test_a_status_change_in_the_table_reaches_eventbridge_through_the_stream(pol
     assert any(isinstance(p, StreamPollerThread) for p in stack._pollers)
     repo = stack.container.repository
     now = datetime.now(UTC)
-    session = Session("stream-s1", "meet.google.com/str-eamx-abc@" + now.strftime("%Y-%m-%dT%H:%MZ"), TranscriptMode.NONE)
+    session = Session(
+        "stream-s1", "meet.google.com/str-eamx-abc@" + now.strftime("%Y-%m-%dT%H:%MZ"), TranscriptMode.NONE
+    )
     assert repo.create_session(session, now)
 
     def to_joining(current: Session) -> Session:
@@ -272,8 +284,9 @@ def test_the_publisher_reports_a_record_eventbridge_rejects_and_the_retry_publis
     assert feeder.invocations == 2  # the retry, from the reported record: one record
 
 
-
-def test_demo_like_run_publishes_through_the_stream_and_leaves_it_read(stack_factory: Callable[..., LocalStack]) -> None:
+def test_demo_like_run_publishes_through_the_stream_and_leaves_it_read(
+    stack_factory: Callable[..., LocalStack],
+) -> None:
     stack = stack_factory()
     key = stack.submit_meeting("https://meet.google.com/dem-oabc-xyz", datetime.now(UTC) + timedelta(seconds=2))
     deadline = time.monotonic() + 60
