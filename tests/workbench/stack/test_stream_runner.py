@@ -300,3 +300,24 @@ def test_demo_like_run_publishes_through_the_stream_and_leaves_it_read(
     kinds = {e["detail-type"] for e in stack.published_events()}
     assert {"SessionStatusChanged", "TranscriptReady"} <= kinds
     assert stack.quiet()
+
+
+def test_the_emulators_stream_stays_bounded_and_a_reader_that_keeps_up_misses_nothing(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meetpilot_dev.stack import emulator
+
+    emulator.bound_stream_retention()  # what the emulator process does at start
+    monkeypatch.setattr(emulator, "STREAM_RECORDS_KEPT", 5)
+    seen = Recorder()
+    stream = feeder(aws, seen, filters=())
+    for round_ in range(4):
+        for n in range(4):
+            put(aws["ddb"], 10 * round_ + n)
+        stream.drain()
+    pks = [pk for i in range(len(seen.batches)) for pk in seen.pks(i)]
+    assert pks == [f"SESSION#{10 * r + n}" for r in range(4) for n in range(4)]
+    from moto.dynamodb.models import dynamodb_backends
+
+    table = dynamodb_backends["123456789012"]["us-east-1"].get_table("t")
+    assert table.stream_shard is not None and len(table.stream_shard.items) <= 5
