@@ -144,9 +144,9 @@ def bound_stream_retention() -> None:
             del self.shard_iterators[stale]
         return result
 
-    StreamShard.add = bounded_add
-    DynamoDBStreamsBackend.get_records = bounded_get_records
-    StreamShard._meetpilot_bounded = True
+    setattr(StreamShard, "add", bounded_add)  # noqa: B010 - patching moto's class, not an instance
+    setattr(DynamoDBStreamsBackend, "get_records", bounded_get_records)  # noqa: B010
+    setattr(StreamShard, "_meetpilot_bounded", True)  # noqa: B010
 
 
 def serve(host: str, port: int, access_key: str) -> None:
