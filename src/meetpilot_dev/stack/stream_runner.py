@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -71,6 +72,7 @@ class StreamFeeder:
         self._on_error = on_error
         self._lock = threading.Lock()  # one batch at a time per shard, as Lambda (ParallelizationFactor 1)
         self._pending: list[dict[str, Any]] = []  # read, not yet checkpointed
+        self._gathering_since: float | None = None  # when the batch being gathered got its first record
         self._window = source.batch_size  # shrinks while bisecting a crashing batch
         self._retries = 0
         self.invocations = 0
@@ -86,14 +88,26 @@ class StreamFeeder:
         """Put a wrapper (fault injection, measurement) around the handler this feeder invokes."""
         self._handler = wrap(self._handler)
 
-    def poll_once(self) -> int:
+    def poll_once(self, *, wait_for_window: bool = False) -> int:
         """Read what is new (when nothing is waiting for a retry) and invoke the handler with one
-        batch; return how many records the batch had (0: nothing to do)."""
+        batch; return how many records the batch had (0: nothing to do, or still gathering).
+
+        ``wait_for_window``: as Lambda with ``MaximumBatchingWindowInSeconds``, gather records
+        until the batch is full or the window since its first record has passed (the background
+        poller does; ``drain`` hands over at once)."""
         with self._lock, acting_as(self.function_name):
-            if not self._pending:
+            if not self._pending or (self._gathering_since is not None and len(self._pending) < self.source.batch_size):
                 self._read()
             if not self._pending:
                 return 0
+            window = self.source.maximum_batching_window_seconds
+            retrying = self._retries > 0 or self._window < self.source.batch_size
+            if wait_for_window and window > 0 and not retrying and len(self._pending) < self.source.batch_size:
+                if self._gathering_since is None:
+                    self._gathering_since = time.monotonic()
+                if time.monotonic() - self._gathering_since < window:
+                    return 0
+            self._gathering_since = None
             batch = self._pending[: max(1, self._window)]
             self._invoke(batch)
             return len(batch)
@@ -109,12 +123,15 @@ class StreamFeeder:
         return total
 
     def _read(self) -> None:
-        response = self._streams.get_records(ShardIterator=self._iterator, Limit=self.source.batch_size)
+        room = self.source.batch_size - len(self._pending)
+        if room <= 0:
+            return
+        response = self._streams.get_records(ShardIterator=self._iterator, Limit=room)
         self._iterator = response.get("NextShardIterator") or self._iterator
         records = response.get("Records", [])
         filters = self.source.filters
         # Records no filter matches are checkpointed without an invocation (and are not billed).
-        self._pending = [r for r in records if not filters or any(matches(f, r) for f in filters)]
+        self._pending += [r for r in records if not filters or any(matches(f, r) for f in filters)]
 
     def _invoke(self, batch: list[dict[str, Any]]) -> None:
         self.invocations += 1
@@ -202,7 +219,7 @@ class StreamPollerThread(threading.Thread):
         while not self._stop_event.is_set():
             try:
                 failed_before = self.feeder.failed_invocations
-                if not self.feeder.poll_once():
+                if not self.feeder.poll_once(wait_for_window=True):
                     self._stop_event.wait(self._idle)
                 elif self.feeder.failed_invocations != failed_before:
                     self._stop_event.wait(self._failed)  # Lambda backs off before a retry too

@@ -438,6 +438,7 @@ class StreamSource:
     on_failure_queue_logical_id: str | None
     # Each filter as a pattern (parsed JSON); a record is passed on when any one matches.
     filters: tuple[dict[str, Any], ...]
+    maximum_batching_window_seconds: float = 0.0  # records gathered this long unless the batch fills
 
 
 def stream_event_sources(tpl: Mapping[str, Any]) -> list[StreamSource]:
@@ -467,6 +468,7 @@ def stream_event_sources(tpl: Mapping[str, Any]) -> list[StreamSource]:
                     maximum_record_age_seconds=int(props.get("MaximumRecordAgeInSeconds", -1)),
                     on_failure_queue_logical_id=referenced_logical_id(on_failure) if on_failure else None,
                     filters=tuple(json.loads(f["Pattern"]) for f in filters),
+                    maximum_batching_window_seconds=float(props.get("MaximumBatchingWindowInSeconds", 0)),
                 )
             )
     return sources

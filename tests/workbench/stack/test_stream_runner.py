@@ -321,3 +321,14 @@ def test_the_emulators_stream_stays_bounded_and_a_reader_that_keeps_up_misses_no
 
     table = dynamodb_backends["123456789012"]["us-east-1"].get_table("t")
     assert table.stream_shard is not None and len(table.stream_shard.items) <= 5
+
+
+def test_the_background_poller_gathers_records_for_the_batching_window(aws: dict[str, Any]) -> None:
+    seen = Recorder()
+    stream = feeder(aws, seen, filters=(), maximum_batching_window_seconds=0.5)
+    put(aws["ddb"], 1)
+    assert stream.poll_once(wait_for_window=True) == 0  # gathering: the window has just started
+    put(aws["ddb"], 2)
+    assert stream.poll_once(wait_for_window=True) == 0
+    assert _wait(lambda: stream.poll_once(wait_for_window=True) == 2, timeout=5)
+    assert [seen.pks(0)] == [["SESSION#1", "SESSION#2"]]  # one invocation for both writes
