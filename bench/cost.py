@@ -455,6 +455,9 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
         c.client = lambda service: meter.hook(make_client(service))  # type: ignore[method-assign]
         for feeder in stack.feeders.values():
             feeder.wrap_handler(meter.metered)
+        # The stream publisher is billed per invocation (one per batch); Lambda's stream reads are free.
+        for stream_feeder in stack.stream_feeders.values():
+            stream_feeder.wrap_handler(meter.metered)
         gateway_module.load_handler = lambda dotted: meter.metered(original_loader(dotted))  # type: ignore[assignment]
         handler = logger.registered_handler
         saved_stream, saved_level = handler.stream, logger.log_level

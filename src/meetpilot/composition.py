@@ -178,6 +178,7 @@ class Container:
 
     @cached_property
     def event_publisher(self) -> EventPublisher:
+        """For the stream publisher alone: every other function's events come from its writes."""
         from meetpilot.adapters.eventbridge import EventBridgePublisher
 
         return EventBridgePublisher(self.client("events"), self.settings.event_bus_name)
@@ -272,7 +273,6 @@ class Container:
             dispatch_config=self._dispatch_config(self.settings.public_base_url),
             clock=self.clock,
             config=CalendarSyncConfig(lease_seconds=self.settings.scaled(120)),
-            events=self.event_publisher,
             graph=self.graph_subscriptions,
         )
 
@@ -292,7 +292,6 @@ class Container:
             repo=self.repository,
             clock=self.clock,
             delay=self.settings.scaled,
-            publisher=lambda: self.event_publisher,
             retry_queue=retry_queue,
         )
 

@@ -52,11 +52,12 @@ EXPLAINED_UNUSED: dict[tuple[str, str, str], str] = {
     ("CalendarPollFunction", "*", "*"): "its 10-minute schedule; the demo runs the same poll in-process",
     ("CalendarPushFunction", "*", "*"): "Google push notifications; the demo's Google calendar does not change "
     "once connected",
-    (
-        "CalendarSyncFunction",
-        "events:PutEvents",
-        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}",
-    ): "CalendarDisconnected, when a connected calendar's grant stops working",
+    # What Lambda's event source mapping does with the stream publisher's role that no run needs.
+    ("StreamPublisherFunction", "dynamodb:ListStreams", "${Table.Arn}/stream/*"): "Lambda's DynamoDB event "
+    "source mapping may list the table's streams (AWS's documented policy for it); the local reader is "
+    "handed the stream ARN",
+    ("StreamPublisherFunction", "sqs:SendMessage", "StreamPublisherFailureQueue.Arn"): "Lambda's on-failure "
+    "destination, used only when a batch's events could not be published after every retry",
     # Paths of invoked functions that a demo without faults does not take.
     ("DispatchFunction", "sqs:SendMessage", "DispatchQueue.Arn"): "requeues a dispatch with a delay after a "
     "provider error (the chaos run takes it)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,7 @@ from meetpilot_dev.stack.template import (
     function_properties,
     function_timeout,
     http_routes,
+    on_failure_queues,
     queue_definitions,
     referenced_logical_id,
     sqs_event_sources,
@@ -32,6 +34,7 @@ FUNCTIONS = {
     "ManagementFunction": "meetpilot.handlers.management.handler",
     "ForgetFunction": "meetpilot.handlers.forget.handler",
     "LiveTranscriptFunction": "meetpilot.handlers.live_transcript.handler",
+    "StreamPublisherFunction": "meetpilot.handlers.stream_publisher.handler",
 }
 
 
@@ -68,7 +71,6 @@ EXPECTED_GRANTS = {
         (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), {"Table.Arn"}),
         (("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"), {SCHEDULES}),
         ("iam:PassRole", {"SchedulerRole.Arn"}),
-        ("events:PutEvents", {EVENT_BUS}),
     ),
     "IngestFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"IngestFunctionLogGroup.Arn"}),
@@ -81,7 +83,6 @@ EXPECTED_GRANTS = {
         (("dynamodb:GetItem", "dynamodb:UpdateItem"), {"Table.Arn"}),
         ("dynamodb:Query", {"${Table.Arn}/index/by-bot"}),
         ("sqs:SendMessage", {"TranscriptQueue.Arn"}),
-        ("events:PutEvents", {EVENT_BUS}),
     ),
     "TranscriptFetchFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"TranscriptFetchFunctionLogGroup.Arn"}),
@@ -90,7 +91,6 @@ EXPECTED_GRANTS = {
         ("ssm:GetParameter", {API_KEY}),
         (("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"), {"Table.Arn"}),
         (("s3:PutObject", "s3:AbortMultipartUpload"), {"${TranscriptBucket.Arn}/transcripts/*"}),
-        ("events:PutEvents", {EVENT_BUS}),
     ),
     "ReconcileFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"ReconcileFunctionLogGroup.Arn"}),
@@ -102,13 +102,11 @@ EXPECTED_GRANTS = {
         ),
         ("dynamodb:Query", {"Table.Arn", "${Table.Arn}/index/attention"}),
         ("sqs:SendMessage", {"DispatchQueue.Arn", "TranscriptQueue.Arn", "CalendarSyncQueue.Arn"}),
-        ("events:PutEvents", {EVENT_BUS}),
     ),
     "LiveTranscriptFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"LiveTranscriptFunctionLogGroup.Arn"}),
         ("ssm:GetParameter", {WEBHOOK_SECRET}),
         (("dynamodb:GetItem", "dynamodb:PutItem"), {"Table.Arn"}),
-        ("events:PutEvents", {EVENT_BUS}),
     ),
     "CalendarSyncFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"CalendarSyncFunctionLogGroup.Arn"}),
@@ -122,7 +120,6 @@ EXPECTED_GRANTS = {
         ),
         (("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"), {SCHEDULES}),
         ("iam:PassRole", {"SchedulerRole.Arn"}),
-        ("events:PutEvents", {EVENT_BUS}),
     ),
     "CalendarPollFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"CalendarPollFunctionLogGroup.Arn"}),
@@ -185,6 +182,18 @@ EXPECTED_GRANTS = {
         ("scheduler:DeleteSchedule", {SCHEDULES}),
     ),
 }
+
+# The only function that publishes: every other function's events come from its writes, through
+# the table's stream. The stream reads are what Lambda's event source mapping does with this role.
+EXPECTED_GRANTS["StreamPublisherFunction"] = _grants(
+    (("logs:CreateLogStream", "logs:PutLogEvents"), {"StreamPublisherFunctionLogGroup.Arn"}),
+    (
+        ("dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords", "dynamodb:ListStreams"),
+        {"${Table.Arn}/stream/*"},
+    ),
+    ("sqs:SendMessage", {"StreamPublisherFailureQueue.Arn"}),
+    ("events:PutEvents", {EVENT_BUS}),
+)
 
 MANAGEMENT_FUNCTIONS = {"ManagementFunction", "ForgetFunction"}
 
@@ -338,13 +347,46 @@ def test_translated_template_attaches_no_managed_policies(template: dict[str, An
 
 def test_translated_event_sources_consume_the_queues_the_roles_may_poll(translated: dict[str, Any]) -> None:
     mappings = [r for r in translated["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
-    assert len(mappings) == 4
-    for mapping in mappings:
+    queues = [m for m in mappings if "Queue" in m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]
+    assert len(mappings) == 5 and len(queues) == 4  # the fifth reads the table's stream (below)
+    for mapping in queues:
         function_id = mapping["Properties"]["FunctionName"]["Ref"]
         queue = "{}.Arn".format(mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0])
         granted = _granted(translated, f"{function_id}Role")
         for action in POLL:
             assert granted[action] == {queue}
+
+
+def test_the_table_stream_feeds_only_the_publisher_with_partial_failures_bisect_and_a_failure_queue(
+    template: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    spec = template["Resources"]["Table"]["Properties"]["StreamSpecification"]
+    assert spec == {"StreamViewType": "NEW_AND_OLD_IMAGES"}  # the publisher compares old and new
+    (mapping,) = [
+        r["Properties"]
+        for r in translated["Resources"].values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+        and r["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["Table", "StreamArn"]}
+    ]
+    assert mapping["FunctionName"] == {"Ref": "StreamPublisherFunction"}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert 0 < mapping["MaximumRetryAttempts"] <= 10
+    assert 60 <= mapping["MaximumRecordAgeInSeconds"] <= 86_400
+    assert mapping["ParallelizationFactor"] == 1  # one batch per shard: a session's events in order
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["StreamPublisherFailureQueue", "Arn"]
+    }
+    pattern = json.loads(mapping["FilterCriteria"]["Filters"][0]["Pattern"])
+    assert set(pattern["dynamodb"]["NewImage"]["type"]["S"]) == {"session", "calendar", "live_segment"}
+    alarms = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        and r["Properties"].get("Dimensions", [{}])[0].get("Value")
+        == {"Fn::GetAtt": ["StreamPublisherFailureQueue", "QueueName"]}
+    ]
+    assert len(alarms) == 1 and alarms[0]["Threshold"] == 0
 
 
 def test_scheduler_role_only_sends_to_the_dispatch_queue_and_its_dlq(template: dict[str, Any]) -> None:
@@ -488,8 +530,9 @@ def test_every_consumed_queue_redrives_to_a_dlq_and_outlasts_its_function(templa
 
 def test_every_queue_is_encrypted_and_is_either_a_dlq_or_has_one(template: dict[str, Any]) -> None:
     queues = queue_definitions(template)
-    dlqs = {q.dlq_logical_id for q in queues if q.dlq_logical_id}
-    assert len(queues) == 8
+    # The stream publisher's on-failure destination is the dead-letter queue of its stream.
+    dlqs = {q.dlq_logical_id for q in queues if q.dlq_logical_id} | on_failure_queues(template)
+    assert len(queues) == 9
     for queue in queues:
         assert queue.sqs_managed_sse, queue.logical_id
         assert queue.logical_id in dlqs or queue.dlq_logical_id, queue.logical_id

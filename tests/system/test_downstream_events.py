@@ -1,6 +1,7 @@
-"""Downstream events (docs/events.md): published to EventBridge after the state change is stored,
-read back through the local stack's rule-to-queue tap, and valid against the documented schemas;
-a failing EventBridge loses no event and fails no delivery."""
+"""Downstream events (docs/events.md): derived from the table's stream after the state change is
+stored, read back through the local stack's rule-to-queue tap, and valid against the documented
+schemas; a failing EventBridge fails no delivery, delays events while the stream retries and, past
+the retries, names the batch in the publisher's failure queue."""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ from typing import Any
 import jsonschema
 import pytest
 
-from meetpilot.app.reconcile import reconcile
-from meetpilot.domain.clock import FixedClock
 from meetpilot.domain.status import Outcome
 from meetpilot_dev.simulator import Scenario
 from meetpilot_dev.stack.embedded import LocalStack
@@ -24,12 +23,18 @@ URL = "https://meet.google.com/evt-abcd-efg"
 
 
 class UnreachableBus:
-    def __init__(self) -> None:
+    """Down for its first ``failures`` calls (all of them by default), then the real bus."""
+
+    def __init__(self, real: Any = None, failures: int = 10**9) -> None:
         self.calls = 0
+        self._real = real
+        self._failures = failures
 
     def publish(self, entries: Any) -> set[str]:
         self.calls += 1
-        raise ConnectionError("EventBridge is having a bad minute")
+        if self.calls <= self._failures or self._real is None:
+            raise ConnectionError("EventBridge is having a bad minute")
+        return set(self._real.publish(entries))
 
 
 def _record(stack: LocalStack, url: str = URL, scenario: Scenario = Scenario.NORMAL) -> str:
@@ -81,7 +86,9 @@ def test_a_recorded_meeting_publishes_every_status_change_and_its_transcript(
     s3 = stack.container.client("s3")
     for key in ready["keys"].values():
         s3.head_object(Bucket=ready["bucket"], Key=key)
-    assert stack.session_for(session.meeting_key).outbox == []  # everything went out
+    # Each status event's sequence is the version its write gave the session: none from the future.
+    assert changes[-1]["sequence"] <= stack.session_for(session.meeting_key).version
+    assert stack.quiet()  # the stream is read to its end
 
 
 def test_a_session_needing_review_says_so(stack_factory: Callable[..., LocalStack]) -> None:
@@ -92,58 +99,56 @@ def test_a_session_needing_review_says_so(stack_factory: Callable[..., LocalStac
     assert [d["outcome"] for d in flagged] == ["bot_failed"]
 
 
-def test_an_unreachable_bus_fails_no_delivery_and_the_reconciler_publishes_later(
+def _no_dead_letters(stack: LocalStack) -> None:
+    assert stack.handler_errors == []  # no record failed, so no delivery is retried or dead-lettered
+    sqs = stack.container.client("sqs")
+    for name, dlq in stack.resources.dlq_urls.items():
+        attrs = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])
+        assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0", name
+
+
+def test_a_bus_down_for_a_moment_delays_the_events_and_loses_none(stack_factory: Callable[..., LocalStack]) -> None:
+    stack = stack_factory()
+    real = stack.container.event_publisher
+    # Every attempt of the first invocation fails, and the first of the retry: the stream hands
+    # the same records over again and their events go out then, once each.
+    flaky = UnreachableBus(real, failures=4)
+    stack.container.__dict__["event_publisher"] = flaky  # what the publisher gets from now on
+    session = stack.session_for(_record(stack))
+    assert flaky.calls > 4
+    _no_dead_letters(stack)
+    (feeder,) = stack.stream_feeders.values()
+    assert feeder.failed_invocations >= 1 and feeder.records_given_up == 0
+    events = stack.published_events()
+    for event in events:
+        validate(event)
+    changes = [e["detail"] for e in events if e["detail-type"] == "SessionStatusChanged"]
+    assert len({d["event_id"] for d in changes}) == len(changes)
+    walked = [d["new_status"] for d in sorted(changes, key=lambda d: d["sequence"])]
+    assert walked[-1] == "done" and "recording" in walked
+    assert [e["detail"]["session_id"] for e in events if e["detail-type"] == "TranscriptReady"] == [session.session_id]
+
+
+def test_a_bus_down_past_every_retry_fails_no_delivery_and_names_the_batch_in_the_failure_queue(
     stack_factory: Callable[..., LocalStack],
 ) -> None:
     stack = stack_factory()
-    real = stack.container.event_publisher
     broken = UnreachableBus()
-    stack.container.__dict__["event_publisher"] = broken  # what the handlers get from now on
-    key = _record(stack)
-    session = stack.session_for(key)
-
-    assert broken.calls > 0
-    assert stack.handler_errors == []  # no record failed, so no delivery is retried or dead-lettered
-    for dlq in stack.resources.dlq_urls.values():
-        attrs = stack.container.client("sqs").get_queue_attributes(
-            QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"]
-        )
-        assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
+    stack.container.__dict__["event_publisher"] = broken
+    session = stack.session_for(_record(stack))
     assert session.outcome is Outcome.TRANSCRIPT_STORED  # the state changes are all stored
+    assert broken.calls > 0
+    _no_dead_letters(stack)
     assert stack.published_events() == []
-    kinds = [entry["detail_type"] for entry in session.outbox]
-    assert "TranscriptReady" in kinds and kinds.count("SessionStatusChanged") >= 5
-
-    # The outbox keeps the session in the reconciler's index; its next round publishes it.
-    stack.container.__dict__["event_publisher"] = real
-    later = FixedClock(datetime.now(UTC) + timedelta(minutes=3))
-    c = stack.container
-    report = reconcile(
-        repo=c.repository,
-        provider=c.provider,
-        dispatch_queue=c.dispatch_queue,
-        transcript_queue=c.transcript_queue,
-        clock=later,
-        events=real,
-    )
-    assert len(report.published) == len(session.outbox)
-    published = stack.published_events()
-    assert sorted(e["detail"]["event_id"] for e in published) == sorted(
-        entry["detail"]["event_id"] for entry in session.outbox
-    )
-    for event in published:
-        validate(event)
-    assert stack.session_for(key).outbox == []
-    # Published once: a further round finds nothing left.
-    again = reconcile(
-        repo=c.repository,
-        provider=c.provider,
-        dispatch_queue=c.dispatch_queue,
-        transcript_queue=c.transcript_queue,
-        clock=FixedClock(later.now() + timedelta(minutes=3)),
-        events=real,
-    )
-    assert again.published == []
+    (feeder,) = stack.stream_feeders.values()
+    assert feeder.records_given_up > 0
+    sqs = stack.container.client("sqs")
+    failures = stack.resources.url("StreamPublisherFailureQueue")
+    got = sqs.receive_message(QueueUrl=failures, MaxNumberOfMessages=10)["Messages"]
+    info = [json.loads(m["Body"])["DDBStreamBatchInfo"] for m in got]
+    assert info and all(i["streamArn"] == stack.resources.table_stream_arn for i in info)
+    # The pointer names where the records were, never what they held.
+    assert session.meeting_key not in json.dumps([m["Body"] for m in got])
 
 
 def test_metrics_are_written_as_emf_for_dispatch_webhooks_and_transcripts(

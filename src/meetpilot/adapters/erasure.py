@@ -51,7 +51,7 @@ class DynamoErasure(TableAdapter):
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def delete_session_items(self, session_id: str, *, keep_session: bool = False) -> int:
-        """Delete a session's partition: the session item (its history, dedupe hashes and outbox go
+        """Delete a session's partition: the session item (its history and dedupe hashes go
         with it) and its live segments; return how many items went. With ``keep_session`` the
         session item stays, as the map from its bot to what is still to be erased."""
         keys = [

@@ -1,4 +1,4 @@
-"""The EventBridge publisher: outbox entries become ``PutEvents`` entries on the configured bus."""
+"""The EventBridge publisher: the stream publisher's events become ``PutEvents`` entries on the configured bus."""
 
 from __future__ import annotations
 

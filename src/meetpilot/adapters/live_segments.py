@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -29,7 +30,16 @@ class DynamoLiveSegments:
         self._ddb = client
         self._table = table_name
 
-    def put_segment(self, session_id: str, segment: LiveSegment, *, expires_at: int) -> bool:
+    def put_segment(
+        self,
+        session_id: str,
+        segment: LiveSegment,
+        *,
+        expires_at: int,
+        meeting_key: str | None = None,
+        bot_id: str | None = None,
+        received_at: datetime | None = None,
+    ) -> bool:
         item: dict[str, Any] = {
             "pk": {"S": _pk(session_id)},
             "sk": {"S": f"{_PREFIX}{to_iso(segment.spoken_at)}#{segment.segment_id}"},
@@ -43,6 +53,14 @@ class DynamoLiveSegments:
         }
         if segment.bot_id:
             item["segment_bot"] = {"S": segment.bot_id}  # not bot_id: the by-bot index is for sessions
+        # What the stream publisher needs for the segment's event, so it never reads the session.
+        item["session_id"] = {"S": session_id}
+        if meeting_key:
+            item["meeting_key"] = {"S": meeting_key}
+        if bot_id and not segment.bot_id:
+            item["session_bot"] = {"S": bot_id}
+        if received_at is not None:
+            item["received_at"] = {"S": to_iso(received_at)}
         try:
             self._ddb.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:

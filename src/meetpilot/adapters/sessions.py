@@ -127,7 +127,7 @@ _SESSION_OPTIONAL = (
     "attention_due",
     "needs_review",
     "transcript",
-    "outbox",  # emptied once its events are published
+    "outbox",  # written by earlier versions (events now come from the stream): dropped on the next write
 )
 
 
@@ -159,7 +159,6 @@ def _session_attrs(s: Session, now: datetime) -> dict[str, Any]:
         "transcript_tries": s.transcript_tries or None,
         "transcript_tries_seen": s.transcript_tries_seen or None,
         "live_transcript": True if s.live_transcript else None,
-        "outbox": s.outbox or None,
         "attention_shard": attention_shard(s.session_id) if due else None,
         "attention_due": to_iso(due) if due else None,
         "created_at": to_iso(s.created_at) if s.created_at else to_iso(now),
@@ -190,7 +189,6 @@ def _session_from(a: dict[str, Any]) -> Session:
         transcript_tries=int(a.get("transcript_tries") or 0),
         transcript_tries_seen=int(a.get("transcript_tries_seen") or 0),
         live_transcript=bool(a.get("live_transcript", False)),
-        outbox=list(a.get("outbox") or []),
         version=int(a.get("version", 0)),
         created_at=when(a.get("created_at")),
         updated_at=when(a.get("updated_at")),

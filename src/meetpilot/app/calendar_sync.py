@@ -33,7 +33,6 @@ from meetpilot.app.ports import (
     ClaimUnavailable,
     DeltaSync,
     DispatchScheduler,
-    EventPublisher,
     GoogleCalendars,
     IcsFeeds,
     MessageQueue,
@@ -63,7 +62,6 @@ from meetpilot.domain.decisions import (
     evaluate,
 )
 from meetpilot.domain.meeting import DesiredState, Meeting
-from meetpilot.domain.notifications import calendar_disconnected
 from meetpilot.errors import ConfigurationError
 
 
@@ -113,8 +111,6 @@ class SyncDeps:
     dispatch_config: DispatchConfig
     clock: Clock
     config: CalendarSyncConfig = field(default_factory=CalendarSyncConfig)
-    # CalendarDisconnected goes here when a grant stops working (nothing is published without it).
-    events: EventPublisher | None = None
     # Microsoft subscriptions recreated or renewed by a sync job (lifecycle notifications).
     graph: GraphSubscriptions | None = None
 
@@ -605,37 +601,22 @@ def _drop_vanished_occurrences(result: DeltaSync, calendar: Calendar, deps: Sync
 
 
 def _disconnected(calendar: Calendar, exc: AccessRevoked, deps: SyncDeps, report: SyncReport) -> SyncReport:
-    action = disconnect_calendar(calendar, str(exc), repo=deps.repo, events=deps.events, clock=deps.clock)
+    action = disconnect_calendar(calendar, str(exc), repo=deps.repo, clock=deps.clock)
     report.actions[action] += 1
     report.outcome, report.error = "disconnected", str(exc)
     return report
 
 
-def disconnect_calendar(
-    calendar: Calendar, reason: str, *, repo: Calendars, events: EventPublisher | None, clock: Clock
-) -> str:
-    """The calendar's grant stopped working: mark it disconnected and announce it, once.
+def disconnect_calendar(calendar: Calendar, reason: str, *, repo: Calendars, clock: Clock) -> str:
+    """The calendar's grant stopped working: mark it disconnected, once. The stream publisher
+    announces it (``CalendarDisconnected``) from that write.
 
     Its meetings and bots stay as they are: a disconnected calendar is not synced, so nothing it
     asked for is withdrawn until it is reconnected (or removed).
     """
-    now = clock.now()
-    if not repo.mark_calendar_disconnected(calendar.calendar_id, reason=reason, now=now):
+    if not repo.mark_calendar_disconnected(calendar.calendar_id, reason=reason, now=clock.now()):
         return "already_disconnected"
-    if events is None:
-        return "disconnected"
-    entry = calendar_disconnected(
-        calendar_id=calendar.calendar_id,
-        user_id=calendar.user_id,
-        provider=calendar.kind.value,
-        reason=reason,
-        disconnected_at=now,
-    )
-    try:
-        accepted = events.publish([entry])
-    except Exception:  # the bus being down must not undo the disconnect; the calendar item says it
-        return "disconnected_event_unpublished"
-    return "disconnected" if entry["detail"]["event_id"] in accepted else "disconnected_event_unpublished"
+    return "disconnected"
 
 
 # --- the poller -------------------------------------------------------------------------------
@@ -711,7 +692,6 @@ def renew_expiring_channels(
     config: CalendarSyncConfig | None = None,
     microsoft: Callable[[], MicrosoftCalendars] | None = None,
     graph: GraphSubscriptions | None = None,
-    events: EventPublisher | None = None,
     sync_queue: MessageQueue | None = None,
 ) -> Counter[str]:
     """Renew every Google channel and Graph subscription that expires within ``renew_within``.
@@ -740,7 +720,7 @@ def renew_expiring_channels(
             try:
                 counts[_renew(calendar, repo, source, address, new_id, new_token, cfg)] += 1
             except AccessRevoked as exc:
-                counts[disconnect_calendar(calendar, str(exc), repo=repo, events=events, clock=clock)] += 1
+                counts[disconnect_calendar(calendar, str(exc), repo=repo, clock=clock)] += 1
             except CalendarSourceError as exc:
                 repo.record_calendar_error(calendar.calendar_id, now=now, message=f"channel renewal failed: {exc}")
                 counts["channel_renewal_failed"] += 1
@@ -751,7 +731,7 @@ def renew_expiring_channels(
             try:
                 action = _fix_subscription(calendar, repo, graph_source, _SubscriptionContext(graph, clock, cfg))
             except AccessRevoked as exc:
-                counts[disconnect_calendar(calendar, str(exc), repo=repo, events=events, clock=clock)] += 1
+                counts[disconnect_calendar(calendar, str(exc), repo=repo, clock=clock)] += 1
                 continue
             except CalendarSourceError as exc:
                 repo.record_calendar_error(calendar.calendar_id, now=now, message=f"subscription renewal failed: {exc}")

@@ -3,7 +3,7 @@ version and delete marker under their transcript folders, and the provider's cop
 (a data-subject request must be answerable precisely). Running it again finishes what a failure left.
 
 What goes, by target:
-- bot: its session (history, dedupe hashes, outbox) and live segments, its transcripts in S3, the
+- bot: its session (history, dedupe hashes) and live segments, its transcripts in S3, the
   provider's copy; its meeting stays but no longer names it.
 - meeting: every session the meeting ever had (as for a bot), its schedule, its calendar event links,
   its users' index entries and the meeting itself.

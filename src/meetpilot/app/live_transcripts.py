@@ -2,9 +2,9 @@
 them into a stored transcript when no post-call one will come.
 
 A delivery is answered 200 only once its segment is durable (a conditional write under the
-session, which is also the dedupe). Interim results are acknowledged and dropped. Publishing the
-``LiveTranscriptSegment`` event is best effort: the stored segment is the record, the event a
-convenience, so a failed publish is counted and logged, never turned into a failed delivery.
+session, which is also the dedupe). Interim results are acknowledged and dropped. The
+``LiveTranscriptSegment`` event is derived from that write by the stream publisher
+(``app.stream_events``): the segment item carries the session's meeting key and bot for it.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from datetime import timedelta
 from typing import Any
 
 from meetpilot.app.ingest import MAX_BODY_BYTES, WebhookRequest
-from meetpilot.app.ports import EventPublisher, LiveSegmentStore, Secrets, Sessions, TranscriptStore
+from meetpilot.app.ports import LiveSegmentStore, Secrets, Sessions, TranscriptStore
 from meetpilot.domain.clock import Clock, to_iso
 from meetpilot.domain.live_transcript import LiveSegment, NotFinal, live_turns, parse_live_delivery
-from meetpilot.domain.notifications import live_segment
 from meetpilot.domain.session import Session
 from meetpilot.domain.transcript import TranscriptSummary, TranscriptWriter
 from meetpilot.domain.webhook_auth import verify_capability_token
@@ -37,7 +36,6 @@ class LiveResult:
     reason: str = ""  # accepted | interim | duplicate | bad_token | ... (logs and metrics)
     session: Session | None = None
     segment: LiveSegment | None = None
-    publish_error: str | None = None
 
 
 def _reject(status: int, reason: str, message: str) -> LiveResult:
@@ -50,7 +48,6 @@ def receive_live_transcript(
     secrets: Secrets,
     repo: Sessions,
     segments: LiveSegmentStore,
-    publisher: EventPublisher | None,
     clock: Clock,
 ) -> LiveResult:
     if len(request.body) > MAX_BODY_BYTES:
@@ -76,32 +73,20 @@ def receive_live_transcript(
     if segment.bot_id and session.bot_id and segment.bot_id != session.bot_id:
         return _reject(409, "wrong_bot", "the delivery names another bot than this URL's session")
     try:
-        new = segments.put_segment(session_id, segment, expires_at=int((now + SEGMENT_RETENTION).timestamp()))
+        new = segments.put_segment(
+            session_id,
+            segment,
+            expires_at=int((now + SEGMENT_RETENTION).timestamp()),
+            meeting_key=session.meeting_key,
+            bot_id=session.bot_id,
+            received_at=now,
+        )
     except Exception:  # not durable: say so (MeetStream does not retry, but nothing is pretended)
         return _reject(503, "store_unavailable", "could not store the segment; try again")
     if not new:
         return LiveResult(200, {"received": True, "kept": False}, "duplicate", session, segment)
 
-    error = None
-    if publisher is not None:
-        entry = live_segment(
-            session_id=session_id,
-            meeting_key=session.meeting_key,
-            bot_id=session.bot_id or segment.bot_id,
-            segment_id=segment.segment_id,
-            speaker=segment.speaker,
-            text=segment.text,
-            start=segment.start,
-            end=segment.end,
-            spoken_at=segment.spoken_at,
-            at=now,
-        )
-        try:
-            if entry["detail"]["event_id"] not in publisher.publish([entry]):
-                error = "rejected by EventBridge"
-        except Exception as exc:
-            error = type(exc).__name__
-    return LiveResult(200, {"received": True, "kept": True}, "accepted", session, segment, error)
+    return LiveResult(200, {"received": True, "kept": True}, "accepted", session, segment)
 
 
 @dataclass(frozen=True)

@@ -556,10 +556,10 @@ class MicrosoftCalendars(Protocol):
 
 
 class EventPublisher(Protocol):
-    """Publishes events to the event bus (EventBridge)."""
+    """Publishes events to the event bus (EventBridge); only the stream publisher uses it."""
 
     def publish(self, entries: Sequence[Mapping[str, Any]]) -> set[str]:
-        """Publish outbox entries (``{"detail_type", "detail"}``, see domain/notifications.py).
+        """Publish entries (``{"detail_type", "detail"}``, see domain/notifications.py).
 
         Returns the ``event_id`` of every entry the bus accepted; raises when it could not be
         reached at all.
@@ -570,8 +570,20 @@ class EventPublisher(Protocol):
 class LiveSegmentStore(Protocol):
     """Final live-transcript segments kept under their session (DynamoDB in production)."""
 
-    def put_segment(self, session_id: str, segment: LiveSegment, *, expires_at: int) -> bool:
-        """Store a segment unless the same one is stored; True when it was new."""
+    def put_segment(
+        self,
+        session_id: str,
+        segment: LiveSegment,
+        *,
+        expires_at: int,
+        meeting_key: str | None = None,
+        bot_id: str | None = None,
+        received_at: datetime | None = None,
+    ) -> bool:
+        """Store a segment unless the same one is stored; True when it was new.
+
+        ``meeting_key``, ``bot_id`` (the session's) and ``received_at`` go on the item for the
+        ``LiveTranscriptSegment`` event the stream publisher derives from it."""
         ...
 
     def segments(self, session_id: str) -> Iterator[LiveSegment]:

@@ -19,8 +19,8 @@ from typing import Any
 
 from meetpilot.app.bot_events import transcript_job
 from meetpilot.app.messages import DispatchMeeting
-from meetpilot.app.ports import BotProvider, EventPublisher, Meetings, MessageQueue, Reconciling, Sessions
-from meetpilot.app.sessions import publish_outbox, update_session
+from meetpilot.app.ports import BotProvider, Meetings, MessageQueue, Reconciling, Sessions
+from meetpilot.app.sessions import update_session
 from meetpilot.domain.clock import Clock
 from meetpilot.domain.events import normalise_event
 from meetpilot.domain.meeting import DesiredState, DispatchState
@@ -47,10 +47,9 @@ class ReconcileConfig:
 class ReconcileReport:
     checked: int = 0
     actions: Counter[str] = field(default_factory=Counter)
-    published: list[dict[str, Any]] = field(default_factory=list)  # events EventBridge accepted
 
     def as_dict(self) -> dict[str, object]:
-        return {"checked": self.checked, "events_published": len(self.published), **dict(self.actions)}
+        return {"checked": self.checked, **dict(self.actions)}
 
 
 def reconcile(
@@ -62,11 +61,10 @@ def reconcile(
     clock: Clock,
     config: ReconcileConfig | None = None,
     calendar_step: Callable[[], Mapping[str, int]] | None = None,
-    events: EventPublisher | None = None,
 ) -> ReconcileReport:
     """One round. ``calendar_step`` (channel renewal) runs after the meetings and sessions; its
-    counts join the report's actions. With ``events``, each session's pending events (its own, and
-    any an earlier write could not publish) are published after it is checked."""
+    counts join the report's actions. What the round changes is announced from the table's stream,
+    like every other write."""
     cfg = config or ReconcileConfig()
     report = ReconcileReport()
     for kind, ident in repo.due_for_attention(clock.now(), limit=cfg.batch_limit):
@@ -81,15 +79,6 @@ def reconcile(
         except Exception as exc:  # one item's trouble (throttling, a timeout) must not end the round
             action = f"error: {type(exc).__name__}"
         report.actions[action] += 1
-        if events is not None and kind == "session":
-            try:
-                published = publish_outbox(repo, events, ident, clock)
-            except Exception as exc:  # the outbox stays; the next round tries again
-                report.actions[f"error: {type(exc).__name__}"] += 1
-                continue
-            report.published.extend(published.published)
-            if published.failed:
-                report.actions["events_unpublished"] += published.failed
     if calendar_step is not None:
         report.actions.update(calendar_step())
     return report

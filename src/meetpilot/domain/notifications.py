@@ -1,9 +1,10 @@
 """The events meetpilot tells downstream consumers about, as plain data (see docs/events.md).
 
-A session write that changes the status, the outcome or stores a transcript records the matching
-events in the session's outbox in the same conditional write; they are published afterwards. So an
-event is never announced for a change that was not stored, and a change is never stored without
-its event waiting to go out (published at least once; ``event_id`` lets consumers drop repeats).
+They are derived from the table's stream (``app.stream_events``): the old and new image of a write
+say what changed, so an event is never announced for a change that was not stored, and every
+stored change is announced at least once. Each id is a function of the change alone (the session's
+version, the calendar's disconnect time, the segment's id), so a redelivered stream record gives
+the same ``event_id`` and consumers can drop repeats.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ LIVE_TRANSCRIPT_SEGMENT = "LiveTranscriptSegment"
 CALENDAR_DISCONNECTED = "CalendarDisconnected"
 DETAIL_TYPES = (SESSION_STATUS_CHANGED, TRANSCRIPT_READY, LIVE_TRANSCRIPT_SEGMENT, CALENDAR_DISCONNECTED)
 SCHEMA_VERSION = "1"
-OUTBOX_CAP = 50  # unpublished events kept on a session item (it must stay far below 400 KB)
 
 
 def _event_id(*parts: object) -> str:
@@ -31,8 +31,8 @@ def _event_id(*parts: object) -> str:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
 
 
-def outbox_entry(detail_type: str, detail: Mapping[str, Any]) -> dict[str, Any]:
-    """One event waiting to be published: ``{"detail_type", "detail"}``; the detail has its id."""
+def event_entry(detail_type: str, detail: Mapping[str, Any]) -> dict[str, Any]:
+    """One event to publish: ``{"detail_type", "detail"}``; the detail has its id."""
     return {"detail_type": detail_type, "detail": dict(detail)}
 
 
@@ -64,7 +64,7 @@ def status_changed(
         "sequence": version,
         "at": to_iso(at),
     }
-    return outbox_entry(SESSION_STATUS_CHANGED, detail)
+    return event_entry(SESSION_STATUS_CHANGED, detail)
 
 
 def transcript_ready(
@@ -96,7 +96,7 @@ def transcript_ready(
         "outcome": outcome.value if outcome else None,
         "at": to_iso(at),
     }
-    return outbox_entry(TRANSCRIPT_READY, detail)
+    return event_entry(TRANSCRIPT_READY, detail)
 
 
 def live_segment(
@@ -126,7 +126,7 @@ def live_segment(
         "spoken_at": to_iso(spoken_at),
         "at": to_iso(at),
     }
-    return outbox_entry(LIVE_TRANSCRIPT_SEGMENT, detail)
+    return event_entry(LIVE_TRANSCRIPT_SEGMENT, detail)
 
 
 def calendar_disconnected(
@@ -143,4 +143,4 @@ def calendar_disconnected(
         "reason": reason[:500],
         "disconnected_at": at,
     }
-    return outbox_entry(CALENDAR_DISCONNECTED, detail)
+    return event_entry(CALENDAR_DISCONNECTED, detail)

@@ -19,7 +19,6 @@ from meetpilot.domain.status import BotStatus, EventKind, Outcome, StopReason, T
 HISTORY_CAP = 100  # entries kept on the item; DynamoDB items are capped at 400 KB
 SEEN_CAP = 300  # dedupe hashes kept; a bot sends a few dozen events in its life
 MAX_JOINING_EVENTS = 3  # MeetStream retries a join up to three times
-OUTBOX_RETRY = timedelta(minutes=2)  # an unpublished event is retried by the next reconciler round
 
 
 class TranscriptMode(StrEnum):
@@ -69,9 +68,6 @@ class Session:
     # Live transcription was requested: final segments are kept under the session and assembled
     # into a transcript when no post-call one comes (streaming-only provider, failed transcription).
     live_transcript: bool = False
-    # Events for downstream consumers written with the change that caused them, not yet published
-    # (see domain/notifications.py); cleared once EventBridge has them.
-    outbox: list[dict[str, Any]] = field(default_factory=list)
     version: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -204,10 +200,7 @@ def apply_event(session: Session, event: BotEvent, now: datetime, *, source: str
 
 
 def attention_due(session: Session, now: datetime) -> datetime | None:
-    """When the reconciler should look at this session again; None once it has an outcome (and
-    nothing left to publish: an outbox that could not be published is retried from there)."""
-    if session.outbox:
-        return now + OUTBOX_RETRY
+    """When the reconciler should look at this session again; None once it has an outcome."""
     if session.outcome is not None:
         return None
     deadlines = {

@@ -17,7 +17,7 @@ from meetpilot.app.bot_events import ApplyOutcome
 from meetpilot.app.messages import BotEventDelivery, read_message
 from meetpilot.app.workers.bot_events import work_bot_event
 from meetpilot.composition import container
-from meetpilot.handlers.observability import correlate, correlated, count, instrumented, logger, report_follow_ups
+from meetpilot.handlers.observability import correlate, correlated, count, instrumented, logger
 from meetpilot.handlers.sqs_batch import run_batch
 
 
@@ -42,7 +42,6 @@ def handle_record(record: SQSRecord) -> str:
         else:
             count("EventsApplied" if result.outcome is ApplyOutcome.APPLIED else "DuplicatesIgnored")
             logger.info("bot event", extra={**fields, "transcript_job_sent": result.transcript_job_sent})
-            report_follow_ups(done.follow_ups)
         return result.outcome.value
 
 

@@ -24,7 +24,6 @@ from meetpilot.handlers.observability import (
     count,
     instrumented,
     logger,
-    report_follow_ups,
     seconds,
 )
 from meetpilot.handlers.sqs_batch import run_batch
@@ -82,7 +81,6 @@ def _log(done: DispatchDone) -> None:
             if done.lateness_seconds is not None:
                 seconds("DispatchLateness", done.lateness_seconds)
         logger.info("dispatch", extra=fields)
-    report_follow_ups(done.follow_ups)
 
 
 @instrumented

@@ -2,8 +2,8 @@
 /webhooks/meetstream/live/{session_id}/{token}. Many deliveries a minute, so it answers directly
 from one DynamoDB write (the segment, deduplicated) instead of going through a queue.
 
-Longer than 40 lines: each way a live delivery ends (rejected, stored, duplicate, interim, stored
-but not published) has its own metric, and interim results are too many to log.
+Longer than 40 lines: each way a live delivery ends (rejected, stored, duplicate, interim) has its
+own metric, and interim results are too many to log. Its event comes from the table's stream.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             secrets=c.secrets,
             repo=c.repository,
             segments=c.live_segments,
-            publisher=c.event_publisher,
             clock=c.clock,
         )
         if result.status != 200:
@@ -41,11 +40,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             logger.warning("live transcript rejected", extra={"status": result.status, "reason": result.reason})
             return json_response(result.status, result.body)
         count(_COUNTED.get(result.reason, "LiveSegmentsStored"))
-        if result.publish_error:
-            count("EventPublishFailures")
-            logger.warning("live segment stored, event not published", extra={"error": result.publish_error})
-        elif result.reason == "accepted":
-            count("EventsPublished")
         if result.reason != "interim":  # interim results are too many to log one by one
             session = result.session
             logger.debug(

@@ -12,13 +12,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit, single_metric
-
-if TYPE_CHECKING:
-    from meetpilot.app.workers.followups import FollowUpReport
 
 logger = Logger(service="meetpilot", log_uncaught_exceptions=False)
 
@@ -112,10 +109,3 @@ def count_published(published: list[dict[str, Any]], failed: int) -> None:
     review = sum(1 for e in published if e["detail"].get("needs_review"))
     if review:
         count("SessionsNeedingReview", review)
-
-
-def report_follow_ups(report: FollowUpReport) -> None:
-    """Metrics for what a worker's follow-ups published, and a warning for what they could not."""
-    count_published(report.published.published, report.published.failed)
-    if report.published.failed:
-        logger.warning("events not published yet; kept for a retry", extra={"error": report.published.error})

@@ -14,7 +14,7 @@ from typing import Any
 from meetpilot.app.calendar_sync import renew_expiring_channels
 from meetpilot.app.reconcile import reconcile
 from meetpilot.composition import container
-from meetpilot.handlers.observability import count_published, instrumented, logger
+from meetpilot.handlers.observability import instrumented, logger
 
 
 @instrumented
@@ -31,7 +31,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             new_token=lambda: secrets.token_urlsafe(32),
             microsoft=lambda: c.microsoft_calendars,
             graph=c.graph_subscriptions,
-            events=c.event_publisher,
             sync_queue=c.calendar_sync_queue,
         )
 
@@ -42,9 +41,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         transcript_queue=c.transcript_queue,
         clock=c.clock,
         calendar_step=renew_channels,
-        events=c.event_publisher,
     )
-    count_published(report.published, int(report.actions.get("events_unpublished", 0)))
     summary = report.as_dict()
     logger.info("reconcile", extra=summary)
     return summary

@@ -18,7 +18,7 @@ from meetpilot.app.messages import TranscriptJob, read_message
 from meetpilot.app.transcripts import FetchOutcome
 from meetpilot.app.workers.transcripts import work_transcript_job
 from meetpilot.composition import container
-from meetpilot.handlers.observability import correlated, count, instrumented, logger, report_follow_ups, seconds
+from meetpilot.handlers.observability import correlated, count, instrumented, logger, seconds
 from meetpilot.handlers.sqs_batch import run_batch
 
 
@@ -55,7 +55,6 @@ def handle_record(record: SQSRecord) -> str:
                 if result.latency_seconds is not None:
                     seconds("TranscriptLatency", result.latency_seconds)
             logger.info("transcript", extra=fields)
-        report_follow_ups(done.follow_ups)
         return result.outcome.value
 
 

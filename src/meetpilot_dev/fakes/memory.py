@@ -686,7 +686,16 @@ class MemoryRepository(
 class MemoryLiveSegments(_OnTable):
     """``app.ports.LiveSegmentStore`` in memory; pass the repository's table to share its sessions."""
 
-    def put_segment(self, session_id: str, segment: LiveSegment, *, expires_at: int) -> bool:
+    def put_segment(
+        self,
+        session_id: str,
+        segment: LiveSegment,
+        *,
+        expires_at: int,
+        meeting_key: str | None = None,
+        bot_id: str | None = None,
+        received_at: datetime | None = None,
+    ) -> bool:
         with self.table.lock:
             sort_key = f"LIVE#{to_iso(segment.spoken_at)}#{segment.segment_id}"
             stored = self.table.live_segments.setdefault(session_id, {})

@@ -168,6 +168,11 @@ def _dynamodb(operation: str, params: Mapping[str, Any], region: str, account: s
             for item in params.get("TransactItems", [])
             for kind, request in item.items()
         ]
+    if isinstance(params.get("StreamArn"), str):  # DynamoDB Streams: DescribeStream, GetShardIterator
+        return [(f"dynamodb:{operation}", params["StreamArn"], ())]
+    if operation == "GetRecords" and str(params.get("ShardIterator", "")).startswith("arn:"):
+        # The emulator's iterators start with their stream's ARN (AWS's are opaque; IAM checks the stream).
+        return [("dynamodb:GetRecords", str(params["ShardIterator"]).split("|", 1)[0], ())]
     if "TableName" not in params:
         return None
     resource = table(params["TableName"])

@@ -35,7 +35,8 @@ from meetpilot_dev.stack.resources import create_stack_resources
 from meetpilot_dev.stack.scheduler_runner import SchedulerRunner, SchedulerThread, rate_schedules_from_template
 from meetpilot_dev.stack.sigv4 import SigV4Verifier
 from meetpilot_dev.stack.sqs_runner import PollerThread, QueueFeeder
-from meetpilot_dev.stack.template import http_routes, load_template, sqs_event_sources
+from meetpilot_dev.stack.stream_runner import StreamFeeder, StreamPollerThread
+from meetpilot_dev.stack.template import http_routes, load_template, sqs_event_sources, stream_event_sources
 
 REGION = "us-east-1"
 # The emulator's dummy credentials; the gateway checks SigV4 signatures made with them. The key
@@ -121,7 +122,9 @@ class LocalStack:
         self.container: Container | None = None
         self.resources: Any = None
         self.feeders: dict[str, QueueFeeder] = {}
-        self._pollers: list[PollerThread | SchedulerThread] = []
+        # The table's stream, read as Lambda's event source mapping reads it, feeding the publisher.
+        self.stream_feeders: dict[str, StreamFeeder] = {}
+        self._pollers: list[PollerThread | SchedulerThread | StreamPollerThread] = []
         self.scheduler_runner: SchedulerRunner | None = None
         self.handler_errors: list[BaseException] = []
         self.event_tap: Any = None  # the published events, read back through a rule to a queue
@@ -257,6 +260,23 @@ class LocalStack:
                     poller = PollerThread(feeder)
                     poller.start()
                     self._pollers.append(poller)
+        streams = self.container.client("dynamodbstreams")
+        for stream_source in stream_event_sources(self.template):
+            failure_queue = stream_source.on_failure_queue_logical_id
+            stream_feeder = StreamFeeder(
+                streams,
+                self.resources.table_stream_arn,
+                load_handler(stream_source.handler),
+                source=stream_source,
+                sqs=sqs,
+                failure_queue_url=self.resources.url(failure_queue) if failure_queue else None,
+                on_error=self._record_error,
+            )
+            self.stream_feeders[stream_source.function_logical_id] = stream_feeder
+            if self.options.background_pollers:
+                stream_poller = StreamPollerThread(stream_feeder)
+                stream_poller.start()
+                self._pollers.append(stream_poller)
         return self
 
     def stop(self) -> None:
@@ -306,8 +326,11 @@ class LocalStack:
         return meeting_key(url, start)
 
     def published_events(self, detail_type: str | None = None) -> list[dict[str, Any]]:
-        """What meetpilot has published to EventBridge so far (envelopes, oldest first)."""
+        """What meetpilot has published to EventBridge for every write so far (envelopes, oldest
+        first): the stream is read up to its end first, so no write's events are still on the way."""
         assert self.event_tap is not None
+        for feeder in self.stream_feeders.values():
+            feeder.drain()
         events = self.event_tap.drain()
         return [e for e in events if detail_type is None or e.get("detail-type") == detail_type]
 
@@ -350,8 +373,11 @@ class LocalStack:
         return counts
 
     def quiet(self) -> bool:
-        """No message waiting or in flight in any main queue (delayed retries count as in flight)."""
-        return not any(count.total for count in self.queue_counts().values())
+        """No message waiting or in flight in any main queue (delayed retries count as in flight),
+        and the table's stream read to its end."""
+        if any(count.total for count in self.queue_counts().values()):
+            return False
+        return not any(feeder.behind() for feeder in self.stream_feeders.values())
 
     def drain(self, rounds: int = 50) -> int:
         """Process every queue until all are empty (for tests without background pollers)."""
@@ -359,6 +385,7 @@ class LocalStack:
         for _ in range(rounds):
             fired = self.scheduler_runner.fire_due() if self.scheduler_runner else 0
             got = fired + sum(feeder.drain() for feeder in self.feeders.values())
+            got += sum(feeder.drain() for feeder in self.stream_feeders.values())
             total += got
             if not got:
                 break

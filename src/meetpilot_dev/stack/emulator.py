@@ -111,7 +111,42 @@ def moto_app() -> WsgiApp:
     """
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    bound_stream_retention()
     return SerialDynamoDB(DomainDispatcherApplication(create_backend_app))
+
+
+STREAM_RECORDS_KEPT = 10_000  # the stack's reader is seconds behind at most; DynamoDB keeps 24 hours
+SHARD_ITERATORS_KEPT = 1_000
+
+
+def bound_stream_retention() -> None:
+    """Keep moto's table stream and its shard iterators bounded, as DynamoDB's 24-hour retention
+    keeps a stream. moto keeps every record (two item images each) and every iterator it ever
+    handed out, which over a long run (the bench writes a few hundred thousand times) is gigabytes.
+    Trimming advances the shard's first sequence number, so later numbers stay as they were."""
+    from moto.dynamodb.models.table import StreamShard
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    if getattr(StreamShard, "_meetpilot_bounded", False):
+        return
+    add, get_records = StreamShard.add, DynamoDBStreamsBackend.get_records
+
+    def bounded_add(self: Any, old: Any, new: Any) -> None:
+        add(self, old, new)
+        excess = len(self.items) - STREAM_RECORDS_KEPT
+        if excess > 0:
+            del self.items[:excess]
+            self.starting_sequence_number += excess
+
+    def bounded_get_records(self: Any, iterator_arn: str, limit: int) -> Any:
+        result = get_records(self, iterator_arn, limit)
+        for stale in list(self.shard_iterators)[: max(0, len(self.shard_iterators) - SHARD_ITERATORS_KEPT)]:
+            del self.shard_iterators[stale]
+        return result
+
+    setattr(StreamShard, "add", bounded_add)  # noqa: B010 - patching moto's class, not an instance
+    setattr(DynamoDBStreamsBackend, "get_records", bounded_get_records)  # noqa: B010
+    setattr(StreamShard, "_meetpilot_bounded", True)  # noqa: B010
 
 
 def serve(host: str, port: int, access_key: str) -> None:

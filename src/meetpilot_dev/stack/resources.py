@@ -61,6 +61,8 @@ class StackResources:
     resource_environment: dict[str, str] = field(default_factory=dict)
     # the KMS key that seals calendars' refresh tokens (its key id, as !Ref gives it)
     grants_key_id: str = ""
+    # the table's stream (!GetAtt Table.StreamArn), when the template gives it one
+    table_stream_arn: str = ""
 
     def url(self, logical_id: str) -> str:
         """The URL of any queue, main or dead-letter, by logical id."""
@@ -109,7 +111,7 @@ def create_stack_resources(
     group_id = _single(tpl, "AWS::Scheduler::ScheduleGroup")
 
     table_name = f"{prefix}-table"
-    _create_table(clients["dynamodb"], tpl, table_id, table_name)
+    table_stream_arn = _create_table(clients["dynamodb"], tpl, table_id, table_name)
 
     queue_urls: dict[str, str] = {}
     dlq_urls: dict[str, str] = {}
@@ -150,6 +152,7 @@ def create_stack_resources(
         dead_letter_queues=dead_letter_queues,
         resource_environment=_resource_environment(tpl, values, arns),
         grants_key_id=grants_key_id,
+        table_stream_arn=table_stream_arn,
     )
 
 
@@ -208,20 +211,30 @@ def _error_code(error: ClientError) -> str:
 # --- DynamoDB ---------------------------------------------------------------------------------
 
 
-def _create_table(client: Any, tpl: Mapping[str, Any], logical_id: str, name: str) -> None:
+def _create_table(client: Any, tpl: Mapping[str, Any], logical_id: str, name: str) -> str:
+    """Create (or find) the table; returns its stream's ARN ("" without a stream)."""
+    definition = table_definition(tpl, logical_id)
     try:
-        client.create_table(TableName=name, **table_definition(tpl, logical_id))
+        client.create_table(TableName=name, **definition)
     except ClientError as error:
         if _error_code(error) != "ResourceInUseException":
             raise
     client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    table = client.describe_table(TableName=name)["Table"]
+    stream = definition.get("StreamSpecification")
+    if stream and not (table.get("StreamSpecification") or {}).get("StreamEnabled"):
+        # A table made from an older template: switch its stream on.
+        table = client.update_table(TableName=name, StreamSpecification=stream)["TableDescription"]
     attribute = ttl_attribute(tpl, logical_id)
-    if attribute is None:
-        return
-    current = client.describe_time_to_live(TableName=name).get("TimeToLiveDescription", {})
-    if current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and current.get("AttributeName") == attribute:
-        return
-    client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute})
+    if attribute is not None:
+        current = client.describe_time_to_live(TableName=name).get("TimeToLiveDescription", {})
+        if not (
+            current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and current.get("AttributeName") == attribute
+        ):
+            client.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
+            )
+    return str(table.get("LatestStreamArn") or "") if stream else ""
 
 
 # --- SQS --------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ template, so the two cannot drift apart::
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -175,6 +176,11 @@ def table_definition(tpl: Mapping[str, Any], logical_id: str = "Table") -> dict[
             }
             for index in _literal(indexes, f"{logical_id}.GlobalSecondaryIndexes")
         ]
+    stream = props.get("StreamSpecification")
+    if isinstance(stream, Mapping) and stream.get("StreamViewType"):
+        # CloudFormation names only the view type; the API also wants the stream switched on.
+        view = _literal(stream["StreamViewType"], f"{logical_id}.StreamSpecification")
+        definition["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
     if definition["BillingMode"] == "PROVISIONED":
         raise ConfigurationError(f"{logical_id} must use BillingMode PAY_PER_REQUEST for the local stack")
     return definition
@@ -412,3 +418,62 @@ def sqs_event_sources(tpl: Mapping[str, Any]) -> list[EventSource]:
                 )
             )
     return sources
+
+
+# --- DynamoDB stream ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    """The table's stream feeding a function, with the settings of its event source mapping."""
+
+    function_logical_id: str
+    handler: str
+    table_logical_id: str
+    batch_size: int
+    report_batch_item_failures: bool
+    bisect_on_error: bool
+    maximum_retry_attempts: int  # -1: until the record expires
+    maximum_record_age_seconds: int  # -1: until the record expires (24 h)
+    on_failure_queue_logical_id: str | None
+    # Each filter as a pattern (parsed JSON); a record is passed on when any one matches.
+    filters: tuple[dict[str, Any], ...]
+    maximum_batching_window_seconds: float = 0.0  # records gathered this long unless the batch fills
+
+
+def stream_event_sources(tpl: Mapping[str, Any]) -> list[StreamSource]:
+    """Every ``DynamoDB`` event of every function, in template order."""
+    sources = []
+    for logical_id in function_logical_ids(tpl):
+        for name, event in (function_properties(tpl, logical_id).get("Events") or {}).items():
+            if event.get("Type") != "DynamoDB":
+                continue
+            props = event.get("Properties") or {}
+            stream = props.get("Stream")
+            target = stream.get("Fn::GetAtt") if isinstance(stream, Mapping) else None
+            parts = target.split(".", 1) if isinstance(target, str) else list(target or [])
+            if len(parts) != 2 or parts[1] != "StreamArn":
+                raise ConfigurationError(f"{logical_id}.Events.{name}.Stream must be !GetAtt <Table>.StreamArn")
+            on_failure = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+            filters = ((props.get("FilterCriteria") or {}).get("Filters")) or []
+            sources.append(
+                StreamSource(
+                    function_logical_id=logical_id,
+                    handler=_handler(tpl, logical_id),
+                    table_logical_id=str(parts[0]),
+                    batch_size=int(props.get("BatchSize", 100)),
+                    report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+                    bisect_on_error=bool(props.get("BisectBatchOnFunctionError", False)),
+                    maximum_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+                    maximum_record_age_seconds=int(props.get("MaximumRecordAgeInSeconds", -1)),
+                    on_failure_queue_logical_id=referenced_logical_id(on_failure) if on_failure else None,
+                    filters=tuple(json.loads(f["Pattern"]) for f in filters),
+                    maximum_batching_window_seconds=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+                )
+            )
+    return sources
+
+
+def on_failure_queues(tpl: Mapping[str, Any]) -> set[str]:
+    """The queues event source mappings send what they gave up on to (dead-letter queues too)."""
+    return {s.on_failure_queue_logical_id for s in stream_event_sources(tpl) if s.on_failure_queue_logical_id}

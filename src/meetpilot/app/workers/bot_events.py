@@ -1,4 +1,4 @@
-"""The bot-events queue's use case: apply one stored delivery, then publish what it changed."""
+"""The bot-events queue's use case: apply one stored delivery (its events come from the table's stream)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,6 @@ def work_bot_event(
     clock: Clock,
     after: FollowUpStep,
 ) -> Done[ApplyResult]:
-    """Apply one stored delivery; publish what it changed (a rejected one changed nothing)."""
+    """Apply one stored delivery; a delivery never sends itself again, so nothing follows it."""
     result = apply_delivery(delivery, repo=repo, transcript_queue=transcript_queue, clock=clock)
-    if result.rejected:
-        return Done(result)
-    return Done(result, carry_out(FollowUps(publish_for=result.session_id), after))
+    return Done(result, carry_out(FollowUps(), after))

@@ -79,7 +79,6 @@ def work_dispatch_message(
     follow_ups = FollowUps(
         retry=target.next_attempt() if retry else None,
         retry_in=(result.retry_in or DISPATCH_RETRY_FALLBACK) if retry else 0.0,
-        publish_for=result.session_id,
     )
     return DispatchDone(
         target.meeting_key, target.attempt, result, follow_ups=carry_out(follow_ups, after), lateness_seconds=lateness

@@ -1,5 +1,5 @@
 """The transcript queue's use case: fetch (or assemble) one session's transcript, ask again later
-while it is not ready, publish what changed."""
+while it is not ready."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def work_transcript_job(
     spool_dir: str | None,
     after: FollowUpStep,
 ) -> Done[FetchResult]:
-    """Fetch (or assemble) the transcript; ask again later when it is not ready; publish."""
+    """Fetch (or assemble) the transcript; ask again later when it is not ready."""
     result = fetch_transcript(
         job,
         repo=repo,
@@ -52,6 +52,5 @@ def work_transcript_job(
     follow_ups = FollowUps(
         retry=result.next_job if retry else None,
         retry_in=(result.retry_in or TRANSCRIPT_RETRY_FALLBACK) if retry else 0.0,
-        publish_for=result.session_id,
     )
     return Done(result, carry_out(follow_ups, after))
