@@ -14,7 +14,7 @@ from typing import Any
 from meetpilot.app.calendar_sync import renew_expiring_channels
 from meetpilot.app.reconcile import reconcile
 from meetpilot.composition import container
-from meetpilot.handlers.observability import count_published, instrumented, logger
+from meetpilot.handlers.observability import count_published, instrumented, logger, publish_punctuality
 
 
 @instrumented
@@ -45,6 +45,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         events=c.event_publisher,
     )
     count_published(report.published, int(report.actions.get("events_unpublished", 0)))
+    for meeting_key, figures in report.punctuality:
+        publish_punctuality(meeting_key, figures)
     summary = report.as_dict()
     logger.info("reconcile", extra=summary)
     return summary
