@@ -45,31 +45,28 @@ def observe(
 ) -> Punctuality:
     """The figures once ``event`` is applied to a session that was at ``status_before``.
 
-    Only the first arrival in the waiting room and the first arrival in the call count, in the
-    order the state machine accepted them: an event for a step the session has already passed (a
-    duplicate, a late or reordered delivery) changes nothing. An event without a timestamp decides
-    nothing, and leaves undecided what depends on it (a waiting room without a time gives no
-    lateness and no wait, rather than a lateness measured from the call that would hide the wait).
+    The first waiting-room event with a time decides the lateness; the first in-call event with a
+    time decides the wait (from that arrival), or both figures when no waiting room came first. A
+    figure once decided never changes: a duplicate or a second copy (the reconciler's, from
+    /detail) decides nothing. Deliveries can be applied out of order (SQS does not keep it), so a
+    step that arrives after a later one (the call after the bot stopped) still counts; only a
+    waiting room applied after the call comes too late to count. An event without a timestamp
+    decides nothing, and a waiting room without one leaves both figures undecided rather than a
+    lateness measured from the call that would hide the wait.
     """
-    if meeting_start is None or event.status not in (BotStatus.IN_WAITING_ROOM, BotStatus.IN_MEETING):
+    if meeting_start is None or event.timestamp is None:
         return current
+    offset = _ms(event.timestamp - meeting_start)
     if event.status is BotStatus.IN_WAITING_ROOM:
-        if status_before.rank >= BotStatus.IN_WAITING_ROOM.rank or current.lateness_ms is not None:
-            return current
-        if event.timestamp is None:
-            return current
-        return replace(current, lateness_ms=_ms(event.timestamp - meeting_start))
-    if status_before.rank >= BotStatus.IN_MEETING.rank or current.admission_wait_ms is not None:
+        return current if current.lateness_ms is not None else replace(current, lateness_ms=offset)
+    if event.status is not BotStatus.IN_MEETING or current.admission_wait_ms is not None:
         return current
-    if event.timestamp is None:
-        return current
-    if status_before is BotStatus.IN_WAITING_ROOM:
-        if current.lateness_ms is None:
-            return current  # the waiting room had no time: when the bot arrived is not known
-        arrived = meeting_start + timedelta(milliseconds=current.lateness_ms)
-        wait = _ms(event.timestamp - arrived)
+    if current.lateness_ms is not None:
+        wait = offset - current.lateness_ms
         return replace(current, admission_wait_ms=wait) if wait >= 0 else current
-    return Punctuality(lateness_ms=_ms(event.timestamp - meeting_start), admission_wait_ms=0)
+    if status_before is BotStatus.IN_WAITING_ROOM:
+        return current  # it waited, but the waiting room had no time: when it arrived is not known
+    return Punctuality(lateness_ms=offset, admission_wait_ms=0)
 
 
 def newly_recorded(before: Punctuality, after: Punctuality) -> Punctuality:

@@ -75,7 +75,17 @@ def test_the_start_minute_of_the_key_is_used_when_dispatch_recorded_no_start():
     assert s.punctuality == Punctuality(lateness_ms=30_000, admission_wait_ms=0)  # key minute is 15:00:00
 
 
-def test_a_step_the_session_has_passed_decides_nothing():
+def test_the_call_applied_after_the_bot_stopped_still_counts():
+    # SQS does not keep the order: the in-call delivery can be applied after later ones.
+    s = run(
+        webhook("bot.in_waiting_room", 2),
+        {"event": "bot.stopped", "bot_event": "bot.stopped", "bot_id": "b1", "timestamp": to_iso(START)},
+        webhook("bot.inmeeting", 5),
+    )
+    assert s.punctuality == Punctuality(lateness_ms=2_000, admission_wait_ms=3_000)
+
+
+def test_a_decided_figure_is_never_changed_by_a_later_event():
     # In the call first (the waiting-room delivery was reordered behind it): the figures stand.
     s = run(webhook("bot.inmeeting", 20), webhook("bot.in_waiting_room", 5))
     assert s.punctuality == Punctuality(lateness_ms=20_000, admission_wait_ms=0)
