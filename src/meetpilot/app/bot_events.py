@@ -4,7 +4,7 @@ and enqueue exactly one transcript job when the transcript is ready.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -36,7 +36,7 @@ class ApplyResult:
     status_changed: bool = False
     transcript_job_sent: bool = False
     session: Session | None = None
-    punctuality: Punctuality = Punctuality()  # join figures this delivery decided (published once)
+    punctuality: Punctuality = field(default_factory=Punctuality)  # join figures it decided (published once)
 
     @property
     def rejected(self) -> bool:

@@ -78,7 +78,7 @@ def newly_recorded(before: Punctuality, after: Punctuality) -> Punctuality:
 
 
 def platform_label(meeting_key_or_url: str) -> str:
-    """"Google Meet", "Zoom", "Teams", "Webex" or "Other" for a meeting key (or a meeting URL)."""
+    """ "Google Meet", "Zoom", "Teams", "Webex" or "Other" for a meeting key (or a meeting URL)."""
     url = meeting_key_or_url.rpartition("|")[0] or meeting_key_or_url
     platform = meeting_platform(url)
     return PLATFORM_LABELS.get(platform or "", OTHER_PLATFORM)
@@ -99,4 +99,3 @@ def percentile(values: Iterable[float], q: float) -> float | None:
 
 def _ms(delta: timedelta) -> int:
     return round(delta / timedelta(milliseconds=1))
-

@@ -110,7 +110,7 @@ class EventDecision:
     status_changed: bool = False
     enqueue_transcript: bool = False
     outcome_decided: bool = False
-    punctuality: Punctuality = Punctuality()  # the figures this event decided (to publish once)
+    punctuality: Punctuality = field(default_factory=Punctuality)  # the figures this event decided (published once)
 
 
 def _decide_outcome(session: Session, event: BotEvent) -> tuple[Outcome, str] | None:

@@ -18,8 +18,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, Metrics, MetricUnit, single_metric
 
 if TYPE_CHECKING:
-    from meetpilot.domain.punctuality import Punctuality
     from meetpilot.app.workers.followups import FollowUpReport
+    from meetpilot.domain.punctuality import Punctuality
 
 logger = Logger(service="meetpilot", log_uncaught_exceptions=False)
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from meetpilot.domain.clock import to_iso
 from meetpilot.domain.events import normalise_event
-from meetpilot.domain.punctuality import Punctuality, newly_recorded, observe, percentile, platform_label
+from meetpilot.domain.punctuality import Punctuality, newly_recorded, percentile, platform_label
 from meetpilot.domain.session import Session, TranscriptMode, apply_event
 
 START = datetime(2026, 12, 1, 15, 0, 30, tzinfo=UTC)  # seconds the meeting key cannot hold

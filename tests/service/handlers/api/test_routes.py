@@ -176,7 +176,6 @@ def test_session_show_has_the_full_history_and_its_meeting(api, api_stack):
     assert history and all("name" in entry and "received_at" in entry for entry in history)
 
 
-
 def test_session_view_has_the_join_figures_in_seconds(api, api_stack):
     (bot,) = _seed_sessions(api, api_stack, "hugo", 1)
     before = api.get(f"/v1/sessions/{bot}")
