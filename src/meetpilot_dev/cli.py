@@ -638,6 +638,7 @@ def sessions_show(
     console.print(f"  status    : {session['status']}  (stop reason {session.get('stop_reason') or '-'})")
     reason = f" - {session['outcome_reason']}" if session.get("outcome_reason") else ""
     console.print(f"  outcome   : {session.get('outcome') or 'not yet'}{reason}")
+    console.print(f"  joined    : {_punctuality_line(session)}")
     figures = session.get("transcript") or {}
     if figures.get("words") is not None:
         console.print(
@@ -657,6 +658,18 @@ def sessions_show(
             str(entry.get("message") or ""),
         )
     console.print(table)
+
+
+def _punctuality_line(session: dict[str, Any]) -> str:
+    """How late the bot reached the meeting and how long it waited, as the session view has them."""
+    late = session.get("join_lateness_seconds")
+    wait = session.get("admission_wait_seconds")
+    platform = session.get("platform") or "?"
+    if late is None:
+        return f"not known yet ({platform})"
+    when = f"{late:.1f} s late" if late >= 0 else f"{-late:.1f} s early"
+    admitted = "not admitted yet" if wait is None else f"admitted after {wait:.1f} s"
+    return f"{when} on {platform}, {admitted}"
 
 
 @sessions_app.command("watch")

@@ -48,6 +48,7 @@ async function loadSessions() {
     $("list-message").className = "error";
   }
   render();
+  loadPunctuality();
   $("updated").textContent = "updated " + new Date().toISOString().slice(11, 19) + " UTC";
 }
 
@@ -79,6 +80,31 @@ function render() {
   $("summary").textContent = rows.length + " sessions · " + stored + " transcripts · " + flagged + " need review" +
     (shown.length !== rows.length ? " · " + shown.length + " shown" : "");
   if (!shown.length && !$("list-message").textContent) $("list-message").textContent = "no sessions match";
+}
+
+function seconds(value) {
+  return value === null || value === undefined ? "–" : value.toFixed(1);
+}
+
+async function loadPunctuality() {
+  try {
+    const body = await getJSON("/api/punctuality");
+    const platforms = body.platforms || [];
+    document.querySelector("#punctuality-table tbody").replaceChildren(...platforms.map((p) =>
+      el("tr", { "data-platform": p.platform },
+        el("td", {}, p.platform),
+        el("td", {}, String(p.lateness_count)),
+        el("td", { "data-figure": "lateness-p50" }, seconds(p.lateness_p50)),
+        el("td", { "data-figure": "lateness-p95" }, seconds(p.lateness_p95)),
+        el("td", {}, String(p.admission_wait_count)),
+        el("td", { "data-figure": "wait-p50" }, seconds(p.admission_wait_p50)),
+        el("td", { "data-figure": "wait-p95" }, seconds(p.admission_wait_p95)))));
+    $("punctuality-message").textContent = platforms.length ? "" : "no bot has reached a meeting yet";
+    $("punctuality-message").className = "empty";
+  } catch (err) {
+    $("punctuality-message").textContent = "could not compute punctuality: " + err.message;
+    $("punctuality-message").className = "error";
+  }
 }
 
 async function select(sessionId) {

@@ -1,5 +1,6 @@
-"""The local dashboard of ``meetpilot dev``: sessions, their timelines and transcripts, and calendars
-with the decision meetpilot took for each of their events (recorded, or why not).
+"""The local dashboard of ``meetpilot dev``: sessions, their timelines and transcripts, join
+punctuality by platform, and calendars with the decision meetpilot took for each of their events
+(recorded, or why not).
 
 A page served on 127.0.0.1 that reads everything through the management API, the same routes a
 deployed stack offers. The browser cannot sign requests with SigV4, so this server does: it
@@ -20,6 +21,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from meetpilot.domain.punctuality import percentile
 from meetpilot_dev.client import ApiError, ManagementClient, quote_segment
 
 # What the page may ask for, and the management API route each maps to.
@@ -34,6 +36,9 @@ _ASSETS = {
     "/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
     "/dashboard.css": ("dashboard.css", "text/css; charset=utf-8"),
 }
+# Sessions whose bot got this far may have join figures; past the waiting room they no longer change.
+_MAY_HAVE_FIGURES = frozenset({"in_waiting_room", "in_meeting", "recording", "leaving", "stopped", "done"})
+_FIGURES_FINAL = _MAY_HAVE_FIGURES - {"in_waiting_room"}
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -63,6 +68,9 @@ class DashboardServer:
         self._port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        # Join figures of sessions past the waiting room, which never change: read once each.
+        self._figures: dict[str, dict[str, Any]] = {}
+        self._figures_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -109,6 +117,8 @@ class DashboardServer:
         if path.startswith("/api/sessions/"):
             ident = unquote(path.removeprefix("/api/sessions/"))
             return self._api_json(f"/v1/sessions/{quote_segment(ident)}", None)
+        if path == "/api/punctuality":
+            return self._punctuality()
         if path == "/api/calendars":
             return self._api_json("/v1/calendars", _picked(query, _CALENDAR_PARAMS))
         if path.startswith("/api/calendars/") and path.endswith("/events"):
@@ -127,6 +137,27 @@ class DashboardServer:
             return _error(exc.status or 502, exc.message)
         return 200, "application/json", json.dumps(body).encode()
 
+    def _punctuality(self) -> tuple[int, str, bytes]:
+        """p50/p95 join lateness and admission wait by platform over the sessions the list shows."""
+        try:
+            page = self.api.get("/v1/sessions", params={"limit": "200"})
+            views = [self._session_figures(row) for row in page.get("items", []) if row["status"] in _MAY_HAVE_FIGURES]
+        except ApiError as exc:
+            return _error(exc.status or 502, exc.message)
+        return 200, "application/json", json.dumps({"platforms": punctuality_by_platform(views)}).encode()
+
+    def _session_figures(self, row: dict[str, Any]) -> dict[str, Any]:
+        with self._figures_lock:
+            known = self._figures.get(row["session_id"])
+        if known is not None:
+            return known
+        view = self.api.get(f"/v1/sessions/{quote_segment(row['session_id'])}")
+        figures = {k: view.get(k) for k in ("platform", "join_lateness_seconds", "admission_wait_seconds")}
+        if view.get("status") in _FIGURES_FINAL:
+            with self._figures_lock:
+                self._figures[row["session_id"]] = figures
+        return figures
+
     def _transcript(self, ident: str, fmt: str) -> tuple[int, str, bytes]:
         if fmt not in _FORMATS:
             return _error(422, f"format must be one of {', '.join(_FORMATS)}, not {fmt!r}")
@@ -142,6 +173,26 @@ class DashboardServer:
         note = f"\n\n[the viewer shows the first {sink.limit} of {sink.total} bytes; download it with: "
         note += f"meetpilot transcript get {ident} --format {fmt}]\n"
         return 200, _FORMATS["txt"], body + note.encode()  # cut short: no longer valid JSON or VTT
+
+
+def punctuality_by_platform(sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per platform: how many sessions have each figure, and its p50 and p95 in seconds.
+
+    Lateness is signed here (an early bot is negative), unlike the CloudWatch metric, which
+    cannot have percentiles of negative values and so counts an early bot as 0 s late.
+    """
+    rows = []
+    for platform in sorted({s.get("platform") or "Other" for s in sessions}):
+        mine = [s for s in sessions if (s.get("platform") or "Other") == platform]
+        row: dict[str, Any] = {"platform": platform}
+        for name, key in (("lateness", "join_lateness_seconds"), ("admission_wait", "admission_wait_seconds")):
+            values = [float(s[key]) for s in mine if isinstance(s.get(key), int | float)]
+            row[f"{name}_count"] = len(values)
+            row[f"{name}_p50"] = percentile(values, 50)
+            row[f"{name}_p95"] = percentile(values, 95)
+        if row["lateness_count"] or row["admission_wait_count"]:
+            rows.append(row)
+    return rows
 
 
 def _picked(query: dict[str, list[str]], names: tuple[str, ...]) -> dict[str, str]:

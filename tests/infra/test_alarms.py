@@ -64,7 +64,11 @@ def test_application_alarms_watch_metrics_the_code_emits(template: dict[str, Any
     for path in SRC.joinpath("handlers").glob("*.py"):
         emitted |= set(re.findall(r'count(?:_by)?\(\s*"([A-Za-z]+)"', path.read_text()))
         emitted |= set(re.findall(r'seconds\(\s*"([A-Za-z]+)"', path.read_text()))
-    app = {logical_id: p for logical_id, p in _alarms(template).items() if p.get("Namespace") == "meetpilot"}
+    app = {
+        logical_id: p
+        for logical_id, p in _alarms(template).items()
+        if p.get("Namespace") == "meetpilot" and "ExtendedStatistic" not in p
+    }
     watched = {p["MetricName"] for p in app.values()}
     assert watched == {"DispatchFailures", "SessionsNeedingReview"}
     assert watched <= emitted | {"SessionsNeedingReview"}, sorted(emitted)
@@ -97,3 +101,32 @@ def test_dashboard_body_is_json_and_shows_every_alarm(template: dict[str, Any]) 
         assert metric in names
     for metric in ("TranscriptsStored", "TranscriptLatency", "SessionsNeedingReview"):
         assert metric in names
+
+
+def test_join_lateness_alarm_reads_the_p95_the_code_writes_against_a_parameter(template: dict[str, Any]) -> None:
+    (props,) = [p for p in _alarms(template).values() if p.get("MetricName") == "JoinLateness"]
+    assert props["Namespace"] == "meetpilot"
+    assert props["ExtendedStatistic"] == "p95" and "Statistic" not in props
+    # The service-only dimension set of the EMF line: the alarm covers every platform at once.
+    assert props["Dimensions"] == [{"Name": "service", "Value": "meetpilot"}]
+    assert referenced_logical_id(props["Threshold"]) == "JoinLatenessAlarmSeconds"
+    parameter = template["Parameters"]["JoinLatenessAlarmSeconds"]
+    assert parameter["Type"] == "Number" and parameter["Default"] > 0
+    assert props["ComparisonOperator"] == "GreaterThanThreshold"
+    assert props["TreatMissingData"] == "notBreaching"
+    observability = SRC.joinpath("handlers", "observability.py").read_text()
+    assert 'name="JoinLateness"' in observability and "add_dimensions(service=SERVICE" in observability
+
+
+def test_dashboard_shows_join_punctuality_by_platform(template: dict[str, Any]) -> None:
+    (dashboard,) = resources_of_type(template, "AWS::CloudWatch::Dashboard")
+    body = template["Resources"][dashboard]["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(re.sub(r"\$\{[A-Za-z0-9:.]+\}", "x", body))["widgets"]
+    for metric in ("JoinLateness", "AdmissionWait"):
+        (widget,) = [w for w in widgets if w["type"] == "metric" and w["properties"]["metrics"][0][1:2] == [metric]]
+        rows = widget["properties"]["metrics"]
+        assert rows[0][:6] == ["meetpilot", metric, "service", "meetpilot", "Platform", "Google Meet"]
+        platforms = ["Google Meet"] + [row[1] for row in rows if isinstance(row[1], str) and row[0] == "..."]
+        assert platforms == ["Google Meet", "Zoom", "Teams"]
+        stats = [row[-1]["stat"] for row in rows]
+        assert stats == ["p50", "p95"] * 3

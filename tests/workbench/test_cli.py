@@ -83,6 +83,10 @@ def test_a_meeting_from_the_command_line_to_its_transcript(dev_stack):
 
     shown = _run("sessions", "show", bot)
     assert "history" in shown and "transcript_stored" in shown and "bot." in shown, shown
+    # The simulator's timestamps give the join figures, shown on a line of their own.
+    assert session["platform"] == "Google Meet" and session["admission_wait_seconds"] >= 0, session
+    joined = [line for line in shown.splitlines() if line.startswith("  joined    : ")]
+    assert joined and " on Google Meet, admitted after " in joined[0], shown
     table = _run("sessions", "list", "--status", session["status"])
     assert bot in table
     watched = _run("sessions", "watch", "--user", "zoe", "--count", "2", "--interval", "0.2")

@@ -22,6 +22,7 @@ import pytest
 
 from meetpilot.app.reconcile import reconcile
 from meetpilot.domain.clock import FixedClock
+from meetpilot.domain.punctuality import percentile, platform_label
 from meetpilot_dev.dashboard import DashboardServer
 from meetpilot_dev.demo import ProgressWatch, demo_options
 from meetpilot_dev.dev import dev_api_client
@@ -146,6 +147,32 @@ def test_a_screenshot_shows_each_rows_outcome_badge_in_its_colour(page, finished
         want = BADGE_RGB["ok" if outcome == "transcript_stored" else "quiet"]
         assert max(abs(a - b) for a, b in zip(pixel, want, strict=True)) <= 12, (outcome, pixel)
         assert badge.inner_text() == outcome
+
+
+def test_the_punctuality_panel_shows_p50_and_p95_by_platform_from_the_sessions(page, finished_stack):
+    stack, expected = finished_stack
+    repo = stack.container.repository
+    sessions = [repo.get_session(session_id) for session_id in expected]
+    lateness = [s.join_lateness_ms / 1000 for s in sessions if s.join_lateness_ms is not None]
+    waits = [s.admission_wait_ms / 1000 for s in sessions if s.admission_wait_ms is not None]
+    # All three bots reached the waiting room; only the one a host let in has an admission wait.
+    assert len(lateness) == 3 and len(waits) == 1
+    # The test's links are not real Meet codes (links.py says "Other"): one platform either way.
+    (platform,) = {platform_label(s.meeting_key) for s in sessions}
+    row = page.locator(f'#punctuality-table tr[data-platform="{platform}"]')
+    expect(row).to_have_count(1)
+    expect(page.locator("#punctuality-table tbody tr")).to_have_count(1)
+    cells = row.locator("td")
+    assert [cells.nth(i).inner_text() for i in (1, 4)] == ["3", "1"]
+    for figure, values, q in (
+        ("lateness-p50", lateness, 50),
+        ("lateness-p95", lateness, 95),
+        ("wait-p50", waits, 50),
+        ("wait-p95", waits, 95),
+    ):
+        shown = float(row.locator(f'td[data-figure="{figure}"]').inner_text())
+        assert abs(shown - percentile(values, q)) <= 0.051, (figure, shown, values)
+    expect(page.locator("#punctuality-message")).to_have_text("")
 
 
 def test_filters_narrow_the_rows(page, finished_stack):

@@ -124,6 +124,14 @@ def test_demo_writes_transcripts_and_a_summary_line(tmp_path: Path, capfd):
     log = report.log_path.read_text().splitlines()
     metric_lines = [json.loads(line) for line in log if line.startswith('{"_aws"')]
     assert metric_lines and all(m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "meetpilot" for m in metric_lines)
+    # Join punctuality: at most one lateness line per bot (9), each with the Platform dimension set.
+    joined = [m for m in metric_lines if "JoinLateness" in m]
+    assert 1 <= len(joined) <= 9, len(joined)
+    for line in joined:
+        assert line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"], ["service", "Platform"]]
+        assert line["Platform"] in ("Google Meet", "Zoom", "Teams", "Webex", "Other")
+        assert line["JoinLateness"][0] >= 0 and line["JoinEarliness"][0] >= 0
+    assert len([m for m in metric_lines if "AdmissionWait" in m]) <= len(joined)
 
 
 def test_demo_command_on_a_terminal_draws_the_table_then_a_summary_line_of_its_own(tmp_path: Path):

@@ -128,6 +128,9 @@ _SESSION_OPTIONAL = (
     "needs_review",
     "transcript",
     "outbox",  # written by earlier versions (events now come from the stream): dropped on the next write
+    "meeting_start_at",
+    "join_lateness_ms",
+    "admission_wait_ms",
 )
 
 
@@ -159,6 +162,10 @@ def _session_attrs(s: Session, now: datetime) -> dict[str, Any]:
         "transcript_tries": s.transcript_tries or None,
         "transcript_tries_seen": s.transcript_tries_seen or None,
         "live_transcript": True if s.live_transcript else None,
+        # Not "meeting_start": that one is the listing indexes' key, the start minute from the key.
+        "meeting_start_at": to_iso(s.meeting_start) if s.meeting_start else None,
+        "join_lateness_ms": s.join_lateness_ms,
+        "admission_wait_ms": s.admission_wait_ms,
         "attention_shard": attention_shard(s.session_id) if due else None,
         "attention_due": to_iso(due) if due else None,
         "created_at": to_iso(s.created_at) if s.created_at else to_iso(now),
@@ -189,7 +196,14 @@ def _session_from(a: dict[str, Any]) -> Session:
         transcript_tries=int(a.get("transcript_tries") or 0),
         transcript_tries_seen=int(a.get("transcript_tries_seen") or 0),
         live_transcript=bool(a.get("live_transcript", False)),
+        meeting_start=when(a.get("meeting_start_at")),
+        join_lateness_ms=_whole(a.get("join_lateness_ms")),
+        admission_wait_ms=_whole(a.get("admission_wait_ms")),
         version=int(a.get("version", 0)),
         created_at=when(a.get("created_at")),
         updated_at=when(a.get("updated_at")),
     )
+
+
+def _whole(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

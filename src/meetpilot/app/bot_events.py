@@ -4,7 +4,7 @@ and enqueue exactly one transcript job when the transcript is ready.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -14,6 +14,7 @@ from meetpilot.app.ports import MessageQueue, Sessions
 from meetpilot.app.sessions import update_session
 from meetpilot.domain.clock import Clock
 from meetpilot.domain.events import BotEvent, read_event
+from meetpilot.domain.punctuality import Punctuality
 from meetpilot.domain.session import EventVerdict, Session, TranscriptMode, apply_event
 from meetpilot.domain.status import Outcome
 from meetpilot.errors import InvalidEvent
@@ -35,6 +36,7 @@ class ApplyResult:
     status_changed: bool = False
     transcript_job_sent: bool = False
     session: Session | None = None
+    punctuality: Punctuality = field(default_factory=Punctuality)  # join figures it decided (published once)
 
     @property
     def rejected(self) -> bool:
@@ -102,6 +104,7 @@ def apply_delivery(
         status_changed=decision.status_changed,
         transcript_job_sent=sent,
         session=latest,
+        punctuality=decision.punctuality,
     )
 
 

@@ -224,6 +224,7 @@ def dispatch_meeting(
             meeting_key=meeting_key,
             transcript_mode=TranscriptMode.for_provider(bot.transcript_provider),
             live_transcript=bot.live_transcripts,
+            meeting_start=claimed.start,
         ),
         now,
     )

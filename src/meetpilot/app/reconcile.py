@@ -24,6 +24,7 @@ from meetpilot.app.sessions import update_session
 from meetpilot.domain.clock import Clock
 from meetpilot.domain.events import normalise_event
 from meetpilot.domain.meeting import DesiredState, DispatchState
+from meetpilot.domain.punctuality import Punctuality
 from meetpilot.domain.session import (
     EventVerdict,
     Session,
@@ -47,6 +48,8 @@ class ReconcileConfig:
 class ReconcileReport:
     checked: int = 0
     actions: Counter[str] = field(default_factory=Counter)
+    # Join figures recovered from the provider's record, by meeting key (published once each).
+    punctuality: list[tuple[str, Punctuality]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {"checked": self.checked, **dict(self.actions)}
@@ -74,7 +77,13 @@ def reconcile(
                 action = _meeting(ident, repo, dispatch_queue, clock, cfg)
             else:
                 action = reconcile_session(
-                    ident, repo=repo, provider=provider, transcript_queue=transcript_queue, clock=clock, config=cfg
+                    ident,
+                    repo=repo,
+                    provider=provider,
+                    transcript_queue=transcript_queue,
+                    clock=clock,
+                    config=cfg,
+                    recorded=report.punctuality,
                 )
         except Exception as exc:  # one item's trouble (throttling, a timeout) must not end the round
             action = f"error: {type(exc).__name__}"
@@ -108,8 +117,11 @@ def reconcile_session(
     transcript_queue: MessageQueue,
     clock: Clock,
     config: ReconcileConfig | None = None,
+    recorded: list[tuple[str, Punctuality]] | None = None,
 ) -> str:
-    """Converge one session with the provider's record of its bot; returns what was done."""
+    """Converge one session with the provider's record of its bot; returns what was done.
+
+    Join figures the record decided are appended to ``recorded`` (meeting key, figures)."""
     cfg = config or ReconcileConfig()
     session = repo.get_session(session_id)
     if session is None:
@@ -132,7 +144,7 @@ def reconcile_session(
     except ProviderRetryable:
         return "provider_unavailable"  # the attention time stays; next round tries again
 
-    applied = apply_provider_timeline(repo, session_id, session.bot_id, detail, clock)
+    applied = apply_provider_timeline(repo, session_id, session.bot_id, detail, clock, recorded=recorded)
 
     latest = repo.get_session(session_id)
     assert latest is not None
@@ -182,24 +194,44 @@ def reconcile_session(
 
 
 def apply_provider_timeline(
-    repo: Sessions, session_id: str, bot_id: str, detail: Mapping[str, Any], clock: Clock
+    repo: Sessions,
+    session_id: str,
+    bot_id: str,
+    detail: Mapping[str, Any],
+    clock: Clock,
+    *,
+    recorded: list[tuple[str, Punctuality]] | None = None,
 ) -> int:
     """Apply every transition the provider's record shows; return how many changed the session."""
-    return sum(_apply_payload(repo, session_id, payload, clock) for payload in timeline_payloads(bot_id, detail))
+    return sum(
+        _apply_payload(repo, session_id, payload, clock, recorded) for payload in timeline_payloads(bot_id, detail)
+    )
 
 
-def _apply_payload(repo: Sessions, session_id: str, payload: dict[str, object], clock: Clock) -> bool:
+def _apply_payload(
+    repo: Sessions,
+    session_id: str,
+    payload: dict[str, object],
+    clock: Clock,
+    recorded: list[tuple[str, Punctuality]] | None = None,
+) -> bool:
     """One recovered transition, through the same state machine as a webhook. True if it changed."""
     try:
         event = normalise_event(payload)
     except InvalidEvent:
         return False
 
+    decided: list[Punctuality] = []
+
     def change(current: Session) -> Session | None:
         decision = apply_event(current, event, clock.now(), source="reconcile")
+        decided[:] = [decision.punctuality]
         return decision.session if decision.verdict is EventVerdict.APPLIED else None
 
-    return update_session(repo, session_id, change, clock) is not None
+    written = update_session(repo, session_id, change, clock)
+    if written is not None and recorded is not None and not decided[0].empty:
+        recorded.append((written.meeting_key, decided[0]))
+    return written is not None
 
 
 def _count_attempt(repo: Sessions, session_id: str, clock: Clock) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 from meetpilot.domain.clock import to_iso
 from meetpilot.domain.events import BotEvent
+from meetpilot.domain.meeting import start_of_meeting_key
+from meetpilot.domain.punctuality import Punctuality, newly_recorded, observe
 from meetpilot.domain.status import BotStatus, EventKind, Outcome, StopReason, TranscriptSignal
 
 HISTORY_CAP = 100  # entries kept on the item; DynamoDB items are capped at 400 KB
@@ -68,6 +70,11 @@ class Session:
     # Live transcription was requested: final segments are kept under the session and assembled
     # into a transcript when no post-call one comes (streaming-only provider, failed transcription).
     live_transcript: bool = False
+    # The meeting's start to the second, as dispatch knew it (the key holds only its minute), and
+    # the join punctuality measured against it (domain/punctuality.py).
+    meeting_start: datetime | None = None
+    join_lateness_ms: int | None = None
+    admission_wait_ms: int | None = None
     version: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -75,6 +82,15 @@ class Session:
     @property
     def needs_review(self) -> bool:
         return self.outcome is not None and self.outcome.needs_review
+
+    @property
+    def punctuality(self) -> Punctuality:
+        return Punctuality(self.join_lateness_ms, self.admission_wait_ms)
+
+    @property
+    def starts_at(self) -> datetime | None:
+        """The meeting's start: as dispatch recorded it, else the minute its key carries."""
+        return self.meeting_start or start_of_meeting_key(self.meeting_key)
 
 
 class EventVerdict(StrEnum):
@@ -90,6 +106,7 @@ class EventDecision:
     status_changed: bool = False
     enqueue_transcript: bool = False
     outcome_decided: bool = False
+    punctuality: Punctuality = field(default_factory=Punctuality)  # the figures this event decided (published once)
 
 
 def _decide_outcome(session: Session, event: BotEvent) -> tuple[Outcome, str] | None:
@@ -165,6 +182,9 @@ def apply_event(session: Session, event: BotEvent, now: datetime, *, source: str
     if event.name == "bot.joining":
         new.joining_count += 1
 
+    measured = observe(session.punctuality, event, status_before=session.status, meeting_start=session.starts_at)
+    new.join_lateness_ms, new.admission_wait_ms = measured.lateness_ms, measured.admission_wait_ms
+
     status_changed = False
     if event.status is not None and event.status.rank > new.status.rank:
         new.status = event.status
@@ -196,6 +216,7 @@ def apply_event(session: Session, event: BotEvent, now: datetime, *, source: str
         status_changed=status_changed,
         enqueue_transcript=enqueue,
         outcome_decided=outcome_decided,
+        punctuality=newly_recorded(session.punctuality, measured),
     )
 
 

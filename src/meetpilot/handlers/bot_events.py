@@ -17,7 +17,14 @@ from meetpilot.app.bot_events import ApplyOutcome
 from meetpilot.app.messages import BotEventDelivery, read_message
 from meetpilot.app.workers.bot_events import work_bot_event
 from meetpilot.composition import container
-from meetpilot.handlers.observability import correlate, correlated, count, instrumented, logger
+from meetpilot.handlers.observability import (
+    correlate,
+    correlated,
+    count,
+    instrumented,
+    logger,
+    publish_punctuality,
+)
 from meetpilot.handlers.sqs_batch import run_batch
 
 
@@ -36,6 +43,7 @@ def handle_record(record: SQSRecord) -> str:
         if result.session is not None:
             fields["status"] = result.session.status.value
             correlate(session_id=result.session.session_id, meeting_key=result.session.meeting_key)
+            publish_punctuality(result.session.meeting_key, result.punctuality)
         if result.rejected:
             count("BotEventsRejected")
             logger.warning("bot event rejected", extra=fields)

@@ -14,7 +14,7 @@ from typing import Any
 from meetpilot.app.calendar_sync import renew_expiring_channels
 from meetpilot.app.reconcile import reconcile
 from meetpilot.composition import container
-from meetpilot.handlers.observability import instrumented, logger
+from meetpilot.handlers.observability import instrumented, logger, publish_punctuality
 
 
 @instrumented
@@ -42,6 +42,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         clock=c.clock,
         calendar_step=renew_channels,
     )
+    for meeting_key, figures in report.punctuality:
+        publish_punctuality(meeting_key, figures)
     summary = report.as_dict()
     logger.info("reconcile", extra=summary)
     return summary

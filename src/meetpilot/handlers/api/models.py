@@ -17,6 +17,7 @@ from meetpilot.domain.clock import to_iso
 from meetpilot.domain.decisions import OverrideScope
 from meetpilot.domain.links import without_passcode
 from meetpilot.domain.meeting import Meeting
+from meetpilot.domain.punctuality import platform_label
 from meetpilot.domain.session import Session
 from meetpilot.errors import InvalidInput
 
@@ -57,6 +58,10 @@ def meeting_key_of(meeting_id_: str) -> str | None:
         return base64.urlsafe_b64decode(meeting_id_ + "=" * (-len(meeting_id_) % 4)).decode("utf-8")
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return None
+
+
+def _seconds(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -190,6 +195,15 @@ class SessionOut(BaseModel):
         default_factory=dict, description="where the transcript is stored and its figures (words, turns, speakers)"
     )
     unknown_events: int = 0
+    platform: str = Field(description="Google Meet, Zoom, Teams, Webex or Other (from the meeting link)")
+    join_lateness_seconds: float | None = Field(
+        None,
+        description="the bot's arrival (waiting room, else the call) minus the meeting's start, by the "
+        "provider's timestamps; negative when early; null until known (or when the provider sent no time)",
+    )
+    admission_wait_seconds: float | None = Field(
+        None, description="from the waiting room to the call; 0 when let straight in; null until admitted"
+    )
     history: list[dict[str, Any]] = Field(description="every accepted event, oldest first (capped)")
     created_at: str | None = None
     updated_at: str | None = None
@@ -211,6 +225,9 @@ class SessionOut(BaseModel):
             transcript_state=s.transcript_state.value,
             transcript=dict(s.transcript),
             unknown_events=s.unknown_events,
+            platform=platform_label(s.meeting_key),
+            join_lateness_seconds=_seconds(s.join_lateness_ms),
+            admission_wait_seconds=_seconds(s.admission_wait_ms),
             history=list(s.history),
             created_at=_iso(s.created_at),
             updated_at=_iso(s.updated_at),

@@ -176,6 +176,23 @@ def test_session_show_has_the_full_history_and_its_meeting(api, api_stack):
     assert history and all("name" in entry and "received_at" in entry for entry in history)
 
 
+def test_session_view_has_the_join_figures_in_seconds(api, api_stack):
+    (bot,) = _seed_sessions(api, api_stack, "hugo", 1)
+    before = api.get(f"/v1/sessions/{bot}")
+    assert before["join_lateness_seconds"] is None and before["admission_wait_seconds"] is None
+    c = api_stack.container
+    session = c.repository.find_session_by_bot(bot)
+
+    def measured(current):
+        current.join_lateness_ms, current.admission_wait_ms = -1_250, 30_500
+        return current
+
+    update_session(c.repository, session.session_id, measured, c.clock)
+    shown = api.get(f"/v1/sessions/{bot}")
+    assert (shown["join_lateness_seconds"], shown["admission_wait_seconds"]) == (-1.25, 30.5)
+    assert shown["platform"] == "Zoom"
+
+
 def test_transcript_link_is_409_until_stored_then_downloads_each_format(api, api_stack, tmp_path):
     bots = _seed_sessions(api, api_stack, "gina", 1)
     early = _error(lambda: api.get(f"/v1/transcripts/{bots[0]}", params={"format": "txt"}))
