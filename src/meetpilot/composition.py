@@ -10,6 +10,7 @@ each one is, for the type checker, without importing it.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,6 +43,12 @@ if TYPE_CHECKING:
     from meetpilot.app.queries import TranscriptLinks
     from meetpilot.app.workers.followups import FollowUpStep
     from meetpilot.app.workers.transcripts import TranscriptPolicy
+
+# httpx imports its command-line tool (click, rich, pygments: 40-60 ms at cold start) whenever those
+# happen to be installed, as they are beside the local stack's CLI; the service never runs it. An
+# empty entry makes that import fail as it does where they are not installed, and httpx carries on.
+if "httpx" not in sys.modules:
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
 
 _BOTO_CONFIG_KW: dict[str, Any] = {
     "retries": {"mode": "standard", "max_attempts": 5},
