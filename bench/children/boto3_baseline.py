@@ -86,6 +86,7 @@ def main() -> None:
                 headers["Authorization"] = f"Token {api_key}"
             body = step["body"].encode() if step["body"] else None
             request = urllib.request.Request(step["url"], data=body, headers=headers, method=step["method"])  # noqa: S310
+            sent = time.perf_counter()
             try:
                 with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the simulator
                     response.read()
@@ -93,6 +94,11 @@ def main() -> None:
             except urllib.error.HTTPError as exc:
                 exc.read()
                 errors.append(str(exc.code))
+            if recorder is not None:  # urllib is not wrapped by the recorder: this is its entry
+                spent, recorded = recorder
+                spent["http_calls"] += 1
+                spent["http_ms"] += (time.perf_counter() - sent) * 1000
+                recorded.append({"kind": "http", "method": step["method"], "url": step["url"]})
     served = time.perf_counter()
     result: dict[str, object] = {
         "mode": "baseline",
