@@ -405,7 +405,7 @@ def run_cold(stack: Any, cfg: IntakeConfig, workdir: Path) -> dict[str, Any]:
     for entry in diagnosis.values():
         entry.pop("calls", None)  # the parameters stay out of results.json
     return {
-        "baseline": "each handler's own: plain boto3 + urllib replaying the calls a recorded run of it made",
+        "baseline": "each handler's own: plain boto3 + httpx replaying the calls a recorded run of it made",
         "interpreter_ms": _interpreter_ms(env, cfg.cold_repeats),
         "rows": rows,
         "diagnosis": diagnosis,

@@ -1,6 +1,7 @@
-"""The hand-written baseline of one handler's cold start: plain boto3 (and urllib for the provider)
+"""The hand-written baseline of one handler's cold start: plain boto3 (and httpx for the provider)
 making the same calls, in the same order, with the same clients, that a recorded run of the handler
-made for the same kind of first event. No framework, no models, no adapters: the least a function
+made for the same kind of first event. No framework, no models, no adapters, no provider SDK (httpx
+is the transport that SDK uses, and what a hand-written function would take): the least a function
 that does this work must pay.
 
     python boto3_baseline.py calls.json event.json out.json [diagnose]
@@ -9,8 +10,9 @@ that does this work must pay.
 clients, AWS calls and HTTP calls), so the baseline follows the handler when its calls change. The
 replay sends the recorded parameters again: a conditional write that succeeded for the handler may
 fail here (the item is already there), which costs the emulator the same read and a short answer;
-the error codes are kept in the output beside the handler's. The provider's API key is read from the
-recorded SSM answer, never from the recording. ``diagnose`` records the baseline's own calls the
+the error codes are kept in the output (a replayed create_bot is answered 507, MeetStream's replay of
+an Idempotency-Key). The provider's API key is read from the recorded SSM answer, never from the
+recording. ``diagnose`` records the baseline's own calls the
 same way, so the two lists can be compared.
 """
 
@@ -59,6 +61,7 @@ def main() -> None:
     api_key_param = os.environ.get("MEETSTREAM_API_KEY_PARAM", "")
     api_key = ""
     errors: list[str | None] = []
+    http = None
     for step in script:
         if step["kind"] == "client":
             if step["service"] not in clients:
@@ -78,27 +81,16 @@ def main() -> None:
             if parameter and parameter.get("Name") == api_key_param:
                 api_key = parameter.get("Value", "")
         elif step["kind"] == "http":
-            import urllib.error
-            import urllib.request
+            import httpx  # the transport the provider's SDK uses, without the SDK
 
             headers = dict(step["headers"])
             if api_key:
                 headers["Authorization"] = f"Token {api_key}"
             body = step["body"].encode() if step["body"] else None
-            request = urllib.request.Request(step["url"], data=body, headers=headers, method=step["method"])  # noqa: S310
-            sent = time.perf_counter()
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the simulator
-                    response.read()
-                errors.append(None)
-            except urllib.error.HTTPError as exc:
-                exc.read()
-                errors.append(str(exc.code))
-            if recorder is not None:  # urllib is not wrapped by the recorder: this is its entry
-                spent, recorded = recorder
-                spent["http_calls"] += 1
-                spent["http_ms"] += (time.perf_counter() - sent) * 1000
-                recorded.append({"kind": "http", "method": step["method"], "url": step["url"]})
+            if http is None:
+                http = httpx.Client(timeout=10)
+            answer = http.request(step["method"], step["url"], content=body, headers=headers)
+            errors.append(None if answer.status_code < 400 else str(answer.status_code))
     served = time.perf_counter()
     result: dict[str, object] = {
         "mode": "baseline",

@@ -131,8 +131,11 @@ class Container:
     def provider(self) -> BotProvider:
         from meetpilot.adapters.meetstream import MeetStreamProvider
 
+        secrets = self.secrets
         return MeetStreamProvider(
-            self.secrets.api_key,
+            # Read through the container's secrets when a call needs the key, so that a path that
+            # builds the provider without calling it (reconcile with nothing due) creates no SSM client.
+            lambda: secrets.api_key(),
             base_url=self.settings.meetstream_base_url,
             timeout=self.settings.provider_timeout_seconds,
         )

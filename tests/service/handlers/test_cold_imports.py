@@ -36,7 +36,7 @@ print(json.dumps(sorted(m for m, v in sys.modules.items() if v is not None)))
 
 def _loaded(module: str, *then: str) -> set[str]:
     code = _PROBE + "".join(f"\n{line}" for line in then)
-    out = subprocess.run(  # noqa: S603 - our own interpreter
+    out = subprocess.run(
         [sys.executable, "-c", code, module], capture_output=True, text=True, check=True, timeout=120
     ).stdout
     return set(json.loads(out.splitlines()[0]))
@@ -51,8 +51,6 @@ def test_handler_import_loads_no_heavy_module_its_first_event_does_not_need(modu
     assert _hits(_loaded(module), HANDLERS[module]) == []
 
 
-
-
 def test_an_unused_adapter_client_is_never_created() -> None:
     code = """
 import json, os, sys
@@ -63,9 +61,7 @@ c = Container()
 c.dispatch_queue, c.event_publisher, c.secrets
 print(json.dumps({"clients": sorted(c._clients), "boto3": "boto3" in sys.modules}))
 """
-    out = subprocess.run(  # noqa: S603 - our own interpreter
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    ).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
     assert json.loads(out) == {"clients": [], "boto3": False}
 
 
@@ -78,9 +74,7 @@ import meetpilot.handlers.dispatch
 import meetpilot.adapters.meetstream
 print(json.dumps(sorted(m for m, v in sys.modules.items() if v is not None)))
 """
-    out = subprocess.run(  # noqa: S603 - our own interpreter
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    ).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
     loaded = set(json.loads(out))
     assert "httpx" in loaded
     assert _hits(loaded, ("rich", "click", "pygments")) == []
