@@ -81,6 +81,8 @@ def main() -> None:
             if parameter and parameter.get("Name") == api_key_param:
                 api_key = parameter.get("Value", "")
         elif step["kind"] == "http":
+            # Without httpx's command-line tool (rich, click), as in Lambda, where they are not installed.
+            sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
             import httpx  # the transport the provider's SDK uses, without the SDK
 
             headers = dict(step["headers"])
