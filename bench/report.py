@@ -143,7 +143,8 @@ def intake_section(r: dict[str, Any]) -> str:
     parts = [warm_table, cold_table]
     runs = next(iter(cold["rows"].values()))["runs"]
     notes = [
-        "Baseline: for each handler, a hand-written function in plain boto3 (and httpx, the provider SDK's transport, for the provider) that "
+        "Baseline: for each handler, a hand-written function in plain boto3 (and httpx, the transport under "
+        "the provider's SDK, for the provider) that "
         "makes the calls a recorded run of the handler made for the same kind of first event (same clients, same "
         "AWS operations in the same order with the same parameters, same provider requests), against the same "
         "local stack; the list is recorded in the run, so it follows the handler. Each cold start is a fresh "

@@ -82,7 +82,7 @@ def main() -> None:
                 api_key = parameter.get("Value", "")
         elif step["kind"] == "http":
             # Without httpx's command-line tool (rich, click), as in Lambda, where they are not installed.
-            sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
+            sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
             import httpx  # the transport the provider's SDK uses, without the SDK
 
             headers = dict(step["headers"])

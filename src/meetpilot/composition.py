@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 # happen to be installed, as they are beside the local stack's CLI; the service never runs it. An
 # empty entry makes that import fail as it does where they are not installed, and httpx carries on.
 if "httpx" not in sys.modules:
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 _BOTO_CONFIG_KW: dict[str, Any] = {
     "retries": {"mode": "standard", "max_attempts": 5},
