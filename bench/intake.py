@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -251,6 +252,7 @@ def _prepare_cold_events(stack: Any, repeats: int) -> dict[str, list[dict[str, A
 
 
 def _child(script: str, args: list[str], env: dict[str, str], what: str, importtime: bool = False) -> float:
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     flags = ["-X", "importtime"] if importtime else []
     proc = subprocess.run(  # noqa: S603 - our own interpreter and script
@@ -263,6 +265,12 @@ def _child(script: str, args: list[str], env: dict[str, str], what: str, importt
         check=False,
     )
     wall = (time.perf_counter() - started) * 1000
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # One child at a time, so the difference is this child's CPU: its work without the time it
+    # waited for a core, which on a busy machine swamps the wall time.
+    _child.cpu_ms = (  # type: ignore[attr-defined]
+        cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
+    ) * 1000
     if proc.returncode != 0:
         raise RuntimeError(f"{what} failed: {proc.stderr[-2000:]}")
     _child.stderr = proc.stderr  # type: ignore[attr-defined]
@@ -282,6 +290,7 @@ def _run_cold(env: dict[str, str], target: str, event: Any, workdir: Path, calls
         wall = _child("boto3_baseline.py", [str(calls), str(event_path), str(out_path)], env, f"baseline of {target}")
     result = json.loads(out_path.read_text())
     result["process_ms"] = wall
+    result["cpu_ms"] = _child.cpu_ms  # type: ignore[attr-defined]
     return result
 
 
@@ -387,6 +396,7 @@ def run_cold(stack: Any, cfg: IntakeConfig, workdir: Path) -> dict[str, Any]:
         rows[name] = {
             "runs": len(runs),
             "process_ms": _percentiles([r["process_ms"] for r in runs])["median"],
+            "cpu_ms": statistics.median(r["cpu_ms"] for r in runs),
             "import_ms": statistics.median(r["import_ms"] for r in runs),
             "first_event_ms": statistics.median(r["first_event_ms"] for r in runs),
             "init_and_event_ms": statistics.median(r["total_ms"] for r in runs),
@@ -399,6 +409,7 @@ def run_cold(stack: Any, cfg: IntakeConfig, workdir: Path) -> dict[str, Any]:
         base = rows[f"{name} baseline"]
         rows[name]["ratio_process"] = rows[name]["process_ms"] / base["process_ms"]
         rows[name]["ratio_in_process"] = rows[name]["init_and_event_ms"] / base["init_and_event_ms"]
+        rows[name]["ratio_cpu"] = rows[name]["cpu_ms"] / base["cpu_ms"]
         replay = diagnose(env, module, events[name][cfg.cold_repeats], workdir, scripts[name])
         diagnosis[f"{name} baseline"] = replay
         diagnosis[name]["baseline_calls_match"] = replay["call_list"] == diagnosis[name]["call_list"]

@@ -133,11 +133,13 @@ def intake_section(r: dict[str, Any]) -> str:
         own = name.endswith(" baseline")
         ratio = "" if own else f"{row['ratio_process']:.2f}x"
         in_process = "" if own else f"{row['ratio_in_process']:.2f}x"
+        cpu = "" if own else f"{row['ratio_cpu']:.2f}x"
         crow.append([name, f"{row['process_ms']:.0f}", ratio, f"{row['import_ms']:.0f}",
-                     f"{row['first_event_ms']:.0f}", f"{row['init_and_event_ms']:.0f}", in_process])  # fmt: skip
+                     f"{row['first_event_ms']:.0f}", f"{row['init_and_event_ms']:.0f}", in_process,
+                     f"{row['cpu_ms']:.0f}", cpu])  # fmt: skip
     cold_table = _table(
         ["cold start", "process ms", "vs its baseline", "import ms", "first event ms", "import + event ms",
-         "vs its baseline (in process)"],
+         "vs its baseline (in process)", "CPU ms", "vs its baseline (CPU)"],
         crow,
     )  # fmt: skip
     parts = [warm_table, cold_table]
@@ -150,7 +152,8 @@ def intake_section(r: dict[str, Any]) -> str:
         "local stack; the list is recorded in the run, so it follows the handler. Each cold start is a fresh "
         f"process (handler: import the module and serve one real event); median of {runs} runs, handler and "
         f'baseline interleaved. "process ms" is spawn to exit (an empty interpreter takes '
-        f'{cold["interpreter_ms"]:.0f} ms); "in process" leaves the interpreter\'s start out.',
+        f'{cold["interpreter_ms"]:.0f} ms); "in process" leaves the interpreter\'s start out; "CPU" is the '
+        "child's own CPU time (user + system), which leaves out the time it waited for a core on a busy machine.",
         "Warm: one process serves every delivery in turn (per-bot callback URL with its capability token, "
         f"{r['config']['warmup']} warm-up deliveries first); wall time per call, and the thread's CPU time, which "
         "leaves out time spent waiting for a core on this shared machine.",

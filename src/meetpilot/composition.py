@@ -129,16 +129,20 @@ class Container:
 
     @cached_property
     def provider(self) -> BotProvider:
-        from meetpilot.adapters.meetstream import MeetStreamProvider
-
         secrets = self.secrets
-        return MeetStreamProvider(
-            # Read through the container's secrets when a call needs the key, so that a path that
-            # builds the provider without calling it (reconcile with nothing due) creates no SSM client.
-            lambda: secrets.api_key(),
-            base_url=self.settings.meetstream_base_url,
-            timeout=self.settings.provider_timeout_seconds,
-        )
+
+        def build() -> BotProvider:
+            from meetpilot.adapters.meetstream import MeetStreamProvider
+
+            return MeetStreamProvider(
+                secrets.api_key,
+                base_url=self.settings.meetstream_base_url,
+                timeout=self.settings.provider_timeout_seconds,
+            )
+
+        # Built on its first call: the SDK and httpx (about 100 modules) and the SSM client are paid
+        # only by a path that reaches the provider, not by a reconcile with nothing due.
+        return cast("BotProvider", _BuiltOnFirstUse(build))
 
     @cached_property
     def transcript_store(self) -> TranscriptStore:
