@@ -130,26 +130,43 @@ def intake_section(r: dict[str, Any]) -> str:
     cold = r["cold"]
     crow = []
     for name, row in cold["rows"].items():
-        ratio = "1.00x" if name == "boto3 baseline" else f"{row['ratio_process']:.2f}x"
-        in_process = "1.00x" if name == "boto3 baseline" else f"{row['ratio_in_process']:.2f}x"
+        own = name.endswith(" baseline")
+        ratio = "" if own else f"{row['ratio_process']:.2f}x"
+        in_process = "" if own else f"{row['ratio_in_process']:.2f}x"
+        cpu = "" if own else f"{row['ratio_cpu']:.2f}x"
         crow.append([name, f"{row['process_ms']:.0f}", ratio, f"{row['import_ms']:.0f}",
-                     f"{row['first_event_ms']:.0f}", f"{row['init_and_event_ms']:.0f}", in_process])  # fmt: skip
+                     f"{row['first_event_ms']:.0f}", f"{row['init_and_event_ms']:.0f}", in_process,
+                     f"{row['cpu_ms']:.0f}", cpu])  # fmt: skip
     cold_table = _table(
-        ["cold start", "process ms", "vs baseline", "import ms", "first event ms", "import + event ms",
-         "vs baseline (in process)"],
+        ["cold start", "process ms", "vs its baseline", "import ms", "first event ms", "import + event ms",
+         "vs its baseline (in process)", "CPU ms", "vs its baseline (CPU)"],
         crow,
     )  # fmt: skip
     parts = [warm_table, cold_table]
+    runs = next(iter(cold["rows"].values()))["runs"]
     notes = [
-        f"Baseline: a fresh process that runs `{cold['baseline']}`. Each cold start is a fresh process that imports "
-        "the handler module and serves one real event against the local stack (emulator and simulator on "
-        f'loopback); median of {next(iter(cold["rows"].values()))["runs"]} runs, interleaved. "process ms" is spawn '
-        f'to exit (an empty interpreter takes {cold["interpreter_ms"]:.0f} ms); "in process" leaves the '
-        "interpreter's start out.",
+        "Baseline: for each handler, a hand-written function in plain boto3 (and httpx, the transport under "
+        "the provider's SDK, for the provider) that "
+        "makes the calls a recorded run of the handler made for the same kind of first event (same clients, same "
+        "AWS operations in the same order with the same parameters, same provider requests), against the same "
+        "local stack; the list is recorded in the run, so it follows the handler. Each cold start is a fresh "
+        f"process (handler: import the module and serve one real event); median of {runs} runs, handler and "
+        f'baseline interleaved. "process ms" is spawn to exit (an empty interpreter takes '
+        f'{cold["interpreter_ms"]:.0f} ms); "in process" leaves the interpreter\'s start out; "CPU" is the '
+        "child's own CPU time (user + system), which leaves out the time it waited for a core on a busy machine.",
         "Warm: one process serves every delivery in turn (per-bot callback URL with its capability token, "
         f"{r['config']['warmup']} warm-up deliveries first); wall time per call, and the thread's CPU time, which "
         "leaves out time spent waiting for a core on this shared machine.",
     ]
+    replay_errors = {n[: -len(" baseline")]: row["replay_errors"] for n, row in cold["rows"].items()
+                     if row.get("replay_errors")}  # fmt: skip
+    if replay_errors:
+        notes.append(
+            "The baseline sends the recorded parameters again, so writes the handler made conditionally answer "
+            "a condition failure the second time (the emulator still reads the item): "
+            + "; ".join(f"{n}: {', '.join(e)}" for n, e in replay_errors.items())
+            + "."
+        )
     diagnosis = cold.get("diagnosis")
     if diagnosis:
         drows = []
@@ -167,17 +184,19 @@ def intake_section(r: dict[str, Any]) -> str:
             )
         parts.append(
             "Where a cold start goes (one extra run each, under `python -X importtime` with boto3 client creation, "
-            "AWS calls and provider calls timed; ms):\n\n" + _table(DIAGNOSIS_HEADER, drows)
+            "AWS calls and provider calls timed and recorded; ms):\n\n" + _table(DIAGNOSIS_HEADER, drows)
         )
-        base = diagnosis["boto3 baseline"]
-        worst = max((n for n in diagnosis if n != "boto3 baseline"), key=lambda n: diagnosis[n]["total_ms"])
-        w = diagnosis[worst]
-        notes.append(
-            f"Why the ratios: the baseline creates {base['clients']} client and calls nothing; {worst} creates "
-            f"{w['clients']} clients ({w['client_ms']:.0f} ms), makes {w['aws_calls']} AWS calls "
-            f"({w['aws_call_ms']:.0f} ms on the emulator) and {w['http_calls']} provider calls, and imports "
-            f"{w['imports_ms']:.0f} ms of modules against the baseline's {base['imports_ms']:.0f} ms. Each extra boto3 "
-            "client costs about as much as the first one's creation in the baseline."
+        lrows = []
+        for name, d in diagnosis.items():
+            if name.endswith(" baseline"):
+                continue
+            replay = diagnosis.get(f"{name} baseline", {})
+            same = "yes" if d.get("baseline_calls_match") else "**no**: " + ", ".join(replay.get("call_list", []))
+            lrows.append([name, ", ".join(d["call_list"]) or "none", same])
+        parts.append(
+            "The calls each handler made for its first event (clients, AWS operations, provider requests), and "
+            "whether its baseline's recorded run made the same:\n\n"
+            + _table(["handler", "clients and calls, in order", "baseline made the same"], lrows)
         )
     return "\n\n".join(parts) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 

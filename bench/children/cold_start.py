@@ -6,7 +6,8 @@ create one client. Writes its timings as JSON to the file named by the fourth ar
     python -X importtime cold_start.py handler meetpilot.handlers.ingest event.json out.json diagnose
 
 ``diagnose`` (a separate run, never one of the timed ones) also times boto3 client creation, AWS
-API calls and HTTP calls to the provider, by wrapping botocore and httpx before the handler loads.
+API calls and HTTP calls to the provider, by wrapping botocore (and httpx once something imports
+it), and records every client made and call sent, in order: the script ``boto3_baseline.py`` replays.
 """
 
 import time
@@ -34,38 +35,14 @@ class Context:
         return 30_000
 
 
-def instrument(provider_calls: bool) -> dict[str, float]:
-    """Wrap client creation, AWS calls and (when the handler calls the provider) httpx sends."""
-    import botocore.client
-    import botocore.session
-
-    spent = {"clients": 0, "client_ms": 0.0, "aws_calls": 0, "aws_call_ms": 0.0, "http_calls": 0, "http_ms": 0.0}
-
-    def timed(function, count_key, time_key):  # type: ignore[no-untyped-def]
-        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-            began = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                spent[count_key] += 1
-                spent[time_key] += (time.perf_counter() - began) * 1000
-
-        return wrapper
-
-    botocore.session.Session.create_client = timed(botocore.session.Session.create_client, "clients", "client_ms")
-    botocore.client.BaseClient._make_api_call = timed(
-        botocore.client.BaseClient._make_api_call, "aws_calls", "aws_call_ms"
-    )
-    if provider_calls:  # importing httpx here would add its imports to handlers that never load it
-        import httpx
-
-        httpx.Client.send = timed(httpx.Client.send, "http_calls", "http_ms")
-    return spent
-
-
 def main() -> None:
     mode, target, event_path, out_path = sys.argv[1:5]
-    spent = instrument(sys.argv[6:7] == ["provider"]) if sys.argv[5:6] == ["diagnose"] else None
+    if sys.argv[5:6] == ["diagnose"]:
+        from call_recorder import instrument  # beside this script
+
+        spent, calls = instrument()
+    else:
+        spent, calls = None, None
     result: dict[str, object] = {"mode": mode, "target": target}
     begin = time.perf_counter()
     if mode == "boto3":
@@ -91,6 +68,7 @@ def main() -> None:
     )
     if spent is not None:
         result["spent"] = spent
+        result["calls"] = calls
     with open(out_path, "w") as f:
         json.dump(result, f, default=str)
 

@@ -10,12 +10,13 @@ each one is, for the type checker, without importing it.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from meetpilot.domain.clock import Clock, SystemClock
 from meetpilot.settings import Settings
@@ -42,6 +43,12 @@ if TYPE_CHECKING:
     from meetpilot.app.queries import TranscriptLinks
     from meetpilot.app.workers.followups import FollowUpStep
     from meetpilot.app.workers.transcripts import TranscriptPolicy
+
+# httpx imports its command-line tool (click, rich, pygments: 40-60 ms at cold start) whenever those
+# happen to be installed, as they are beside the local stack's CLI; the service never runs it. An
+# empty entry makes that import fail as it does where they are not installed, and httpx carries on.
+if "httpx" not in sys.modules:
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 _BOTO_CONFIG_KW: dict[str, Any] = {
     "retries": {"mode": "standard", "max_attempts": 5},
@@ -86,6 +93,13 @@ class Container:
                 )
             return self._clients[service]
 
+    def lazy_client(self, service: str) -> Any:
+        """A stand-in for ``client(service)`` that creates the client when first used: an adapter
+        built for one path of a use case (the provider's SSM secrets, a queue a reconcile may send
+        to, the bucket a transcript that is not ready never reaches) then costs no client creation
+        (15-60 ms each at cold start) on the paths that never call it."""
+        return _LazyClient(self, service)
+
     @cached_property
     def repository(self) -> Storage:
         from meetpilot.adapters.dynamodb import DynamoRepository
@@ -99,30 +113,42 @@ class Container:
 
     @cached_property
     def secrets(self) -> Secrets:
-        from meetpilot.adapters.ssm import SsmSecrets
+        def build() -> Secrets:
+            from meetpilot.adapters.ssm import SsmSecrets
 
-        return SsmSecrets(
-            self.client("ssm"),
-            api_key_param=self.settings.api_key_param,
-            webhook_secret_param=self.settings.webhook_secret_param,
-            signing_secret_param=self.settings.signing_secret_param,
-        )
+            return SsmSecrets(
+                self.client("ssm"),
+                api_key_param=self.settings.api_key_param,
+                webhook_secret_param=self.settings.webhook_secret_param,
+                signing_secret_param=self.settings.signing_secret_param,
+            )
+
+        # Built when a secret is first read: Powertools Parameters imports boto3 and its provider
+        # touches the client, which a path that never reads a secret should not pay for.
+        return cast("Secrets", _BuiltOnFirstUse(build))
 
     @cached_property
     def provider(self) -> BotProvider:
-        from meetpilot.adapters.meetstream import MeetStreamProvider
+        secrets = self.secrets
 
-        return MeetStreamProvider(
-            self.secrets.api_key,
-            base_url=self.settings.meetstream_base_url,
-            timeout=self.settings.provider_timeout_seconds,
-        )
+        def build() -> BotProvider:
+            from meetpilot.adapters.meetstream import MeetStreamProvider
+
+            return MeetStreamProvider(
+                secrets.api_key,
+                base_url=self.settings.meetstream_base_url,
+                timeout=self.settings.provider_timeout_seconds,
+            )
+
+        # Built on its first call: the SDK and httpx (about 100 modules) and the SSM client are paid
+        # only by a path that reaches the provider, not by a reconcile with nothing due.
+        return cast("BotProvider", _BuiltOnFirstUse(build))
 
     @cached_property
     def transcript_store(self) -> TranscriptStore:
         from meetpilot.adapters.s3 import S3TranscriptStore
 
-        return S3TranscriptStore(self.client("s3"), self.settings.require("transcript_bucket"))
+        return S3TranscriptStore(self.lazy_client("s3"), self.settings.require("transcript_bucket"))
 
     @property
     def transcript_links(self) -> TranscriptLinks:
@@ -132,7 +158,7 @@ class Container:
     def _queue(self, setting: str) -> MessageQueue:
         from meetpilot.adapters.sqs import SqsQueue
 
-        return SqsQueue(self.client("sqs"), self.settings.require(setting))
+        return SqsQueue(self.lazy_client("sqs"), self.settings.require(setting))
 
     @cached_property
     def dispatch_queue(self) -> MessageQueue:
@@ -151,7 +177,7 @@ class Container:
         from meetpilot.adapters.scheduler import EventBridgeDispatchScheduler
 
         return EventBridgeDispatchScheduler(
-            self.client("scheduler"),
+            self.lazy_client("scheduler"),
             group=self.settings.require("schedule_group"),
             target_arn=self.settings.require("dispatch_queue_arn"),
             role_arn=self.settings.require("scheduler_role_arn"),
@@ -181,7 +207,7 @@ class Container:
         """For the stream publisher alone: every other function's events come from its writes."""
         from meetpilot.adapters.eventbridge import EventBridgePublisher
 
-        return EventBridgePublisher(self.client("events"), self.settings.event_bus_name)
+        return EventBridgePublisher(self.lazy_client("events"), self.settings.event_bus_name)
 
     @cached_property
     def live_segments(self) -> LiveSegmentStore:
@@ -226,8 +252,8 @@ class Container:
         from meetpilot.domain.calendar import CalendarKind
 
         return KmsSsmGrants(
-            self.client("kms"),
-            self.client("ssm"),
+            self.lazy_client("kms"),
+            self.lazy_client("ssm"),
             repo=self.repository,
             key_id=self.settings.require("calendar_grants_key_id"),
             client_params={
@@ -312,6 +338,34 @@ class Container:
         from meetpilot.adapters.session_listing import DynamoSessionListing
 
         return DynamoSessionListing(self.client("dynamodb"), self.settings.require("table_name"))
+
+
+class _LazyClient:
+    """Creates the container's client for ``service`` on first attribute access, then forwards to it."""
+
+    __slots__ = ("_container", "_service")
+
+    def __init__(self, container: Container, service: str) -> None:
+        self._container = container
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._container.client(self._service), name)
+
+
+class _BuiltOnFirstUse:
+    """Builds an adapter on first attribute access, then forwards to it."""
+
+    __slots__ = ("_build", "_built")
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._built: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._built is None:
+            self._built = self._build()
+        return getattr(self._built, name)
 
 
 _current: Container | None = None

@@ -42,12 +42,17 @@ def test_intake_benchmark_serves_every_delivery_and_each_handler_cold():
     assert result["warm"]["stub"]["stub_sends"] == cfg.deliveries + cfg.warmup
     assert result["warm"]["sqs"]["stub_sends"] == 0
     rows = result["cold"]["rows"]
-    assert set(rows) == {"boto3 baseline", *intake.HANDLERS}
+    assert set(rows) == {*intake.HANDLERS, *(f"{name} baseline" for name in intake.HANDLERS)}
+    diagnosis = result["cold"]["diagnosis"]
     for name in intake.HANDLERS:
-        row = rows[name]
+        row, base = rows[name], rows[f"{name} baseline"]
         assert row["process_ms"] > row["init_and_event_ms"] > 0
-        assert math.isclose(row["ratio_process"], row["process_ms"] / rows["boto3 baseline"]["process_ms"])
+        assert math.isclose(row["ratio_process"], row["process_ms"] / base["process_ms"])
         assert 'Failures": [{' not in row["responses"][0]  # the one event was served, not failed
+        # The baseline replays what the handler did: the same clients and calls, recorded both times.
+        assert diagnosis[name]["call_list"], name
+        assert diagnosis[name]["baseline_calls_match"], (diagnosis[name]["call_list"], diagnosis[f"{name} baseline"])
+    assert any(c.startswith("POST ") for c in diagnosis["dispatch"]["call_list"])  # create_bot
     assert '"statusCode": 200' in rows["ingest"]["responses"][0]
 
 

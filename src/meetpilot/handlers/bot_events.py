@@ -8,11 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-# Before pydantic (app.messages): the batch utility loads Powertools' parser models, about 35 ms,
-# when it finds pydantic already imported.
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 from meetpilot.app.bot_events import ApplyOutcome
 from meetpilot.app.messages import BotEventDelivery, read_message
 from meetpilot.app.workers.bot_events import work_bot_event
@@ -25,10 +20,10 @@ from meetpilot.handlers.observability import (
     logger,
     publish_punctuality,
 )
-from meetpilot.handlers.sqs_batch import run_batch
+from meetpilot.handlers.sqs_batch import PartialBatchResponse, QueueRecord, run_batch
 
 
-def handle_record(record: SQSRecord) -> str:
+def handle_record(record: QueueRecord) -> str:
     delivery = read_message(BotEventDelivery, record.body)
     c = container()
     with correlated(session_id=delivery.session_id):
@@ -54,5 +49,5 @@ def handle_record(record: SQSRecord) -> str:
 
 
 @instrumented
-def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+def handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
     return run_batch(event, context, handle_record)

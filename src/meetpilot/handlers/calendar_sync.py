@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-# Before pydantic (app.messages): the batch utility loads Powertools' parser models, about 35 ms,
-# when it finds pydantic already imported.
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 from meetpilot.app.messages import CalendarSyncJob, read_message
 from meetpilot.app.workers.calendar_sync import work_calendar_sync
 from meetpilot.composition import container
 from meetpilot.handlers.observability import logger
-from meetpilot.handlers.sqs_batch import run_batch
+from meetpilot.handlers.sqs_batch import PartialBatchResponse, QueueRecord, run_batch
 
 
-def handle_record(record: SQSRecord) -> str:
+def handle_record(record: QueueRecord) -> str:
     job = read_message(CalendarSyncJob, record.body)
     c = container()
     done = work_calendar_sync(
@@ -37,5 +32,5 @@ def handle_record(record: SQSRecord) -> str:
     return done.result.outcome
 
 
-def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+def handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
     return run_batch(event, context, handle_record)

@@ -8,11 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-# Before pydantic (app.messages): the batch utility loads Powertools' parser models, about 35 ms,
-# when it finds pydantic already imported.
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 from meetpilot.app.dispatch import DispatchOutcome
 from meetpilot.app.messages import DispatchMeeting, read_dispatch_message
 from meetpilot.app.workers.dispatch import DispatchDone, work_dispatch_message
@@ -26,10 +21,10 @@ from meetpilot.handlers.observability import (
     logger,
     seconds,
 )
-from meetpilot.handlers.sqs_batch import run_batch
+from meetpilot.handlers.sqs_batch import PartialBatchResponse, QueueRecord, run_batch
 
 
-def handle_record(record: SQSRecord) -> str:
+def handle_record(record: QueueRecord) -> str:
     message = read_dispatch_message(record.body)
     c = container()
     with correlated(meeting_key=message.meeting_key if isinstance(message, DispatchMeeting) else None):
@@ -84,5 +79,5 @@ def _log(done: DispatchDone) -> None:
 
 
 @instrumented
-def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+def handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
     return run_batch(event, context, handle_record)

@@ -2,31 +2,67 @@
 
 A record whose handler raises is reported in ``batchItemFailures`` and comes back after the
 visibility timeout (and reaches the DLQ after maxReceiveCount); the others are deleted.
+
+Written here rather than with Powertools' ``BatchProcessor``: these functions use it for nothing
+but this loop, and importing it (its data classes, and Powertools' parser models whenever pydantic
+is loaded) added 40-60 ms and about 100 modules to each queue function's cold start, measured in
+fresh processes beside a Logger + Metrics import (Powertools 3.37).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypedDict
 
 from meetpilot.handlers.observability import logger
 
 
-def run_batch(
-    event: dict[str, Any], context: Any, record_handler: Callable[[SQSRecord], Any]
-) -> PartialItemFailureResponse:
-    def logged(record: SQSRecord) -> Any:
-        try:
-            return record_handler(record)
-        except Exception:
-            # The batch processor only lists the failed record; say why, once per failure.
-            logger.exception("record failed; it will be retried", extra={"message_id": record.message_id})
-            raise
+class QueueRecord(Protocol):
+    """What a record handler reads from one SQS record (Powertools' ``SQSRecord`` fits too)."""
 
-    # A fresh processor per invocation: the processor keeps per-batch state.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event, record_handler=logged, processor=processor, context=context)
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def body(self) -> str: ...
+
+
+class SqsRecord:
+    """One record of an SQS event, as Lambda hands it over."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self._raw = raw
+
+    @property
+    def message_id(self) -> str:
+        return str(self._raw["messageId"])
+
+    @property
+    def body(self) -> str:
+        return str(self._raw.get("body") or "")
+
+
+class BatchItemFailure(TypedDict):
+    itemIdentifier: str
+
+
+class PartialBatchResponse(TypedDict):
+    batchItemFailures: list[BatchItemFailure]
+
+
+def run_batch(
+    event: Mapping[str, Any], context: Any, record_handler: Callable[[SqsRecord], Any]
+) -> PartialBatchResponse:
+    """Hand each record to ``record_handler``; the ones that raise are the batch's failures."""
+    failures: list[BatchItemFailure] = []
+    for raw in event.get("Records") or ():
+        record = SqsRecord(raw)
+        try:
+            record_handler(record)
+        except Exception:
+            # Lambda only learns the failed record's id; say why, once per failure.
+            logger.exception("record failed; it will be retried", extra={"message_id": record.message_id})
+            failures.append({"itemIdentifier": record.message_id})
+    return {"batchItemFailures": failures}

@@ -9,20 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-# Before pydantic (app.messages): the batch utility loads Powertools' parser models, about 35 ms,
-# when it finds pydantic already imported.
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 from meetpilot.app.messages import TranscriptJob, read_message
 from meetpilot.app.transcripts import FetchOutcome
 from meetpilot.app.workers.transcripts import work_transcript_job
 from meetpilot.composition import container
 from meetpilot.handlers.observability import correlated, count, instrumented, logger, seconds
-from meetpilot.handlers.sqs_batch import run_batch
+from meetpilot.handlers.sqs_batch import PartialBatchResponse, QueueRecord, run_batch
 
 
-def handle_record(record: SQSRecord) -> str:
+def handle_record(record: QueueRecord) -> str:
     job = read_message(TranscriptJob, record.body)
     c = container()
     with correlated(session_id=job.session_id, bot_id=job.bot_id):
@@ -59,5 +54,5 @@ def handle_record(record: SQSRecord) -> str:
 
 
 @instrumented
-def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+def handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
     return run_batch(event, context, handle_record)
