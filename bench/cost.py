@@ -547,6 +547,7 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
     for (role, service, operation), n in meter.calls.items():
         if (service, operation) not in EMULATION_ONLY and role != "bench":
             calls_per_meeting[f"{service}.{operation}"] += n
+    per_job = calls_per_job(meter, deliveries)
     return {
         "config": asdict(cfg),
         "prices": {k: v.get("source") for k, v in prices.items() if isinstance(v, dict)},
@@ -558,6 +559,8 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
         "webhooks_per_meeting": per_meeting["webhooks"],
         "per_meeting_usage": per_meeting,
         "requests_per_meeting": {k: n / cfg.meetings for k, n in sorted(calls_per_meeting.items())},
+        "calls_per_job": per_job,
+        "commit": source_commit(),
         "invocations": dict(meter.invocations),
         "records": dict(meter.records),
         "mean_duration_ms": {k: 1000 * sum(v) / len(v) for k, v in meter.durations.items()},
@@ -580,6 +583,47 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
         "run_seconds": round(run_seconds, 1),
         "seconds": round(time.monotonic() - started, 1),
     }
+
+
+# What one unit of work costs in AWS requests, by the function doing it: a dispatch record, a
+# webhook (taken in by IngestFunction, applied by BotEventsFunction), a transcript job.
+JOBS = {
+    "dispatch": ("DispatchFunction",),
+    "webhook": ("IngestFunction", "BotEventsFunction"),
+    "transcript": ("TranscriptFetchFunction",),
+}
+
+
+def calls_per_job(meter: Meter, webhooks: int) -> dict[str, dict[str, float]]:
+    """AWS requests per dispatch, per webhook and per transcript job, by service.operation."""
+    out: dict[str, dict[str, float]] = {}
+    for job, functions in JOBS.items():
+        if job == "webhook":
+            count = webhooks
+        else:
+            count = sum(meter.records[f] or meter.invocations[f] for f in functions)
+        calls: Counter[str] = Counter()
+        for (role, service, operation), n in meter.calls.items():
+            if role in functions and (service, operation) not in EMULATION_ONLY:
+                calls[f"{service}.{operation}"] += n
+        per = {k: n / max(1, count) for k, n in sorted(calls.items())}
+        out[job] = {"total": sum(per.values()), **per}
+    return out
+
+
+def source_commit() -> str:
+    """The commit the measured code came from (with ``+dirty`` when the worktree had changes)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True,
+                               text=True, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def targets(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
