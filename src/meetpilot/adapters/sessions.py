@@ -133,9 +133,7 @@ class DynamoSessions(TableAdapter):
             sets = {name: value for name, value in attrs.items() if value is not None}
         else:
             removals = [name for name in _SESSION_OPTIONAL if attrs.get(name) is None and stored.get(name) is not None]
-            sets = {
-                name: value for name, value in attrs.items() if value is not None and stored.get(name) != value
-            }
+            sets = {name: value for name, value in attrs.items() if value is not None and stored.get(name) != value}
         next_n = self._put_events(session, _stored_entries(stored), int((stored or {}).get("_next", 0)), now)
         names = {f"#a{i}": name for i, name in enumerate(sets)}
         values = {f":v{i}": value for i, value in enumerate(sets.values())}
@@ -224,6 +222,14 @@ _SESSION_OPTIONAL = (
     "attention_due",
     "needs_review",
     "transcript",
+    # Zero and false are left off the item (each write is billed by its size).
+    "transcript_job_pending",
+    "joining_count",
+    "unknown_events",
+    "reconcile_attempts",
+    "transcript_tries",
+    "transcript_tries_seen",
+    "live_transcript",
     "outbox",  # emptied once its events are published
 )
 
@@ -247,12 +253,12 @@ def _session_attrs(s: Session, now: datetime, stored: dict[str, Any] | None) -> 
         "needs_review": True if s.needs_review else None,
         "transcript_id": s.transcript_id,
         "transcript_state": s.transcript_state.value,
-        "transcript_job_pending": s.transcript_job_pending,
+        "transcript_job_pending": True if s.transcript_job_pending else None,
         "transcript": s.transcript or None,
-        "joining_count": s.joining_count,
+        "joining_count": s.joining_count or None,
         "seen": _compact_seen(s.seen),
-        "unknown_events": s.unknown_events,
-        "reconcile_attempts": s.reconcile_attempts,
+        "unknown_events": s.unknown_events or None,
+        "reconcile_attempts": s.reconcile_attempts or None,
         "transcript_tries": s.transcript_tries or None,
         "transcript_tries_seen": s.transcript_tries_seen or None,
         "live_transcript": True if s.live_transcript else None,
@@ -279,11 +285,11 @@ def _session_from(a: dict[str, Any]) -> Session:
         transcript_state=TranscriptState(a.get("transcript_state", TranscriptState.NONE.value)),
         transcript_job_pending=bool(a.get("transcript_job_pending", False)),
         transcript=dict(a.get("transcript") or {}),
-        joining_count=int(a.get("joining_count", 0)),
+        joining_count=int(a.get("joining_count") or 0),
         history=list(a.get("history") or []),
         seen=_expand_seen(a.get("seen")),
-        unknown_events=int(a.get("unknown_events", 0)),
-        reconcile_attempts=int(a.get("reconcile_attempts", 0)),
+        unknown_events=int(a.get("unknown_events") or 0),
+        reconcile_attempts=int(a.get("reconcile_attempts") or 0),
         transcript_tries=int(a.get("transcript_tries") or 0),
         transcript_tries_seen=int(a.get("transcript_tries_seen") or 0),
         live_transcript=bool(a.get("live_transcript", False)),
