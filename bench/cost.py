@@ -493,6 +493,7 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
         definition = table_definition(load_template())
         indexes = [Index.of(g) for g in definition.get("GlobalSecondaryIndexes", [])]
         side = stack.boto_session.client("dynamodb", endpoint_url=stack.aws_endpoint)
+        idle_call_ms = calibrate(side, c.settings.table_name)
         meter = Meter(DynamoMeter(side, indexes))
         for client in list(c._clients.values()):  # the clients made while the stack started
             meter.hook(client)
@@ -566,6 +567,7 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
         stack.stop()
 
     usage = meetpilot_usage(meter, memory)
+    idle_gb_seconds = idle_emulator_gb_seconds(meter, memory, idle_call_ms / 1000)
     usage["api_requests"] = api_requests
     per_meeting = {k: v / cfg.meetings for k, v in usage.items()}
     per_meeting["webhooks"] = deliveries / max(1, bots)
@@ -581,6 +583,8 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
     streams = stream_functions()
     unbatched["lambda_invocations"] += sum(meter.records[f] - meter.invocations[f] for f in streams) / cfg.meetings
     ours_unbatched = sum(price_lines(unbatched, prices).values()) * 1000
+    at_idle = {**per_meeting, "lambda_gb_seconds": idle_gb_seconds / cfg.meetings}
+    ours_at_idle = sum(price_lines(at_idle, prices).values()) * 1000
     all_projected = dict(per_meeting)
     all_projected["wru"] = (meter.dynamo.wru + meter.dynamo.all_projection_index_wru) / cfg.meetings
     ours_all_projected = sum(price_lines(all_projected, prices).values()) * 1000
@@ -600,6 +604,7 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
             calls_per_meeting[f"{service}.{operation}"] += n
     per_job = calls_per_job(meter, deliveries)
     return {
+        "baseline": baseline(),
         "config": asdict(cfg),
         "prices": {k: v.get("source") for k, v in prices.items() if isinstance(v, dict)},
         "prices_compiled": prices["compiled"],
@@ -616,12 +621,15 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
         "records": dict(meter.records),
         "mean_duration_ms": {k: 1000 * sum(v) / len(v) for k, v in meter.durations.items()},
         "stream_functions": streams,
+        "idle_emulator_call_ms": idle_call_ms,
+        "lambda_gb_seconds_per_meeting_idle_emulator": idle_gb_seconds / cfg.meetings,
+        "meetpilot_total_per_1000_idle_emulator": ours_at_idle,
         "time_split_ms_per_invocation": {
             k: {
                 "billed wall": 1000 * sum(v) / len(v),
                 "waiting for the emulator": 1000 * meter.aws_wait[k] / len(v),
                 "handler thread CPU": 1000 * meter.cpu[k] / len(v),
-                "meter's own (left out)": 1000 * meter.overhead[k] / len(v),
+                "meter (left out)": 1000 * meter.overhead[k] / len(v),
                 "records": meter.records[k] / len(v),
             }
             for k, v in meter.durations.items()
@@ -646,6 +654,49 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
         "run_seconds": round(run_seconds, 1),
         "seconds": round(time.monotonic() - started, 1),
     }
+
+
+def calibrate(client: Any, table: str, rounds: int = 40) -> float:
+    """The emulator's answer time with nothing else running (median ms of a write and a read of one
+    small item, one after another): what one call costs a handler that has the service to itself."""
+    key = {"pk": {"S": "BENCH#calibration"}, "sk": {"S": "BENCH"}}
+    times = []
+    for i in range(rounds):
+        started = time.perf_counter()
+        client.update_item(TableName=table, Key=key, UpdateExpression="SET n = :n",
+                           ExpressionAttributeValues={":n": {"N": str(i)}})  # fmt: skip
+        times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        client.get_item(TableName=table, Key=key, ConsistentRead=True)
+        times.append(time.perf_counter() - started)
+    client.delete_item(TableName=table, Key=key)
+    return 1000 * sorted(times)[len(times) // 2]
+
+
+def idle_emulator_gb_seconds(meter: Meter, memory: dict[str, int], call_seconds: float) -> float:
+    """GB-s had each handler's AWS calls taken the idle emulator's time: its own wall time (all but
+    the waits for answers on its thread) plus, per call, the calibrated answer time."""
+    total = 0.0
+    for name, durations in meter.durations.items():
+        calls = sum(n for (role, _, _), n in meter.calls.items() if role == name)
+        own = max(0.0, sum(durations) - meter.aws_wait[name])
+        total += (own + calls * call_seconds) * memory.get(name, 512) / 1024
+    return total
+
+
+BASELINE = Path(__file__).resolve().parent / "baseline" / "cost-main.json"
+
+
+def baseline(path: Path = BASELINE) -> dict[str, Any] | None:
+    """The figures of the run kept as the baseline: ``results.json`` of ``python -m bench --only cost``
+    on the code before the lean writes (its commit is in it), copied to ``bench/baseline/``."""
+    if not path.is_file():
+        return None
+    r = json.loads(path.read_text())["results"]["cost"]
+    keys = ("commit", "meetings", "per_meeting_usage", "requests_per_meeting", "calls_per_job",
+            "dynamodb_wru_per_meeting", "largest_item_bytes", "meetpilot_per_1000", "meetpilot_total_per_1000",
+            "meetpilot_total_per_1000_unbatched", "mean_duration_ms")  # fmt: skip
+    return {k: r.get(k) for k in keys}
 
 
 def _machine_busy(since: tuple[float, float] | None = None) -> Any:
@@ -691,7 +742,9 @@ def source_commit() -> str:
     import shutil
     import subprocess
 
-    root = Path(__file__).resolve().parent.parent
+    import meetpilot
+
+    root = Path(meetpilot.__file__).resolve().parents[2]  # the checkout the measured code came from
     git = shutil.which("git")
     if git is None:
         return "unknown"

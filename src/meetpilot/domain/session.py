@@ -219,13 +219,11 @@ def attention_basis(session: Session) -> tuple[Any, ...]:
     """What the reconciler's next look at a session depends on. While none of it changes (another
     participant joined, a transcript fetch found nothing yet), the deadline stays where it was."""
     return (
-        session.status,
-        session.outcome,
-        bool(session.outbox),
-        session.reconcile_attempts,
+        session.status,  # the deadline is the status's
+        session.outcome is not None,  # none once settled
+        bool(session.outbox),  # an unpublished outbox is retried soon
+        session.reconcile_attempts,  # the reconciler looked: next look one deadline later
         session.transcript_tries_seen,
-        session.transcript_state,
-        session.transcript_job_pending,
     )
 
 
