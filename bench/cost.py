@@ -695,7 +695,8 @@ def baseline(path: Path = BASELINE) -> dict[str, Any] | None:
     r = json.loads(path.read_text())["results"]["cost"]
     keys = ("commit", "meetings", "per_meeting_usage", "requests_per_meeting", "calls_per_job",
             "dynamodb_wru_per_meeting", "largest_item_bytes", "meetpilot_per_1000", "meetpilot_total_per_1000",
-            "meetpilot_total_per_1000_unbatched", "mean_duration_ms")  # fmt: skip
+            "meetpilot_total_per_1000_unbatched", "mean_duration_ms", "meetpilot_total_per_1000_idle_emulator",
+            "lambda_gb_seconds_per_meeting_idle_emulator")  # fmt: skip
     return {k: r.get(k) for k in keys}
 
 

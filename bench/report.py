@@ -276,18 +276,17 @@ def _cost_before_after(r: dict[str, Any], base: dict[str, Any] | None) -> str:
         out = {
             "USD per 1,000 meetings (as measured)": f"{x['meetpilot_total_per_1000']:.4f}",
             "USD per 1,000 meetings (every SQS batch one record)": f"{x['meetpilot_total_per_1000_unbatched']:.4f}",
-            **(
-                {
-                    "USD per 1,000 meetings (calls at the idle emulator's answer time)": f"{x['meetpilot_total_per_1000_idle_emulator']:.4f}"
-                }
-                if "meetpilot_total_per_1000_idle_emulator" in x
-                else {}
-            ),
             "DynamoDB WRU per meeting": f"{usage['wru']:.1f}",
             "DynamoDB RRU per meeting": f"{usage['rru']:.1f}",
             "largest item (bytes)": str(x["largest_item_bytes"]),
             "Lambda GB-s per meeting": f"{usage['lambda_gb_seconds']:.3f}",
         }
+        idle = x.get("meetpilot_total_per_1000_idle_emulator")
+        if idle is not None:
+            out["USD per 1,000 meetings (calls at the idle emulator's answer time)"] = f"{idle:.4f}"
+            out["Lambda GB-s per meeting (calls at the idle emulator's answer time)"] = (
+                f"{x['lambda_gb_seconds_per_meeting_idle_emulator']:.3f}"
+            )
         for job in ("dispatch", "webhook", "transcript"):
             if job in jobs:
                 detail = ", ".join(f"{k.split('.')[-1]} {v:.2f}" for k, v in jobs[job].items() if k != "total")
