@@ -264,6 +264,13 @@ def cost_section(r: dict[str, Any]) -> str:
         "(a lower bound).",
         f"Prices: bench/prices.json, public us-east-1 list prices compiled {r['prices_compiled']} from the AWS "
         "pricing pages it names.",
+        f"Measured code: commit {r.get('commit', '?')}"
+        + (
+            f"; the baseline column is `python -m bench --only cost` run on commit {base.get('commit', '?')} with "
+            "this same bench, its results.json kept as bench/baseline/cost-main.json."
+            if base
+            else "."
+        ),
     ]
     return "\n\n".join(p for p in parts if p) + "\n\n" + "\n".join(f"- {n}" for n in notes if n)
 
