@@ -334,10 +334,11 @@ def _cost_time_split(r: dict[str, Any]) -> str:
     if "idle_emulator_call_ms" in r:
         note += (
             f" A second figure, also measured: the emulator answers one call in {r['idle_emulator_call_ms']:.1f} ms "
-            "when nothing else runs (median of a small write and read, calibrated before the run); with every "
-            "handler call taking that long instead of queueing behind the other handlers' calls, the run takes "
-            f"{r['lambda_gb_seconds_per_meeting_idle_emulator']:.3f} GB-s per meeting and costs "
-            f"${r['meetpilot_total_per_1000_idle_emulator']:.4f} per 1,000 meetings."
+            "when no handler of the run is calling it (median of a small write and read, one after another, "
+            "before the run; other processes on the machine still compete for its cores, so this too follows "
+            "the machine's load); with every handler call taking that long instead of queueing behind the other "
+            f"handlers' calls, the run takes {r['lambda_gb_seconds_per_meeting_idle_emulator']:.3f} GB-s per "
+            f"meeting and costs ${r['meetpilot_total_per_1000_idle_emulator']:.4f} per 1,000 meetings."
         )
     return _table(head, rows) + "\n\n" + note
 
