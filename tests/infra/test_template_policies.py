@@ -65,7 +65,7 @@ EXPECTED_GRANTS = {
         (POLL, {"DispatchQueue.Arn"}),
         ("sqs:SendMessage", {"DispatchQueue.Arn"}),
         ("ssm:GetParameter", {API_KEY, WEBHOOK_SECRET}),
-        (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), {"Table.Arn"}),
+        (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"), {"Table.Arn"}),
         (("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"), {SCHEDULES}),
         ("iam:PassRole", {"SchedulerRole.Arn"}),
         ("events:PutEvents", {EVENT_BUS}),
@@ -78,7 +78,7 @@ EXPECTED_GRANTS = {
     "BotEventsFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"BotEventsFunctionLogGroup.Arn"}),
         (POLL, {"BotEventsQueue.Arn"}),
-        (("dynamodb:GetItem", "dynamodb:UpdateItem"), {"Table.Arn"}),
+        (("dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"), {"Table.Arn"}),
         ("dynamodb:Query", {"${Table.Arn}/index/by-bot"}),
         ("sqs:SendMessage", {"TranscriptQueue.Arn"}),
         ("events:PutEvents", {EVENT_BUS}),
@@ -107,7 +107,7 @@ EXPECTED_GRANTS = {
     "LiveTranscriptFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"LiveTranscriptFunctionLogGroup.Arn"}),
         ("ssm:GetParameter", {WEBHOOK_SECRET}),
-        (("dynamodb:GetItem", "dynamodb:PutItem"), {"Table.Arn"}),
+        (("dynamodb:Query", "dynamodb:PutItem"), {"Table.Arn"}),
         ("events:PutEvents", {EVENT_BUS}),
     ),
     "CalendarSyncFunction": _grants(
