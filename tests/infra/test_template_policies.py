@@ -88,7 +88,7 @@ EXPECTED_GRANTS = {
         (POLL, {"TranscriptQueue.Arn"}),
         ("sqs:SendMessage", {"TranscriptQueue.Arn"}),
         ("ssm:GetParameter", {API_KEY}),
-        (("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"), {"Table.Arn"}),
+        (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"), {"Table.Arn"}),
         (("s3:PutObject", "s3:AbortMultipartUpload"), {"${TranscriptBucket.Arn}/transcripts/*"}),
         ("events:PutEvents", {EVENT_BUS}),
     ),
