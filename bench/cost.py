@@ -210,6 +210,12 @@ class Meter:
         self.on = False
         self.calls: Counter[tuple[str, str, str]] = Counter()
         self.sqs_chunks: Counter[str] = Counter()  # role -> billed SQS requests (64 KB chunks)
+        self.event_chunks: Counter[str] = Counter()  # role -> billed EventBridge events (64 KB chunks)
+        # Per function: wall time the meter itself took inside invocations (left out of the
+        # durations), time the handler's thread waited for the emulator's answers, and its CPU time.
+        self.overhead: Counter[str] = Counter()
+        self.aws_wait: Counter[str] = Counter()
+        self.cpu: Counter[str] = Counter()
         self.received_messages = 0
         self.empty_receives = 0
         self.invocations: Counter[str] = Counter()
@@ -244,13 +250,22 @@ class Meter:
     def _before(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         if not self.on:
             return
+        begun = time.perf_counter()
         self._local.params = params
         if model.service_model.service_name == "dynamodb":
             self.dynamo.before(model.name, params)
+        now = time.perf_counter()
+        self._local.overhead = getattr(self._local, "overhead", 0.0) + now - begun
+        self._local.call_started = now
 
     def _after(self, model: Any, parsed: dict[str, Any], **_: Any) -> None:
         if not self.on:
             return
+        begun = time.perf_counter()
+        started = getattr(self._local, "call_started", None)
+        if started is not None:
+            self._local.aws_wait = getattr(self._local, "aws_wait", 0.0) + begun - started
+            self._local.call_started = None
         service, operation = model.service_model.service_name, model.name
         role = self.role()
         request = getattr(self._local, "params", None) or {}
@@ -260,6 +275,13 @@ class Meter:
             self.dynamo.after(operation, request, parsed)
         elif service == "sqs":
             self._sqs(role, operation, request, parsed)
+        elif service == "events" and operation == "PutEvents":
+            # EventBridge bills each 64 KB chunk of each entry as one event.
+            chunks = sum(units(len(json.dumps(e, default=str).encode()), 65536) for e in request.get("Entries", []))
+            with self._lock:
+                self.event_chunks[role] += chunks
+        # The meter's own work (the item images it reads around every write) is not the handler's.
+        self._local.overhead = getattr(self._local, "overhead", 0.0) + time.perf_counter() - begun
 
     def _sqs(self, role: str, operation: str, request: dict[str, Any], parsed: dict[str, Any]) -> None:
         size = 0
@@ -283,17 +305,23 @@ class Meter:
             name = getattr(context, "function_name", "unknown")
             previous = getattr(self._local, "role", None)
             self._local.role = name
-            started = time.perf_counter()
+            self._local.overhead = self._local.aws_wait = 0.0
+            started, cpu_started = time.perf_counter(), time.thread_time()
             try:
                 return handler(event, context)
             finally:
-                elapsed = time.perf_counter() - started
+                overhead = self._local.overhead
+                elapsed = time.perf_counter() - started - overhead
+                cpu = time.thread_time() - cpu_started  # includes the meter's own, small, CPU
                 self._local.role = previous
                 if self.on:
                     with self._lock:
                         self.invocations[name] += 1
                         self.records[name] += len(event.get("Records", [])) if isinstance(event, dict) else 0
                         self.durations[name].append(elapsed)
+                        self.overhead[name] += overhead
+                        self.aws_wait[name] += self._local.aws_wait
+                        self.cpu[name] += cpu
 
         return run
 
@@ -314,6 +342,21 @@ class CountingStream:
 
 
 # --- pricing ------------------------------------------------------------------------------------
+
+
+def stream_functions() -> list[str]:
+    """Functions the template triggers from a DynamoDB stream (a publisher of the table's changes):
+    Lambda bills one invocation per stream batch, and reading the stream itself is free."""
+    from meetpilot_dev.stack.template import load_template
+
+    found = []
+    for name, resource in (load_template().get("Resources") or {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        events = (resource.get("Properties") or {}).get("Events") or {}
+        if any(isinstance(e, dict) and e.get("Type") == "DynamoDB" for e in events.values()):
+            found.append(name)
+    return sorted(found)
 
 
 def memory_sizes() -> dict[str, int]:
@@ -344,11 +387,12 @@ def price_lines(usage: dict[str, float], prices: dict[str, Any]) -> dict[str, fl
         "SSM GetParameter": usage["ssm_gets"] * prices["ssm"]["per_10k_get_parameter_standard"] / 1e4,
         "KMS (SecureString decrypts)": usage["kms_decrypts"] * prices["kms"]["per_10k_requests"] / 1e4,
         "CloudWatch Logs ingestion": usage["log_bytes"] / 2**30 * prices["cloudwatch_logs"]["per_gb_ingested"],
+        "EventBridge events": usage.get("events", 0.0) * prices["eventbridge"]["per_million_events"] / 1e6,
     }
 
 
 USAGE_KEYS = ("lambda_invocations", "lambda_gb_seconds", "wru", "rru", "sqs_requests", "s3_put", "s3_get",
-              "scheduler_invocations", "api_requests", "ssm_gets", "kms_decrypts", "log_bytes")  # fmt: skip
+              "scheduler_invocations", "api_requests", "ssm_gets", "kms_decrypts", "log_bytes", "events")  # fmt: skip
 
 
 def meetpilot_usage(meter: Meter, memory: dict[str, int]) -> dict[str, float]:
@@ -365,6 +409,7 @@ def meetpilot_usage(meter: Meter, memory: dict[str, int]) -> dict[str, float]:
         elif service == "sqs" and role == "scheduler" and operation == "SendMessage":
             usage["scheduler_invocations"] += n
     usage["sqs_requests"] = sum(n for role, n in meter.sqs_chunks.items() if role != "bench")
+    usage["events"] = sum(n for role, n in meter.event_chunks.items() if role != "bench")
     usage["wru"] = meter.dynamo.wru + meter.dynamo.index_wru
     usage["rru"] = meter.dynamo.rru
     for name, durations in meter.durations.items():
@@ -448,6 +493,7 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
         definition = table_definition(load_template())
         indexes = [Index.of(g) for g in definition.get("GlobalSecondaryIndexes", [])]
         side = stack.boto_session.client("dynamodb", endpoint_url=stack.aws_endpoint)
+        idle_call_ms = calibrate(side, c.settings.table_name)
         meter = Meter(DynamoMeter(side, indexes))
         for client in list(c._clients.values()):  # the clients made while the stack started
             meter.hook(client)
@@ -465,6 +511,7 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
         logger.setLevel("INFO")  # the template's ApplicationLogLevel
         requests_before = stack.gateway.requests
 
+        load_started = _machine_busy()
         meter.on = True
         now = c.clock.now()
         keys = []
@@ -490,6 +537,7 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
                 break
         time.sleep(2.0)  # let the last deliveries and deletes land
         meter.on = False
+        cpu_busy = _machine_busy(load_started)
         sessions = [stack.session_for(k) for k in keys]
         unfinished = [
             f"{s.status.value}/{s.transcript_state.value}" if s else "no session"
@@ -522,6 +570,7 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
         stack.stop()
 
     usage = meetpilot_usage(meter, memory)
+    idle_gb_seconds = idle_emulator_gb_seconds(meter, memory, idle_call_ms / 1000)
     usage["api_requests"] = api_requests
     per_meeting = {k: v / cfg.meetings for k, v in usage.items()}
     per_meeting["webhooks"] = deliveries / max(1, bots)
@@ -532,7 +581,13 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
     extra = sum(meter.records[f] - meter.invocations[f] for f in sqs_functions) / cfg.meetings
     unbatched["lambda_invocations"] += extra
     unbatched["sqs_requests"] += 2 * extra  # a receive and a delete for each extra batch
+    # A stream publisher sees one change per batch when traffic is quiet: one invocation each (its
+    # PutEvents are billed per event, so their cost does not change with the batching).
+    streams = stream_functions()
+    unbatched["lambda_invocations"] += sum(meter.records[f] - meter.invocations[f] for f in streams) / cfg.meetings
     ours_unbatched = sum(price_lines(unbatched, prices).values()) * 1000
+    at_idle = {**per_meeting, "lambda_gb_seconds": idle_gb_seconds / cfg.meetings}
+    ours_at_idle = sum(price_lines(at_idle, prices).values()) * 1000
     all_projected = dict(per_meeting)
     all_projected["wru"] = (meter.dynamo.wru + meter.dynamo.all_projection_index_wru) / cfg.meetings
     ours_all_projected = sum(price_lines(all_projected, prices).values()) * 1000
@@ -550,7 +605,9 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
     for (role, service, operation), n in meter.calls.items():
         if (service, operation) not in EMULATION_ONLY and role != "bench":
             calls_per_meeting[f"{service}.{operation}"] += n
+    per_job = calls_per_job(meter, deliveries)
     return {
+        "baseline": baseline(),
         "config": asdict(cfg),
         "prices": {k: v.get("source") for k, v in prices.items() if isinstance(v, dict)},
         "prices_compiled": prices["compiled"],
@@ -561,9 +618,26 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
         "webhooks_per_meeting": per_meeting["webhooks"],
         "per_meeting_usage": per_meeting,
         "requests_per_meeting": {k: n / cfg.meetings for k, n in sorted(calls_per_meeting.items())},
+        "calls_per_job": per_job,
+        "commit": source_commit(),
         "invocations": dict(meter.invocations),
         "records": dict(meter.records),
         "mean_duration_ms": {k: 1000 * sum(v) / len(v) for k, v in meter.durations.items()},
+        "stream_functions": streams,
+        "idle_emulator_call_ms": idle_call_ms,
+        "lambda_gb_seconds_per_meeting_idle_emulator": idle_gb_seconds / cfg.meetings,
+        "meetpilot_total_per_1000_idle_emulator": ours_at_idle,
+        "time_split_ms_per_invocation": {
+            k: {
+                "billed wall": 1000 * sum(v) / len(v),
+                "waiting for the emulator": 1000 * meter.aws_wait[k] / len(v),
+                "handler thread CPU": 1000 * meter.cpu[k] / len(v),
+                "meter (left out)": 1000 * meter.overhead[k] / len(v),
+                "records": meter.records[k] / len(v),
+            }
+            for k, v in meter.durations.items()
+        },
+        "cpu_busy_during_run": cpu_busy,
         "idle_empty_receives": meter.empty_receives,
         "dynamodb_wru_per_meeting": {
             "table": meter.dynamo.wru / cfg.meetings,
@@ -583,6 +657,112 @@ def run(cfg: CostConfig | None = None) -> dict[str, Any]:
         "run_seconds": round(run_seconds, 1),
         "seconds": round(time.monotonic() - started, 1),
     }
+
+
+def calibrate(client: Any, table: str, rounds: int = 40) -> float:
+    """The emulator's answer time with nothing else running (median ms of a write and a read of one
+    small item, one after another): what one call costs a handler that has the service to itself."""
+    key = {"pk": {"S": "BENCH#calibration"}, "sk": {"S": "BENCH"}}
+    times = []
+    for i in range(rounds):
+        started = time.perf_counter()
+        client.update_item(TableName=table, Key=key, UpdateExpression="SET n = :n",
+                           ExpressionAttributeValues={":n": {"N": str(i)}})  # fmt: skip
+        times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        client.get_item(TableName=table, Key=key, ConsistentRead=True)
+        times.append(time.perf_counter() - started)
+    client.delete_item(TableName=table, Key=key)
+    return 1000 * sorted(times)[len(times) // 2]
+
+
+def idle_emulator_gb_seconds(meter: Meter, memory: dict[str, int], call_seconds: float) -> float:
+    """GB-s had each handler's AWS calls taken the idle emulator's time: its own wall time (all but
+    the waits for answers on its thread) plus, per call, the calibrated answer time."""
+    total = 0.0
+    for name, durations in meter.durations.items():
+        calls = sum(n for (role, _, _), n in meter.calls.items() if role == name)
+        own = max(0.0, sum(durations) - meter.aws_wait[name])
+        total += (own + calls * call_seconds) * memory.get(name, 512) / 1024
+    return total
+
+
+BASELINE = Path(__file__).resolve().parent / "baseline" / "cost-main.json"
+
+
+def baseline(path: Path = BASELINE) -> dict[str, Any] | None:
+    """The figures of the run kept as the baseline: ``results.json`` of ``python -m bench --only cost``
+    on the code before the lean writes (its commit is in it), copied to ``bench/baseline/``."""
+    if not path.is_file():
+        return None
+    r = json.loads(path.read_text())["results"]["cost"]
+    keys = ("commit", "meetings", "per_meeting_usage", "requests_per_meeting", "calls_per_job",
+            "dynamodb_wru_per_meeting", "largest_item_bytes", "meetpilot_per_1000", "meetpilot_total_per_1000",
+            "meetpilot_total_per_1000_unbatched", "mean_duration_ms", "meetpilot_total_per_1000_idle_emulator",
+            "lambda_gb_seconds_per_meeting_idle_emulator")  # fmt: skip
+    return {k: r.get(k) for k in keys}
+
+
+def _machine_busy(since: tuple[float, float] | None = None) -> Any:
+    """Without ``since``: a mark (busy and total CPU jiffies from /proc/stat). With it: the share of
+    the machine's CPU that was busy since the mark (every process, other users' included), or None."""
+    try:
+        fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+    total = sum(fields)
+    if since is None:
+        return (total - idle, total)
+    busy, whole = total - idle - since[0], total - since[1]
+    return round(busy / whole, 3) if whole > 0 else None
+
+
+# What one unit of work costs in AWS requests, by the function doing it: a dispatch record, a
+# webhook (taken in by IngestFunction, applied by BotEventsFunction), a transcript job.
+JOBS = {
+    "dispatch": ("DispatchFunction",),
+    "webhook": ("IngestFunction", "BotEventsFunction"),
+    "transcript": ("TranscriptFetchFunction",),
+}
+
+
+def calls_per_job(meter: Meter, webhooks: int) -> dict[str, dict[str, float]]:
+    """AWS requests per dispatch, per webhook and per transcript job, by service.operation."""
+    out: dict[str, dict[str, float]] = {}
+    for job, functions in JOBS.items():
+        count = webhooks if job == "webhook" else sum(meter.records[f] or meter.invocations[f] for f in functions)
+        calls: Counter[str] = Counter()
+        for (role, service, operation), n in meter.calls.items():
+            if role in functions and (service, operation) not in EMULATION_ONLY:
+                calls[f"{service}.{operation}"] += n
+        per = {k: n / max(1, count) for k, n in sorted(calls.items())}
+        out[job] = {"total": sum(per.values()), **per}
+    return out
+
+
+def source_commit() -> str:
+    """The commit the measured code came from (with ``+dirty`` when the worktree had changes)."""
+    import shutil
+    import subprocess
+
+    import meetpilot
+
+    root = Path(meetpilot.__file__).resolve().parents[2]  # the checkout the measured code came from
+    git = shutil.which("git")
+    if git is None:
+        return "unknown"
+
+    def git_out(*args: str) -> str:
+        run = subprocess.run  # our own repository, a fixed command
+        return run([git, *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        head = git_out("rev-parse", "--short", "HEAD")
+        dirty = git_out("status", "--porcelain", "--", "src")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def targets(result: dict[str, Any]) -> list[tuple[str, str, bool]]:

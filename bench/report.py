@@ -241,23 +241,23 @@ def transcripts_section(r: dict[str, Any]) -> str:
 
 def cost_section(r: dict[str, Any]) -> str:
     ours, orig = r["meetpilot_per_1000"], r["original_per_1000"]
-    rows = [[service, f"{ours[service]:.4f}", f"{orig[service]:.4f}"] for service in ours]
+    rows = [[service, f"{ours[service]:.4f}", f"{orig.get(service, 0.0):.4f}"] for service in ours]
     rows.append(["**total**", f"**{r['meetpilot_total_per_1000']:.4f}**", f"**{r['original_total_per_1000']:.4f}**"])
     table = _table(["USD per 1,000 meetings", "meetpilot (measured)", "original design (its request pattern)"], rows)
     usage = r["per_meeting_usage"]
-    req = _table(["requests per meeting", "count"], [[k, f"{v:.2f}"] for k, v in r["requests_per_meeting"].items()])
+    base = r.get("baseline")
+    parts = [table, _cost_before_after(r, base), _cost_time_split(r)]
     wru = ", ".join(f"{k} {v:.1f}" for k, v in r["dynamodb_wru_per_meeting"].items())
+    jobs = r["transcript_jobs_per_meeting"]
     notes = [
         f"Run: {r['meetings']} meetings end to end on the local stack ({r['outcomes']}), "
-        f"{r['webhooks_per_meeting']:.1f} webhooks per meeting, {r['transcript_jobs_per_meeting']:.2f} transcript "
+        f"{r['webhooks_per_meeting']:.1f} webhooks per meeting, {jobs:.2f} transcript "
         f"jobs per meeting. Per meeting: {usage['lambda_invocations']:.1f} Lambda invocations "
         f"({usage['lambda_gb_seconds']:.3f} GB-s at the template's memory sizes, durations measured here), "
         f"{usage['wru']:.1f} WRU and {usage['rru']:.1f} RRU, {usage['sqs_requests']:.1f} SQS requests, "
-        f"{usage['s3_put']:.1f} S3 PUTs, {usage['api_requests']:.1f} HTTP API requests, "
+        f"{usage['s3_put']:.1f} S3 PUTs ({usage['s3_put'] / max(1e-9, jobs):.1f} per transcript job), "
+        f"{usage['api_requests']:.1f} HTTP API requests, {usage.get('events', 0.0):.1f} EventBridge events, "
         f"{usage['log_bytes'] / 1024:.1f} KiB of logs.",
-        f"S3 PUTs per stored transcript: {usage['s3_put'] / max(1e-9, r['transcript_jobs_per_meeting']):.1f} per "
-        f"job, {usage['s3_put']:.1f} per meeting: every transcript job beyond the first for a session (they race "
-        "when two deliveries for one session are applied at once) uploads the four objects again.",
         f"DynamoDB write units per meeting: {wru} (largest item {r['largest_item_bytes']} bytes). Index writes "
         "follow the template's projections ("
         + ", ".join(f"{name} {kind}" for name, kind in r["index_projections"].items())
@@ -265,8 +265,13 @@ def cost_section(r: dict[str, Any]) -> str:
         f"Had every index projected ALL attributes, the same writes would cost "
         f"{r['all_projected_wru_per_meeting']:.1f} WRU per meeting and "
         f"${r['meetpilot_total_per_1000_all_projected_indexes']:.4f} per 1,000 meetings.",
+        "A session's item holds its state and its dedupe hashes (a binary set); its history is one small item per "
+        "accepted event beside it, written once, and read with the session by one Query. A write sends only the "
+        "attributes that changed, and the attention deadline moves only when something the reconciler looks at "
+        "did (status, outcome, an unpublished outbox, its own checks).",
         f"If every SQS-triggered invocation carried one record (quiet traffic in AWS): "
         f"${r['meetpilot_total_per_1000_unbatched']:.4f} per 1,000 meetings.",
+        _stream_note(r),
         f"Not per meeting: the reconcile (every 5 min) and calendar poll (every 10 min) schedules cost "
         f"${r['fixed_per_month']:.4f} a month as measured here; idle SQS long polling by Lambda's event source "
         "mappings is a further fixed cost not counted.",
@@ -278,8 +283,99 @@ def cost_section(r: dict[str, Any]) -> str:
         "(a lower bound).",
         f"Prices: bench/prices.json, public us-east-1 list prices compiled {r['prices_compiled']} from the AWS "
         "pricing pages it names.",
+        f"Measured code: commit {r.get('commit', '?')}"
+        + (
+            f"; the baseline column is `python -m bench --only cost` run on commit {base.get('commit', '?')} with "
+            "this same bench, its results.json kept as bench/baseline/cost-main.json."
+            if base
+            else "."
+        ),
     ]
-    return table + "\n\n" + req + "\n\n" + "\n".join(f"- {n}" for n in notes)
+    return "\n\n".join(p for p in parts if p) + "\n\n" + "\n".join(f"- {n}" for n in notes if n)
+
+
+def _cost_before_after(r: dict[str, Any], base: dict[str, Any] | None) -> str:
+    """Figures of this run beside the baseline run's (``bench/baseline/cost-main.json``)."""
+
+    def figures(x: dict[str, Any]) -> dict[str, str]:
+        usage, jobs = x["per_meeting_usage"], x.get("calls_per_job") or {}
+        out = {
+            "USD per 1,000 meetings (as measured)": f"{x['meetpilot_total_per_1000']:.4f}",
+            "USD per 1,000 meetings (every SQS batch one record)": f"{x['meetpilot_total_per_1000_unbatched']:.4f}",
+            "DynamoDB WRU per meeting": f"{usage['wru']:.1f}",
+            "DynamoDB RRU per meeting": f"{usage['rru']:.1f}",
+            "largest item (bytes)": str(x["largest_item_bytes"]),
+            "Lambda GB-s per meeting": f"{usage['lambda_gb_seconds']:.3f}",
+        }
+        idle = x.get("meetpilot_total_per_1000_idle_emulator")
+        if idle is not None:
+            out["USD per 1,000 meetings (calls at the idle emulator's answer time)"] = f"{idle:.4f}"
+            out["Lambda GB-s per meeting (calls at the idle emulator's answer time)"] = (
+                f"{x['lambda_gb_seconds_per_meeting_idle_emulator']:.3f}"
+            )
+        for job in ("dispatch", "webhook", "transcript"):
+            if job in jobs:
+                detail = ", ".join(f"{k.split('.')[-1]} {v:.2f}" for k, v in jobs[job].items() if k != "total")
+                out[f"AWS calls per {job}"] = f"{jobs[job]['total']:.2f} ({detail})"
+        for op, n in (x.get("requests_per_meeting") or {}).items():
+            out[f"{op} per meeting"] = f"{n:.2f}"
+        return out
+
+    now = figures(r)
+    if base is None:
+        return _table(["per meeting", "this run"], [[k, v] for k, v in now.items()])
+    before = figures(base)
+    names = list(dict.fromkeys([*before, *now]))
+    rows = [[k, before.get(k, "0"), now.get(k, "0")] for k in names]
+    return _table(["", f"before (commit {base.get('commit', '?')}, measured)", "this run"], rows)
+
+
+def _cost_time_split(r: dict[str, Any]) -> str:
+    split = r.get("time_split_ms_per_invocation")
+    if not split:
+        return ""
+    rows = [
+        [name, f"{v['records']:.1f}", f"{v['billed wall']:.0f}", f"{v['waiting for the emulator']:.0f}",
+         f"{v['handler thread CPU']:.0f}", f"{v['meter (left out)']:.0f}"]
+        for name, v in sorted(split.items())
+    ]  # fmt: skip
+    busy = r.get("cpu_busy_during_run")
+    head = ["ms per invocation", "records", "billed (wall)", "waiting for the emulator", "handler thread CPU",
+            "the meter (left out)"]  # fmt: skip
+    note = (
+        "Lambda bills wall time. The durations are the handlers' wall time on this machine, less the time the "
+        "meter itself spends reading item images around each write (not the product's work). Most of what is "
+        "left is waiting for the emulator, one moto process answering every handler on the same cores"
+        + (f" (the machine's CPU was {busy:.0%} busy during the run, every process counted)" if busy else "")
+        + "; in AWS a DynamoDB call from Lambda takes a few milliseconds. The figure is kept as measured, not "
+        "replaced by an assumed latency: it is an upper bound for the duration cost."
+    )
+    if "idle_emulator_call_ms" in r:
+        note += (
+            f" A second figure, also measured: the emulator answers one call in {r['idle_emulator_call_ms']:.1f} ms "
+            "when no handler of the run is calling it (median of a small write and read, one after another, "
+            "before the run; other processes on the machine still compete for its cores, so this too follows "
+            "the machine's load); with every handler call taking that long instead of queueing behind the other "
+            f"handlers' calls, the run takes {r['lambda_gb_seconds_per_meeting_idle_emulator']:.3f} GB-s per "
+            f"meeting and costs ${r['meetpilot_total_per_1000_idle_emulator']:.4f} per 1,000 meetings."
+        )
+    return _table(head, rows) + "\n\n" + note
+
+
+def _stream_note(r: dict[str, Any]) -> str:
+    streams = r.get("stream_functions") or []
+    if not streams:
+        return (
+            "Events are published by the handlers (an outbox on the session item, then PutEvents); no function in "
+            "the template reads the table's stream. A stream publisher would be priced here: one invocation per "
+            "stream batch (reading the stream from Lambda is free) and its PutEvents, billed per event."
+        )
+    inv, rec = r["invocations"], r["records"]
+    counts = ", ".join(f"{f} {inv.get(f, 0)} invocations for {rec.get(f, 0)} stream records" for f in streams)
+    return (
+        f"Stream publisher: {counts}; reading the stream from Lambda is free, its PutEvents are billed per event, "
+        "and with one change per batch (quiet traffic) each record is one invocation (in the bound above)."
+    )
 
 
 SECTIONS = {

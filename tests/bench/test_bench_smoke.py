@@ -82,6 +82,13 @@ def test_cost_benchmark_prices_what_it_counted():
     assert result["meetpilot_total_per_1000_all_projected_indexes"] >= result["meetpilot_total_per_1000"]
     wru = result["dynamodb_wru_per_meeting"]
     assert math.isclose(sum(wru.values()), usage["wru"])
+    jobs = result["calls_per_job"]
+    assert jobs["dispatch"]["total"] > 0 and jobs["webhook"]["total"] > 0 and jobs["transcript"]["total"] > 0
+    assert result["baseline"] is not None and result["baseline"]["commit"]  # the kept run of the old code
+    for name, split in result["time_split_ms_per_invocation"].items():
+        assert split["billed wall"] >= 0 and split["waiting for the emulator"] >= 0, name
+    assert result["idle_emulator_call_ms"] > 0
+    assert result["meetpilot_total_per_1000_idle_emulator"] > 0
 
 
 def test_bench_command_writes_results(tmp_path):

@@ -79,3 +79,60 @@ def test_index_writes_follow_the_projection():
     assert keys_only.writes(after, moved) == 2  # new key: the old entry goes, a new one comes
     assert keys_only.writes(None, before) == 1 and keys_only.writes(before, None) == 1
     assert keys_only.writes({"pk": s("M"), "sk": s("M")}, {"pk": s("M"), "sk": s("M")}) == 0  # not in the index
+
+
+def test_binary_attributes_count_their_bytes():
+    assert cost.item_size({"seen": {"BS": [b"\x00" * 10, b"\x01" * 10]}}) == 4 + 20
+    assert cost.item_size({"b": {"B": b"abc"}}) == 1 + 3
+
+
+class _SlowSide:
+    """Stands in for the meter's unmetered client: each item image it reads takes 30 ms."""
+
+    def get_item(self, **_):
+        import time
+
+        time.sleep(0.03)
+        return {}
+
+
+def _model(service, operation):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(name=operation, service_model=SimpleNamespace(service_name=service))
+
+
+def test_an_invocations_duration_leaves_out_the_meters_own_reads():
+    meter = cost.Meter(cost.DynamoMeter(_SlowSide(), []))
+    meter.on = True
+    put = _model("dynamodb", "PutItem")
+
+    def handler(event, context):
+        for _ in range(3):  # three writes: the meter reads an image before and after each (180 ms)
+            params = {"TableName": "t", "Item": {"pk": {"S": "a"}, "sk": {"S": "b"}}}
+            meter._before(put, params)
+            meter._after(put, {})
+        return "done"
+
+    context = type("C", (), {"function_name": "BotEventsFunction"})()
+    assert meter.metered(handler)({"Records": [{}, {}]}, context) == "done"
+    assert meter.invocations["BotEventsFunction"] == 1 and meter.records["BotEventsFunction"] == 2
+    assert meter.overhead["BotEventsFunction"] >= 0.18
+    assert meter.durations["BotEventsFunction"][0] < 0.05  # the handler itself did next to nothing
+    assert meter.calls[("BotEventsFunction", "dynamodb", "PutItem")] == 3
+    per_job = cost.calls_per_job(meter, webhooks=2)
+    assert per_job["webhook"] == {"total": 1.5, "dynamodb.PutItem": 1.5}  # 3 calls for 2 webhooks
+    assert per_job["dispatch"] == {"total": 0.0}
+
+
+def test_put_events_are_billed_per_entry_chunk():
+    meter = cost.Meter(cost.DynamoMeter(_SlowSide(), []))
+    meter.on = True
+    entries = [{"Detail": "x" * 100}, {"Detail": "y" * 70_000}]  # the second is two 64 KB chunks
+    meter.set_role("StreamPublisherFunction")
+    meter._before(_model("events", "PutEvents"), {"Entries": entries})
+    meter._after(_model("events", "PutEvents"), {"FailedEntryCount": 0})
+    assert meter.event_chunks["StreamPublisherFunction"] == 3
+    prices = cost.load_prices()
+    usage = {**dict.fromkeys(cost.USAGE_KEYS, 0.0), "events": 1e6}
+    assert cost.price_lines(usage, prices)["EventBridge events"] == prices["eventbridge"]["per_million_events"]

@@ -66,6 +66,8 @@ EXPLAINED_UNUSED: dict[tuple[str, str, str], str] = {
     ("TranscriptFetchFunction", "sqs:SendMessage", "TranscriptQueue.Arn"): "requeues a fetch with a delay while "
     "the provider's transcript is not ready (the chaos run takes it)",
     ("TranscriptFetchFunction", "dynamodb:Query", "Table.Arn"): "reads a session's live segments (streaming providers)",
+    ("TranscriptFetchFunction", "dynamodb:PutItem", "Table.Arn"): "writes the history items of the transitions it "
+    "recovers from the provider's record while a transcript is late (the chaos run takes it)",
     ("TranscriptFetchFunction", "s3:AbortMultipartUpload", "${TranscriptBucket.Arn}/transcripts/*"): "s3transfer "
     "aborts a multipart upload (transcripts over 8 MB) that failed part-way",
     ("BotEventsFunction", "dynamodb:Query", "${Table.Arn}/index/by-bot"): "finds the session of a delivery to the "

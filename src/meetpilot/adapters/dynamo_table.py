@@ -4,6 +4,8 @@ Item layout (``pk`` / ``sk``):
 - meeting  ``MEETING#<meeting key>`` / ``MEETING`` (``adapters.meetings``)
 - session  ``SESSION#<session id>`` / ``SESSION`` (``adapters.sessions``; ``bot_id`` feeds the
   ``by-bot`` index, ``meeting_start`` and ``start_month`` the listing indexes)
+- session event ``SESSION#<session id>`` / ``SESSION#E#<dedupe key>`` (one per accepted event: the
+  session's history, read with the session by one Query)
 - live segment ``SESSION#<session id>`` / ``LIVE#...`` (``adapters.live_segments``)
 - calendar ``CALENDARS`` / ``CAL#<calendar id>`` (all in one partition: listing them is one Query)
 - calendar event link ``CALENDAR#<calendar id>`` / ``EVENT#<event id>`` (``calendar_event_id`` =

@@ -128,15 +128,25 @@ class DynamoSessionListing:
     def by_month(
         self, month: str, *, start_from: datetime | None, start_to: datetime | None, limit: int, resume: Any
     ) -> IndexPage:
-        return self._index_page(
-            "sessions-by-month",
-            "start_month",
-            month,
-            start_from=start_from,
-            start_to=start_to,
-            limit=limit,
-            resume=resume,
+        """A month's sessions, newest meeting first. The index holds only what never changes (its
+        entries are written once per session); the summaries come from the table, one BatchGetItem
+        per page."""
+        start_key = self._check_resume(resume, {"start_month": month, "meeting_start": ""})
+        low, high = _range(start_from, start_to)
+        page = self._query(
+            {
+                "IndexName": "sessions-by-month",
+                "KeyConditionExpression": "start_month = :p AND meeting_start BETWEEN :lo AND :hi",
+                "ExpressionAttributeValues": _item({":p": month, ":lo": low, ":hi": high}),
+                "ProjectionExpression": "session_id",
+                "Limit": limit,
+            },
+            start_key,
         )
+        session_ids = [str(_plain(i)["session_id"]) for i in page.get("Items", [])]
+        sessions = self._batch_get([session_pk(s) for s in session_ids], "SESSION", _SUMMARY)
+        items = [_summary(sessions[session_pk(s)]) for s in session_ids if session_pk(s) in sessions]
+        return IndexPage(items, page.get("LastEvaluatedKey"))
 
     def by_user(
         self, user_id: str, *, start_from: datetime | None, start_to: datetime | None, limit: int, resume: Any

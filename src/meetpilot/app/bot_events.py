@@ -75,7 +75,7 @@ def apply_delivery(
             return None
         return decision.session
 
-    written = update_session(repo, session.session_id, change, clock)
+    written = update_session(repo, session.session_id, change, clock, read=session)
     decision = holder["decision"]
     if decision.verdict is EventVerdict.WRONG_BOT:
         return ApplyResult(ApplyOutcome.WRONG_BOT, session.session_id, event)
@@ -88,7 +88,7 @@ def apply_delivery(
     if latest.transcript_job_pending:
         transcript_queue.send(transcript_job(latest, clock.now()).to_body())
         sent = True
-        latest = _clear_pending(repo, latest.session_id, clock) or latest
+        latest = _clear_pending(repo, latest, clock) or latest
 
     if decision.verdict is EventVerdict.APPLIED and _lost_post_call(decision.session, decision.outcome_decided):
         # The post-call transcription failed: the live transcript, if any, is kept as a partial one.
@@ -117,14 +117,14 @@ def _lost_post_call(session: Session, outcome_decided: bool) -> bool:
     )
 
 
-def _clear_pending(repo: Sessions, session_id: str, clock: Clock) -> Session | None:
+def _clear_pending(repo: Sessions, latest: Session, clock: Clock) -> Session | None:
     def clear(current: Session) -> Session | None:
         if not current.transcript_job_pending:
             return None
         current.transcript_job_pending = False
         return current
 
-    return update_session(repo, session_id, clear, clock)
+    return update_session(repo, latest.session_id, clear, clock, read=latest)
 
 
 def _find_session(message: BotEventDelivery, event: BotEvent, repo: Sessions) -> Session | None:

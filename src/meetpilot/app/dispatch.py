@@ -218,16 +218,15 @@ def dispatch_meeting(
     idempotency_key = claimed.idempotency_key
     assert session_id is not None and idempotency_key is not None
     bot = bot_for(claimed, lookup=repo, config=config)
-    repo.create_session(
-        Session(
-            session_id=session_id,
-            meeting_key=meeting_key,
-            transcript_mode=TranscriptMode.for_provider(bot.transcript_provider),
-            live_transcript=bot.live_transcripts,
-            meeting_start=claimed.start,
-        ),
-        now,
+    fresh = Session(
+        session_id=session_id,
+        meeting_key=meeting_key,
+        transcript_mode=TranscriptMode.for_provider(bot.transcript_provider),
+        live_transcript=bot.live_transcripts,
+        meeting_start=claimed.start,
     )
+    # A replayed claim finds its session already made: then it is read before the bot is recorded.
+    created_session = repo.create_session(fresh, now)
     secret = secrets.token_secrets()[0]
 
     join_at = claimed.start if claimed.start > now + timedelta(seconds=config.join_margin_seconds) else None
@@ -284,7 +283,7 @@ def dispatch_meeting(
             session.status = status
         return session
 
-    update_session(repo, session_id, record, clock)
+    update_session(repo, session_id, record, clock, read=fresh if created_session else None)
     finished = repo.finish_dispatch(
         meeting_key, state=DispatchState.DISPATCHED, bot_id=created.bot_id, session_id=session_id
     )

@@ -21,15 +21,19 @@ def update_session(
     session_id: str,
     change: Callable[[Session], Session | None],
     clock: Clock,
+    *,
+    read: Session | None = None,
 ) -> Session | None:
     """Apply ``change`` to the latest stored session and write it conditionally.
 
     ``change`` returns the new session, or None when there is nothing to write. It may be called
     more than once (after a concurrent update), so it must be a pure function of its input.
-    Returns the written session, or None when nothing was written.
+    ``read`` is the session as the caller just read or wrote it: the first try starts from it
+    instead of reading it again (a stale copy only costs a retry). Returns the written session, or
+    None when nothing was written.
     """
-    for _ in range(MAX_ATTEMPTS):
-        current = repo.get_session(session_id)
+    for attempt in range(MAX_ATTEMPTS):
+        current = read if attempt == 0 and read is not None else repo.get_session(session_id)
         if current is None:
             raise NotFound(f"session {session_id} does not exist")
         changed = change(current)

@@ -78,6 +78,12 @@ class Session:
     version: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # Events accepted since the session was read, as (dedupe key, history entry): the store keeps
+    # each one as an item of its own instead of rewriting the whole history on every change.
+    new_events: list[tuple[str, dict[str, Any]]] = field(default_factory=list, repr=False, compare=False)
+    # What the store last read or wrote (its own attribute form), so that a write carries only what
+    # changed and an index key is written only when it moves.
+    stored: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def needs_review(self) -> bool:
@@ -159,7 +165,12 @@ def apply_event(session: Session, event: BotEvent, now: datetime, *, source: str
     if event.dedupe_key in session.seen:
         return EventDecision(EventVerdict.DUPLICATE, session)
 
-    new = replace(session, history=list(session.history), seen=set(session.seen))
+    new = replace(
+        session,
+        history=list(session.history),
+        seen=set(session.seen),
+        new_events=list(session.new_events),
+    )
     if new.bot_id is None and event.bot_id is not None:
         new.bot_id = event.bot_id  # the first authenticated event may arrive before dispatch records it
     new.seen.add(event.dedupe_key)
@@ -173,6 +184,7 @@ def apply_event(session: Session, event: BotEvent, now: datetime, *, source: str
     if source != "webhook":
         entry["source"] = source
     new.history.append(entry)
+    new.new_events.append((event.dedupe_key, entry))
     if len(new.history) > HISTORY_CAP:
         # Keep the first entries (how it started) and the most recent ones.
         new.history = new.history[:10] + new.history[-(HISTORY_CAP - 10) :]
@@ -220,8 +232,27 @@ def apply_event(session: Session, event: BotEvent, now: datetime, *, source: str
     )
 
 
-def attention_due(session: Session, now: datetime) -> datetime | None:
-    """When the reconciler should look at this session again; None once it has an outcome."""
+def attention_basis(session: Session) -> tuple[Any, ...]:
+    """What the reconciler's next look at a session depends on. While none of it changes (another
+    participant joined, a transcript fetch found nothing yet), the deadline stays where it was."""
+    return (
+        session.status,  # the deadline is the status's
+        session.outcome is not None,  # none once settled
+        session.reconcile_attempts,  # the reconciler looked: next look one deadline later
+        session.transcript_tries_seen,
+    )
+
+
+def attention_due(
+    session: Session, now: datetime, previous: tuple[tuple[Any, ...], datetime | None] | None = None
+) -> datetime | None:
+    """When the reconciler should look at this session again; None once it has an outcome.
+
+    ``previous`` is the basis and due time as last stored: when the basis is unchanged the due time
+    is kept, so a write that changes nothing the reconciler cares about does not move the session in
+    the attention index (each move is a delete and a put of the index entry)."""
+    if previous is not None and previous[0] == attention_basis(session):
+        return previous[1]
     if session.outcome is not None:
         return None
     deadlines = {

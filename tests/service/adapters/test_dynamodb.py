@@ -125,6 +125,10 @@ def _attribute_size(value: dict[str, Any]) -> int:
         return 1
     if kind == "SS":
         return sum(len(v.encode("utf-8")) for v in inner)
+    if kind == "B":
+        return len(inner)
+    if kind == "BS":
+        return sum(len(v) for v in inner)
     if kind == "L":
         return 3 + sum(1 + _attribute_size(v) for v in inner)
     if kind == "M":

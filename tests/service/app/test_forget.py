@@ -81,6 +81,18 @@ def _mentions(stack: LocalStack, *idents: str) -> dict[str, int]:
     return {ident: sum(ident in text for text in texts) for ident in idents}
 
 
+def _event_items(stack: LocalStack, session_id: str) -> int:
+    """How many of the session's history items (one per accepted event) the table holds."""
+    c = stack.container
+    resp = c.client("dynamodb").query(
+        TableName=c.settings.table_name,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
+        ExpressionAttributeValues={":pk": {"S": f"SESSION#{session_id}"}, ":sk": {"S": "SESSION#E#"}},
+        ConsistentRead=True,
+    )
+    return len(resp["Items"])
+
+
 def _ids(session: Any) -> tuple[str, str, str]:
     return session.bot_id, session.session_id, session.meeting_key
 
@@ -168,12 +180,16 @@ def test_forgetting_a_bot_leaves_nothing_that_names_it_and_keeps_its_meeting(sta
     _leave_traces(stack, session)
     bot_id, session_id, key = _ids(session)
     assert all(_mentions(stack, bot_id, session_id).values())
+    events = _event_items(stack, session_id)
+    assert events > 0  # the history is stored beside the session: those items must go too
 
     status, report = api.post("/v1/forget", {"bot_id": bot_id})
     stack.drain()
 
     assert status == 200 and report["complete"], report
-    assert report["sessions_deleted"] == 1 and report["items_deleted"] == 4  # the session and 3 segments
+    # the session, its history items and 3 live segments
+    assert report["sessions_deleted"] == 1 and report["items_deleted"] == 4 + events, (report, events)
+    assert _event_items(stack, session_id) == 0
     # 4 files, a second version of one and a delete marker on another
     assert report["transcript_versions_deleted"] == 6
     assert report["provider"][bot_id].startswith("deleted")

@@ -12,6 +12,8 @@ from meetpilot.domain.session import (
     TranscriptMode,
     TranscriptState,
     apply_event,
+    attention_basis,
+    attention_due,
 )
 from meetpilot.domain.status import BotStatus, Outcome, StopReason
 
@@ -200,3 +202,21 @@ def test_a_full_history_of_huge_unknown_events_stays_small():
     huge = [payload("x" * 5000, message="m" * 5000) for _ in range(HISTORY_CAP + 5)]
     s, _ = run(session(), *huge)
     assert len(json.dumps(s.history)) < 100_000
+
+
+def test_the_attention_deadline_is_kept_while_its_basis_is_unchanged():
+    s = Session("s1", "k", TranscriptMode.POST_CALL, status=BotStatus.IN_MEETING)
+    due = attention_due(s, T0)
+    assert due is not None
+    stored = (attention_basis(s), due)
+    later = T0 + timedelta(minutes=20)
+    joined = apply_event(s, normalise_event(payload("participant_events.join")), later).session
+    assert attention_due(joined, later, stored) == due  # a participant joined: nothing to look at sooner
+    assert attention_due(joined, later) == later + (due - T0)  # without what was stored it would move
+
+    joined.reconcile_attempts += 1  # the reconciler looked: its next look is one deadline from now
+    assert attention_due(joined, later, stored) == later + (due - T0)
+    stopped = apply_event(s, normalise_event(payload("bot.stopped", "bot.kicked")), later).session
+    assert attention_due(stopped, later, stored) != due  # a new status has its own deadline
+    stopped.outcome = Outcome.DENIED
+    assert attention_due(stopped, later, stored) is None  # settled: out of the index
