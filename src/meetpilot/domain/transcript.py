@@ -110,25 +110,30 @@ def writable(text: str) -> str:
 
 
 def _words(value: Any) -> Iterator[Word]:
-    # The hot loop of a long transcript (one call per spoken word): the common shapes (a str
-    # word without inner whitespace, float times) take the short paths.
+    # The hot loop of a long transcript (one pass per spoken word): the common shapes (a str
+    # word without inner whitespace, float times within range) are checked inline, and only
+    # anything else goes through ``_number``.
     if not isinstance(value, list):
         return
+    low, high = -MAX_TIME_SECONDS, MAX_TIME_SECONDS
     for item in value:
         if type(item) is not dict and not isinstance(item, Mapping):
             continue
-        text = item.get("punctuated_word")
+        get = item.get
+        text = get("punctuated_word")
         if type(text) is not str or not text or text.isspace():
             text = _first_text(item, "word", "text")
         if " " in text or not text.isprintable():
             text = " ".join(text.split())
         if text:
-            yield Word(
-                text=text,
-                start=_number(item.get("start")),
-                end=_number(item.get("end")),
-                confidence=_number(item.get("confidence")),
-            )
+            start, end, confidence = get("start"), get("end"), get("confidence")
+            if type(start) is not float or not low <= start <= high:
+                start = _number(start)
+            if type(end) is not float or not low <= end <= high:
+                end = _number(end)
+            if type(confidence) is not float or not low <= confidence <= high:
+                confidence = _number(confidence)
+            yield Word(text, start, end, confidence)
 
 
 def _first_text(mapping: Mapping[str, Any], *keys: str) -> str:
@@ -590,7 +595,8 @@ class TranscriptWriter:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, default=_json_default)
+    # One encoder for every turn: json.dumps with options builds a new one on each call.
+    return _ENCODER.encode(value)
 
 
 def _json_default(value: Any) -> Any:
@@ -601,6 +607,9 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, set | frozenset | tuple):
         return list(value)
     return str(value)
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=_json_default)
 
 
 def _millis(seconds: float) -> int:
