@@ -340,12 +340,15 @@ def _gzip_copy(raw_path: str, gz_path: str) -> tuple[int, int]:
     # Level 1: the raw copy is an archive of the provider's answer, kept whole. Level 6 took
     # 2.5x the CPU for a quarter fewer bytes (a 10 MB transcript). zlib and crc32 let go of the
     # GIL on a chunk this size, so this runs beside the parsing on another core.
-    with open(raw_path, "rb") as src, open(gz_path, "wb") as out:
-        with gzip.GzipFile(filename="", mode="wb", compresslevel=1, fileobj=out, mtime=0) as gz:
-            while chunk := src.read(_COPY_CHUNK):
-                crc = zlib.crc32(chunk, crc)
-                size += len(chunk)
-                gz.write(chunk)
+    with (
+        open(raw_path, "rb") as src,
+        open(gz_path, "wb") as out,
+        gzip.GzipFile(filename="", mode="wb", compresslevel=1, fileobj=out, mtime=0) as gz,
+    ):
+        while chunk := src.read(_COPY_CHUNK):
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+            gz.write(chunk)
     return crc, size
 
 
