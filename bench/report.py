@@ -201,16 +201,28 @@ def intake_section(r: dict[str, Any]) -> str:
     return "\n\n".join(parts) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
+def _calls(calls: dict[str, int]) -> str:
+    puts = sum(n for op, n in calls.items() if op in _S3_PUTS)
+    listed = ", ".join(f"{n} {op.split('.', 1)[1]}" for op, n in calls.items())
+    return f"{puts} S3 PUT-class ({listed or 'no calls'})"
+
+
+_S3_PUTS = ("s3.PutObject", "s3.CreateMultipartUpload", "s3.UploadPart", "s3.CompleteMultipartUpload")
+
+
 def transcripts_section(r: dict[str, Any]) -> str:
     rows = []
     for row in r["rows"]:
+        cpu = row.get("cpu_seconds")
         rows.append([row["size_mb"], row["segments"], row["speakers_stored"], f"{row['span_hours']:.1f}",
                      row["outcome"], f"{row['seconds']:.2f}", f"{row['mb_per_second']:.1f}",
+                     _s(cpu, 2) if cpu is not None else "-",
+                     f"{row['size_mb'] / cpu:.1f}" if cpu else "-",
                      f"{row['download_seconds']:.2f}", f"{row['upload_seconds']:.2f}", f"{row['other_seconds']:.2f}",
                      f"{row['peak_rss_mb']:.1f}"])  # fmt: skip
     table = _table(
-        ["MB", "segments", "speakers", "hours", "outcome", "seconds", "MB/s", "download s", "4 uploads s",
-         "gzip + parse + render + DB s", "peak RSS MB"],
+        ["MB", "segments", "speakers", "hours", "outcome", "seconds", "MB/s", "CPU s", "MB per CPU s",
+         "download s", "uploads s (overlapping)", "rest s", "peak RSS MB"],
         rows,
     )  # fmt: skip
     first, last = r["rows"][0], r["rows"][-1]
@@ -220,22 +232,40 @@ def transcripts_section(r: dict[str, Any]) -> str:
         "segment by segment). The peak is the kernel's VmHWM, reset when the child starts, where available: "
         "`resource.getrusage` alone would report the parent's peak, which Linux carries into a child across exec.",
         "MB = 2^20 bytes; MB/s = raw transcript bytes over the handler's wall time with warm clients. The body comes "
-        "from a loopback server playing MeetStream's get_transcript; S3 and DynamoDB are the emulator.",
+        "from a loopback server playing MeetStream's get_transcript; S3 and DynamoDB are the emulator. "
+        "CPU s is the fetch process's own CPU time (all threads; the emulator's is not in it): on a busy host the "
+        "wall time also measures the neighbours, the CPU time much less so.",
+        "How a job runs: the raw copy is gzipped (and its CRC taken) on a worker thread while the main thread "
+        "parses and renders; one HeadObject on the text file (written last, tagged with a digest of what the set "
+        "is made of) tells whether this very set is stored; if not, the raw copy goes up from that thread, the JSON "
+        "and WebVTT in parallel once rendered, and the text file last. 'uploads s' is the time at least one upload "
+        "was running, much of it beside the parsing; 'rest s' is what is neither download nor upload.",
     ]
+    for row in r["rows"]:
+        if row.get("aws_calls") is not None:
+            notes.append(f"AWS calls of the {row['size_mb']} MB job: {_calls(row['aws_calls'])}.")
+    again = r.get("retried_job")
+    if again:
+        notes.append(
+            f"The {again['size_mb']} MB job delivered again (its objects stored, its session write lost): "
+            f"{_calls(again['aws_calls'])}, {again['seconds']:.2f} s, session {again['state']}."
+        )
     parts = [table]
     if r.get("profile"):
         prow = [[name, f"{own:.3f}", calls] for name, own, calls in r["profile"]]
         parts.append(
-            f"Where the time goes at {r['profile_size_mb']} MB (cProfile, own time, one extra run):\n\n"
+            f"Where the time goes at {r['profile_size_mb']} MB (cProfile, own time, one extra run; the worker "
+            "threads' gzip and uploads show here only as the main thread's wait, 'acquire'):\n\n"
             + _table(["function", "own s", "calls"], prow)
         )
-        if r["slowest_mb_per_second"] < 20:
-            notes.append(
-                f"Why below 20 MB/s: at {last['size_mb']} MB, {last['other_seconds']:.1f} s of "
-                f"{last['seconds']:.1f} s is CPU work in Python (gzip of the raw copy, per-word normalisation, "
-                "JSON encoding of every turn), not I/O; at 1 MB the four uploads and the session writes are a "
-                "fixed cost that dominates."
-            )
+    if r["slowest_mb_per_second"] < 20:
+        slow = min(r["rows"], key=lambda row: row["mb_per_second"])
+        notes.append(
+            f"Below 20 MB/s at {slow['size_mb']} MB: {slow['seconds']:.2f} s, of which download "
+            f"{slow['download_seconds']:.2f} s, uploads {slow['upload_seconds']:.2f} s (partly overlapping the rest) "
+            f"and {slow['other_seconds']:.2f} s of parsing, rendering and session reads and writes"
+            + (f"; the process used {slow['cpu_seconds']:.2f} s of CPU." if slow.get("cpu_seconds") else ".")
+        )
     return "\n\n".join(parts) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 

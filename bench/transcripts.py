@@ -6,7 +6,10 @@ confidences), go through the ``transcript_fetch`` handler: download from a loopb
 plays MeetStream's ``get_transcript`` (the body is streamed from a file, as the provider streams
 it), raw copy gzipped to S3, parsed segment by segment, rendered to JSON, text and WebVTT, all
 four uploaded, the session updated. Each size runs in a fresh process; its peak RSS comes from
-``resource.getrusage`` and its speed is raw bytes over the handler's wall time.
+the kernel's VmHWM and its speed is raw bytes over the handler's wall time. The process's CPU time
+(all its threads) and the S3 and DynamoDB calls the job made are kept beside it: on a shared host
+the wall time measures the neighbours too. The smallest size is then delivered once more as a
+retried job, to count what a retry uploads.
 
 The size is set by how densely the 8 hours are filled: about 10 MB is what 8 hours of steady
 speech with word timings makes; 1 MB is a sparse meeting, 100 MB a stress case.
@@ -186,9 +189,12 @@ def short_location(name: str) -> str:
     return name
 
 
-def _fetch(env: dict[str, str], workdir: Path, session_id: str, tag: str, *, profile: bool = False) -> dict[str, Any]:
+def _fetch(
+    env: dict[str, str], workdir: Path, session_id: str, tag: str, *, profile: bool = False, retry: bool = False
+) -> dict[str, Any]:
     config_path, out = workdir / f"fetch-{tag}.json", workdir / f"fetched-{tag}.json"
-    config_path.write_text(json.dumps({"session_id": session_id, "out": str(out), "profile": profile}))
+    config = {"session_id": session_id, "out": str(out), "profile": profile, "retry": retry}
+    config_path.write_text(json.dumps(config))
     proc = subprocess.run(  # noqa: S603 - our own interpreter and script
         [sys.executable, str(CHILDREN / "transcript_fetch.py"), str(config_path)],
         env=env,
@@ -211,6 +217,7 @@ def run(cfg: TranscriptConfig | None = None) -> dict[str, Any]:
     server = TranscriptServer()
     rows: list[dict[str, Any]] = []
     profile: list[Any] = []
+    retried: dict[str, Any] | None = None
     with (
         tempfile.TemporaryDirectory(prefix="meetpilot-bench-") as tmp,
         LocalStack(StackOptions(background_pollers=False)) as stack,
@@ -230,7 +237,11 @@ def run(cfg: TranscriptConfig | None = None) -> dict[str, Any]:
                 generate_seconds = time.monotonic() - generated
                 server.files[transcript_id] = body
                 session_id = _seed_session(stack, transcript_id, index)
-                measured = _fetch(env, workdir, session_id, f"{size_mb}")
+                # The smallest size is also delivered again, as a retried job whose first try stored
+                # the objects but lost its session write: what it uploads the second time.
+                measured = _fetch(env, workdir, session_id, f"{size_mb}", retry=index == 0)
+                if "retry" in measured:
+                    retried = {"size_mb": size_mb, **measured["retry"]}
                 stored = stack.container.repository.get_session(session_id)
                 summary = stored.transcript if stored else {}
                 if size_mb == cfg.profile_size_mb:
@@ -250,6 +261,8 @@ def run(cfg: TranscriptConfig | None = None) -> dict[str, Any]:
                         "span_hours": figures["span_seconds"] / 3600,
                         "seconds": measured["seconds"],
                         "mb_per_second": measured["raw_bytes"] / MB / measured["seconds"],
+                        "cpu_seconds": measured["cpu_seconds"],
+                        "aws_calls": measured["aws_calls"],
                         "download_seconds": measured["download_s"],
                         "upload_seconds": measured["upload_s"],
                         "uploaded_bytes": measured["uploaded_bytes"],
@@ -269,6 +282,7 @@ def run(cfg: TranscriptConfig | None = None) -> dict[str, Any]:
         "profile_size_mb": cfg.profile_size_mb if profile else None,
         "profile": profile,
         "rss_growth_mb": largest["peak_rss_mb"] - smallest["peak_rss_mb"],
+        "retried_job": retried,
         "slowest_mb_per_second": min(r["mb_per_second"] for r in rows),
         "seconds": round(time.monotonic() - started, 1),
     }

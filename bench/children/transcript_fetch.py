@@ -64,6 +64,47 @@ def top_functions(profiler, count):  # type: ignore[no-untyped-def]
     return rows[:count]
 
 
+def union_seconds(spans):  # type: ignore[no-untyped-def]
+    """How long at least one of the (began, ended) spans was running."""
+    total, reach = 0.0, None
+    for began, ended in sorted(spans):
+        if reach is None or began > reach:
+            total += ended - began
+            reach = ended
+        elif ended > reach:
+            total += ended - reach
+            reach = ended
+    return total
+
+
+def retried(c, session_id, record, calls, counting):  # type: ignore[no-untyped-def]
+    """The same job delivered again after its objects were stored but its session write was lost:
+    the session is put back to "job queued", the objects stay. Returns its AWS calls and time."""
+    from datetime import UTC, datetime
+
+    from meetpilot.domain.session import TranscriptState
+    from meetpilot.handlers import transcript_fetch
+
+    repo = c.repository
+    session = repo.get_session(session_id)
+    session.transcript_state, session.outcome, session.outcome_reason = TranscriptState.QUEUED, None, None
+    session.transcript = {}
+    repo.save_session(session, datetime.now(UTC))
+    calls.clear()
+    counting[0] = True
+    began = time.perf_counter()
+    response = transcript_fetch.handler({"Records": [record]}, Context())
+    seconds = time.perf_counter() - began
+    counting[0] = False
+    stored = repo.get_session(session_id)
+    return {
+        "response": response,
+        "seconds": seconds,
+        "aws_calls": dict(sorted(calls.items())),
+        "state": stored.transcript_state.value if stored else None,
+    }
+
+
 def main() -> None:
     with open(sys.argv[1]) as f:
         config = json.load(f)
@@ -75,6 +116,17 @@ def main() -> None:
     c.secrets.api_key()
     store, provider = c.transcript_store, c.provider
     spent = {"download_s": 0.0, "upload_s": 0.0, "uploaded_bytes": 0, "raw_bytes": 0}
+    uploads = []  # (began, ended) of each upload; they overlap, so their union is what they took
+    calls = {}  # AWS operations sent during the timed call, e.g. {"s3.PutObject": 4}
+    counting = [False]
+
+    def count_call(model, **_):  # type: ignore[no-untyped-def]
+        if counting[0]:
+            name = f"{model.service_model.service_name}.{model.name}"
+            calls[name] = calls.get(name, 0) + 1
+
+    for service in ("s3", "dynamodb"):
+        c.client(service).meta.events.register("before-call", count_call)
 
     download, put_file = provider.download_transcript, store.put_file
 
@@ -90,7 +142,7 @@ def main() -> None:
 
         began = time.perf_counter()
         put_file(key, path, **kwargs)
-        spent["upload_s"] += time.perf_counter() - began
+        uploads.append((began, time.perf_counter()))
         spent["uploaded_bytes"] += os.path.getsize(path)
 
     provider.download_transcript = timed_download
@@ -105,14 +157,21 @@ def main() -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
+    counting[0] = True
+    cpu = time.process_time()
     began = time.perf_counter()
     response = transcript_fetch.handler({"Records": [record]}, Context())
     seconds = time.perf_counter() - began
+    cpu_seconds = time.process_time() - cpu
+    counting[0] = False
     if profiler is not None:
         profiler.disable()
+    spent["upload_s"] = union_seconds(uploads)
     result = {
         "response": response,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,  # every thread of the process: what the work costs on a busy host
+        "aws_calls": dict(sorted(calls.items())),
         # The process's own peak (VmHWM, reset at start); getrusage's figure may be the parent's.
         "peak_rss_kb": high_water_kb() if PEAK_RESET else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "getrusage_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -120,6 +179,8 @@ def main() -> None:
         "peak_rss_before_fetch_kb": rss_before_kb,
         **spent,
     }
+    if config.get("retry"):
+        result["retry"] = retried(c, config["session_id"], record, calls, counting)
     if profiler is not None:
         result["profile"] = top_functions(profiler, config.get("top", 12))
     with open(config["out"], "w") as f:

@@ -123,8 +123,10 @@ class CountingStore:
         self.puts: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def put_file(self, key: str, path: str, *, content_type: str, content_encoding: str | None = None) -> None:
-        self._inner.put_file(key, path, content_type=content_type, content_encoding=content_encoding)
+    def put_file(
+        self, key: str, path: str, *, content_type: str, content_encoding: str | None = None, **tagged: Any
+    ) -> None:
+        self._inner.put_file(key, path, content_type=content_type, content_encoding=content_encoding, **tagged)
         with self._lock:
             self.puts[key] += 1
 

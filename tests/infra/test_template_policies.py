@@ -90,7 +90,7 @@ EXPECTED_GRANTS = {
         ("sqs:SendMessage", {"TranscriptQueue.Arn"}),
         ("ssm:GetParameter", {API_KEY}),
         (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"), {"Table.Arn"}),
-        (("s3:PutObject", "s3:AbortMultipartUpload"), {"${TranscriptBucket.Arn}/transcripts/*"}),
+        (("s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"), {"${TranscriptBucket.Arn}/transcripts/*"}),
     ),
     "ReconcileFunction": _grants(
         (("logs:CreateLogStream", "logs:PutLogEvents"), {"ReconcileFunctionLogGroup.Arn"}),

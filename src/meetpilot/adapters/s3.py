@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
@@ -10,6 +11,7 @@ from meetpilot.errors import MeetpilotError
 
 # 8 MB parts, at most two in flight: bounded memory whatever the transcript size.
 _TRANSFER = TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024, max_concurrency=2)
+_TAG = "source-digest"  # user metadata (x-amz-meta-source-digest): what the object was made from
 
 
 class StorageError(MeetpilotError):
@@ -21,11 +23,43 @@ class S3TranscriptStore:
         self._s3 = client
         self.bucket = bucket
 
-    def put_file(self, key: str, path: str, *, content_type: str, content_encoding: str | None = None) -> None:
-        extra: dict[str, str] = {"ContentType": content_type, "ServerSideEncryption": "AES256"}
+    def put_file(
+        self,
+        key: str,
+        path: str,
+        *,
+        content_type: str,
+        content_encoding: str | None = None,
+        tag: str | None = None,
+    ) -> None:
+        """Upload ``path`` under ``key``; ``tag`` (if given) is kept in the object's metadata."""
+        extra: dict[str, Any] = {"ContentType": content_type, "ServerSideEncryption": "AES256"}
         if content_encoding:
             extra["ContentEncoding"] = content_encoding
+        if tag:
+            extra["Metadata"] = {_TAG: tag}
+        if os.path.getsize(path) < _TRANSFER.multipart_threshold:
+            # One PutObject streamed from the file: the transfer manager's thread pool costs more
+            # than a small file takes to send.
+            with open(path, "rb") as body:
+                self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, **extra)
+            return
         self._s3.upload_file(path, self.bucket, key, ExtraArgs=extra, Config=_TRANSFER)
+
+    def stored_tag(self, key: str) -> str | None:
+        """The tag ``put_file`` kept on ``key`` (one HeadObject); None when there is no such object."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self._s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            # Without s3:ListBucket, S3 answers a missing key with 403 rather than 404. Either way
+            # the caller uploads: a refused check costs a duplicate upload, never a lost one.
+            if exc.response.get("Error", {}).get("Code") in ("403", "404", "NoSuchKey", "NotFound", "Forbidden"):
+                return None
+            raise
+        tag = head.get("Metadata", {}).get(_TAG)
+        return str(tag) if tag else None
 
     def delete_prefix(self, prefix: str) -> int:
         """Erase every version and every delete marker under ``prefix``; return how many went.

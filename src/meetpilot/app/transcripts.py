@@ -6,14 +6,19 @@ bounded whatever the transcript size: no step holds the whole transcript in memo
 
 from __future__ import annotations
 
+import contextvars
 import gzip
+import hashlib
+import json
 import os
-import shutil
 import tempfile
+import zlib
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from meetpilot.app.live_transcripts import store_live_transcript
 from meetpilot.app.messages import TranscriptJob
@@ -40,6 +45,7 @@ NOT_READY_BUDGET = timedelta(minutes=30)
 # deliveries (still in flight when the bot left) are in.
 LIVE_SETTLE_SECONDS = 30.0
 _COPY_CHUNK = 1 << 20
+T = TypeVar("T")
 
 
 class FetchOutcome(StrEnum):
@@ -62,6 +68,7 @@ class FetchResult:
     reason: str | None = None
     latency_seconds: float | None = None  # from the bot leaving to the transcript being stored
     partial_kept: bool = False  # a failed post-call transcription kept the live transcript instead
+    settled: Session | None = None  # the session as this job wrote it, when it did
 
 
 def transcript_prefix(session: Session, meeting_start: datetime | None, now: datetime) -> str:
@@ -97,7 +104,8 @@ def fetch_transcript(
         segments=segments,
     )
     if result.outcome in (FetchOutcome.STORED, FetchOutcome.EMPTY):
-        session = repo.get_session(result.session_id)
+        # The session this job just wrote, when it did: no need to read it back.
+        session = result.settled or repo.get_session(result.session_id)
         stopped = _stopped_at(session) if session else None
         if stopped is not None:
             latency = max(0.0, (clock.now() - stopped).total_seconds())
@@ -308,6 +316,54 @@ def _store_live(
     )
 
 
+@runtime_checkable
+class TaggingStore(Protocol):
+    """A ``TranscriptStore`` that keeps a tag on an object and reads it back (S3: user metadata)."""
+
+    def put_file(
+        self, key: str, path: str, *, content_type: str, content_encoding: str | None = None, tag: str | None = None
+    ) -> None: ...
+
+    def stored_tag(self, key: str) -> str | None: ...
+
+
+# Bump when the rendering changes, so objects made by an older version are written again.
+_RENDER_VERSION = "1"
+# The object written last, after the other three are in: its tag says the whole set is stored.
+_MARKER = "txt"
+_TYPES = {"json": "application/json", "txt": "text/plain; charset=utf-8", "vtt": "text/vtt; charset=utf-8"}
+
+
+def _gzip_copy(raw_path: str, gz_path: str) -> tuple[int, int]:
+    """Gzip the raw body (level 1, no timestamp: the same body gives the same bytes); (crc32, size)."""
+    crc, size = 0, 0
+    # Level 1: the raw copy is an archive of the provider's answer, kept whole. Level 6 took
+    # 2.5x the CPU for a quarter fewer bytes (a 10 MB transcript). zlib and crc32 let go of the
+    # GIL on a chunk this size, so this runs beside the parsing on another core.
+    with (
+        open(raw_path, "rb") as src,
+        open(gz_path, "wb") as out,
+        gzip.GzipFile(filename="", mode="wb", compresslevel=1, fileobj=out, mtime=0) as gz,
+    ):
+        while chunk := src.read(_COPY_CHUNK):
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+            gz.write(chunk)
+    return crc, size
+
+
+def _submit(pool: ThreadPoolExecutor, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+    """``pool.submit`` in a copy of the caller's context (its logging and tracing fields go along)."""
+    return pool.submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+
+def _digest(transcript_id: str | None, crc: int, size: int, metadata: dict[str, Any]) -> str:
+    """What the four objects are made from: the provider's body (by size and CRC-32), the
+    metadata written into them and the rendering's version."""
+    made_of = json.dumps([_RENDER_VERSION, transcript_id, size, crc, metadata], sort_keys=True, default=str)
+    return hashlib.sha256(made_of.encode()).hexdigest()
+
+
 def _store(
     session: Session,
     raw_path: str,
@@ -326,44 +382,63 @@ def _store(
         "txt": prefix + "transcript.txt",
         "vtt": prefix + "transcript.vtt",
     }
-    # The raw body goes up first: whatever happens to parsing, the provider's answer is kept.
+    metadata = _metadata(session, meeting)
+    tagging = store if isinstance(store, TaggingStore) else None
     gz_path = os.path.join(tmp, "raw.json.gz")
-    # Level 1: the raw copy is an archive of the provider's answer, kept whole. Level 6 took
-    # 2.5x the CPU for a quarter fewer bytes (a 10 MB transcript), on the path that decides how
-    # fast a transcript lands.
-    with open(raw_path, "rb") as src, gzip.open(gz_path, "wb", compresslevel=1) as gz:
-        shutil.copyfileobj(src, gz, _COPY_CHUNK)
-    store.put_file(keys["raw"], gz_path, content_type="application/json", content_encoding="gzip")
-    os.remove(gz_path)
+
+    def keep_raw() -> tuple[str, bool]:
+        """Gzip the raw body and, unless this very set is stored already, upload it.
+
+        The raw body goes up whatever happens to parsing: the provider's answer is kept.
+        """
+        crc, size = _gzip_copy(raw_path, gz_path)
+        digest = _digest(session.transcript_id, crc, size, metadata)
+        # One HeadObject: a retried job (or a second one racing for the session) finds the set in.
+        if tagging is not None and tagging.stored_tag(keys[_MARKER]) == digest:
+            return digest, True
+        store.put_file(keys["raw"], gz_path, content_type="application/json", content_encoding="gzip")
+        return digest, False
 
     paths = {fmt: os.path.join(tmp, f"transcript.{fmt}") for fmt in ("json", "txt", "vtt")}
-    metadata = _metadata(session, meeting)
-    try:
-        with (
-            open(raw_path, "rb") as raw,
-            open(paths["json"], "wb") as jout,
-            open(paths["txt"], "wb") as tout,
-            open(paths["vtt"], "wb") as vout,
-        ):
-            writer = TranscriptWriter(jout, tout, vout, metadata)
-            for segment in iter_segments(raw):
-                writer.add(normalise_segment(segment))
-            summary = writer.close()
-    except TranscriptFormatError as exc:
-        why = f"transcript stored raw but unreadable: {exc}"
-        _settle(
-            repo,
-            session.session_id,
-            Outcome.TRANSCRIPTION_FAILED,
-            why,
-            clock,
-            transcript={"raw_key": keys["raw"]},
-        )
-        return FetchResult(FetchOutcome.FAILED, session.session_id, reason=why, keys={"raw": keys["raw"]})
-
-    types = {"json": "application/json", "txt": "text/plain; charset=utf-8", "vtt": "text/vtt; charset=utf-8"}
-    for fmt, path in paths.items():
-        store.put_file(keys[fmt], path, content_type=types[fmt])
+    # At most three uploads at once (each big one sends two parts at a time): bounded memory.
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="transcript-upload") as pool:
+        raw_kept = _submit(pool, keep_raw)
+        try:
+            with (
+                open(raw_path, "rb") as raw,
+                open(paths["json"], "wb") as jout,
+                open(paths["txt"], "wb") as tout,
+                open(paths["vtt"], "wb") as vout,
+            ):
+                writer = TranscriptWriter(jout, tout, vout, metadata)
+                for segment in iter_segments(raw):
+                    writer.add(normalise_segment(segment))
+                summary = writer.close()
+        except TranscriptFormatError as exc:
+            raw_kept.result()
+            why = f"transcript stored raw but unreadable: {exc}"
+            _settle(
+                repo,
+                session.session_id,
+                Outcome.TRANSCRIPTION_FAILED,
+                why,
+                clock,
+                transcript={"raw_key": keys["raw"]},
+            )
+            return FetchResult(FetchOutcome.FAILED, session.session_id, reason=why, keys={"raw": keys["raw"]})
+        digest, already = raw_kept.result()
+        if not already:
+            others = [
+                _submit(pool, store.put_file, keys[fmt], path, content_type=_TYPES[fmt])
+                for fmt, path in paths.items()
+                if fmt != _MARKER
+            ]
+            for upload in others:
+                upload.result()
+            if tagging is not None:
+                tagging.put_file(keys[_MARKER], paths[_MARKER], content_type=_TYPES[_MARKER], tag=digest)
+            else:
+                store.put_file(keys[_MARKER], paths[_MARKER], content_type=_TYPES[_MARKER])
 
     outcome = Outcome.EMPTY if summary.is_empty else Outcome.TRANSCRIPT_STORED
     figures = {
@@ -378,12 +453,13 @@ def _store(
         "stored_at": to_iso(clock.now()),
     }
     reason = "the transcript has no speech" if summary.is_empty else None
-    _settle(repo, session.session_id, outcome, reason, clock, transcript=figures, stored=True)
+    settled = _settle(repo, session.session_id, outcome, reason, clock, transcript=figures, stored=True)
     return FetchResult(
         FetchOutcome.EMPTY if summary.is_empty else FetchOutcome.STORED,
         session.session_id,
         keys=keys,
         summary=summary,
+        settled=settled,
     )
 
 
@@ -437,7 +513,9 @@ def _settle(
     *,
     transcript: dict[str, Any] | None = None,
     stored: bool = False,
-) -> None:
+) -> Session | None:
+    """Settle the session; the session as written, or None when there was nothing to write."""
+
     def settle(current: Session) -> Session | None:
         if current.transcript_state is TranscriptState.STORED:
             return None
@@ -455,7 +533,7 @@ def _settle(
             current.transcript = {**current.transcript, **transcript}
         return current
 
-    update_session(repo, session_id, settle, clock)
+    return update_session(repo, session_id, settle, clock)
 
 
 def _span(length: timedelta) -> str:

@@ -369,3 +369,163 @@ def test_a_lost_denial_is_read_from_the_providers_record_when_the_bot_has_no_tra
     result = fetch(stack, session)
     assert result.outcome is FetchOutcome.FAILED and result.next_job is None
     assert stored_session(stack, session).outcome is Outcome.DENIED
+
+
+# --- stored once: a retried job, or one that lost the race for its session, uploads nothing ---
+
+
+class S3Calls:
+    """The S3 operations the container's client sends (counted below retries), by name."""
+
+    def __init__(self, stack):
+        from collections import Counter
+
+        self.calls = Counter()
+        self._events = stack.container.client("s3").meta.events
+        self._events.register("before-call.s3", self._count)
+
+    def _count(self, model, **_):
+        self.calls[model.name] += 1
+
+    def puts(self):
+        return sum(self.calls[op] for op in ("PutObject", "CreateMultipartUpload", "UploadPart"))
+
+    def close(self):
+        self._events.unregister("before-call.s3", self._count)
+
+
+class SettleFails:
+    """Sessions whose save of a stored transcript fails once, as a job dying right after uploading."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.failed = False
+
+    def save_session(self, session, now):
+        if session.transcript_state is TranscriptState.STORED and not self.failed:
+            self.failed = True
+            raise ConnectionError("lost the connection to DynamoDB")
+        return self._inner.save_session(session, now)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def fetch_with(stack, session, repo):
+    return fetch_transcript(
+        TranscriptJob(session_id=session.session_id, attempt=0),
+        repo=repo,
+        provider=stack.container.provider,
+        store=stack.container.transcript_store,
+        clock=stack.container.clock,
+    )
+
+
+def test_a_job_retried_after_uploading_finds_its_objects_stored_and_puts_nothing(stack):
+    session = start_bot(stack, link="https://meet.google.com/ret-ried-job")
+    fetch_until_done(stack, session)  # the provider's transcript is ready: no 202 left below
+    repo = stack.container.repository
+    undone = repo.get_session(session.session_id)
+    undone.transcript_state, undone.outcome, undone.transcript = TranscriptState.QUEUED, None, {}
+    repo.save_session(undone, datetime.now(UTC))  # back to "a job is queued", objects in place
+    s3 = stack.container.client("s3")
+    bucket = stack.container.settings.transcript_bucket
+    for listed in s3.list_objects_v2(Bucket=bucket)["Contents"]:
+        s3.delete_object(Bucket=bucket, Key=listed["Key"])
+
+    calls = S3Calls(stack)
+    try:
+        dying = SettleFails(repo)
+        with pytest.raises(ConnectionError):
+            fetch_with(stack, session, dying)  # uploads all four, then fails to record it
+        assert calls.puts() == 4 and calls.calls["HeadObject"] == 1
+        assert stored_session(stack, session).transcript_state is not TranscriptState.STORED
+
+        retried = fetch_with(stack, session, repo)  # the queue delivers the job again
+        assert retried.outcome is FetchOutcome.STORED
+        assert calls.puts() == 4, calls.calls  # nothing uploaded again
+        assert calls.calls["HeadObject"] == 2  # one check per job
+    finally:
+        calls.close()
+    s = stored_session(stack, session)
+    assert s.transcript_state is TranscriptState.STORED and s.transcript["turns"] == retried.summary.turns
+    assert len(s3.list_objects_v2(Bucket=bucket)["Contents"]) == 4
+
+
+class HoldsSettle:
+    """Sessions whose first save of a stored transcript waits until ``release`` is set."""
+
+    def __init__(self, inner):
+        import threading
+
+        self._inner = inner
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def save_session(self, session, now):
+        if session.transcript_state is TranscriptState.STORED and not self.reached.is_set():
+            self.reached.set()
+            assert self.release.wait(30)
+        return self._inner.save_session(session, now)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def test_two_jobs_racing_for_one_session_upload_the_four_objects_once(stack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    session = start_bot(stack, link="https://meet.google.com/two-jobs-race")
+    first_try = fetch_until_done(stack, session)
+    assert first_try.outcome is FetchOutcome.STORED
+    repo = stack.container.repository
+    undone = repo.get_session(session.session_id)
+    undone.transcript_state, undone.outcome, undone.transcript = TranscriptState.QUEUED, None, {}
+    repo.save_session(undone, datetime.now(UTC))
+    s3 = stack.container.client("s3")
+    bucket = stack.container.settings.transcript_bucket
+    for listed in s3.list_objects_v2(Bucket=bucket)["Contents"]:
+        s3.delete_object(Bucket=bucket, Key=listed["Key"])
+
+    calls = S3Calls(stack)
+    held = HoldsSettle(repo)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            # Job A has uploaded and is about to record it when job B reads the session: B sees no
+            # transcript stored yet, so it fetches and renders, and its one check finds A's set.
+            a = pool.submit(fetch_with, stack, session, held)
+            assert held.reached.wait(30)
+            b = fetch_with(stack, session, repo)
+            held.release.set()
+            a_result = a.result(30)
+        assert b.outcome is FetchOutcome.STORED
+        assert a_result.outcome is FetchOutcome.STORED  # its settle found the session settled
+        assert calls.puts() == 4, calls.calls
+        assert calls.calls["HeadObject"] == 2
+    finally:
+        held.release.set()
+        calls.close()
+    assert len(s3.list_objects_v2(Bucket=bucket)["Contents"]) == 4
+
+
+def test_a_stored_set_made_from_something_else_is_uploaded_again(stack):
+    session = start_bot(stack, link="https://meet.google.com/oth-erse-tsx")
+    result = fetch_until_done(stack, session)
+    repo = stack.container.repository
+    undone = repo.get_session(session.session_id)
+    undone.transcript_state, undone.outcome = TranscriptState.QUEUED, None
+    repo.save_session(undone, datetime.now(UTC))
+    s3 = stack.container.client("s3")
+    bucket = stack.container.settings.transcript_bucket
+    # Same key, other content (an older rendering, say): its tag is not this job's digest.
+    s3.put_object(Bucket=bucket, Key=result.keys["txt"], Body=b"old", Metadata={"source-digest": "0" * 64})
+
+    calls = S3Calls(stack)
+    try:
+        again = fetch_with(stack, session, repo)
+    finally:
+        calls.close()
+    assert again.outcome is FetchOutcome.STORED
+    assert calls.puts() == 4 and calls.calls["HeadObject"] == 1
+    body = s3.get_object(Bucket=bucket, Key=result.keys["txt"])["Body"].read()
+    assert body != b"old" and body.startswith(b"[")
