@@ -61,6 +61,8 @@ EXPLAINED_UNUSED: dict[tuple[str, str, str], str] = {
     # Paths of invoked functions that a demo without faults does not take.
     ("DispatchFunction", "sqs:SendMessage", "DispatchQueue.Arn"): "requeues a dispatch with a delay after a "
     "provider error (the chaos run takes it)",
+    ("DispatchFunction", "dynamodb:Query", "Table.Arn"): "a replayed claim whose session was already made reads "
+    "it (the session and its history items are one query) before recording the bot",
     ("DispatchFunction", "scheduler:UpdateSchedule", SCHEDULES): "a meeting submitted again at a new time",
     ("DispatchFunction", "scheduler:DeleteSchedule", SCHEDULES): "a meeting submitted again as cancelled",
     ("TranscriptFetchFunction", "sqs:SendMessage", "TranscriptQueue.Arn"): "requeues a fetch with a delay while "

@@ -82,8 +82,15 @@ def test_default_template_is_the_repository_one() -> None:
 
 def test_table_definition_is_ready_for_create_table(template: dict[str, Any]) -> None:
     definition = table_definition(template)
-    assert set(definition) == {"KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "BillingMode"}
+    assert set(definition) == {
+        "KeySchema",
+        "AttributeDefinitions",
+        "GlobalSecondaryIndexes",
+        "BillingMode",
+        "StreamSpecification",
+    }
     assert definition["BillingMode"] == "PAY_PER_REQUEST"
+    assert definition["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert [i["IndexName"] for i in definition["GlobalSecondaryIndexes"]] == [
         "by-calendar-event",
         "by-bot",

@@ -86,10 +86,12 @@ def test_figures_are_recovered_from_the_providers_record_when_every_webhook_was_
     )
     session = stack.session_for(key)
     times = _timeline(stack, session.bot_id)
-    expected = (
-        round((times["WaitingRoom"] - session.meeting_start) / timedelta(milliseconds=1)),
-        round((times["InMeeting"] - times["WaitingRoom"]) / timedelta(milliseconds=1)),
+    # Both figures are whole milliseconds from the start, so the wait is their difference.
+    arrived, admitted = (
+        round((times[step] - session.meeting_start) / timedelta(milliseconds=1))
+        for step in ("WaitingRoom", "InMeeting")
     )
+    expected = (arrived, admitted - arrived)
     assert (session.join_lateness_ms, session.admission_wait_ms) == expected
     # One entry per figure decided, each for this meeting: what the reconcile handler publishes.
     assert [(k, p.lateness_ms, p.admission_wait_ms) for k, p in report.punctuality] == [
