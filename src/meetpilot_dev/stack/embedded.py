@@ -70,6 +70,8 @@ class StackOptions:
     transcript_provider: str | None = "deepgram"
     lead_time_seconds: int = 600
     schedule_margin_seconds: int = 60
+    # PROVIDER_CREATE_RATE for the functions (None: the template's default).
+    provider_create_rate: float | None = None
     scheduler_interval_seconds: float = 0.5
     # Shorter visibility timeouts than the template's, so failed records return in seconds.
     queue_visibility_seconds: int | None = None
@@ -211,6 +213,7 @@ class LocalStack:
             TRANSCRIPT_PROVIDER=self.options.transcript_provider or "none",
             LEAD_TIME_SECONDS=self.options.lead_time_seconds,
             SCHEDULE_MARGIN_SECONDS=self.options.schedule_margin_seconds,
+            **({} if self.options.provider_create_rate is None else {"PROVIDER_CREATE_RATE": self.options.provider_create_rate}),
             MEETSTREAM_TIMEOUT_SECONDS=5,
             MEETPILOT_TIME_SCALE=self.options.time_scale,
             LIVE_TRANSCRIPTS=self.options.live_transcripts,
