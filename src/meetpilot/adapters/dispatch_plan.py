@@ -60,7 +60,8 @@ class DynamoSlotBook(TableAdapter):
                 found = plain(raw)
                 bucket = by_pk[found["pk"]]
                 base = bucket * BUCKET_SLOTS
-                counts[bucket] = {base + int(k[1:]): int(v) for k, v in found.items() if k.startswith("s") and k != "sk"}
+                slots = {k: v for k, v in found.items() if k.startswith("s") and k != "sk"}
+                counts[bucket] = {base + int(k[1:]): int(v) for k, v in slots.items()}
             keys = (resp.get("UnprocessedKeys") or {}).get(self._table, {}).get("Keys", [])
         return counts
 
@@ -82,7 +83,13 @@ class DynamoSlotBook(TableAdapter):
             raise
 
     def claim(
-        self, grid: SlotGrid, *, latest: datetime, earliest: datetime, capacity: int | None = None, latest_first: bool = True
+        self,
+        grid: SlotGrid,
+        *,
+        latest: datetime,
+        earliest: datetime,
+        capacity: int | None = None,
+        latest_first: bool = True,
     ) -> datetime | None:
         """Take a free slot in ``[earliest, latest]`` (the latest one, or the earliest); its start or None."""
         cap = capacity or grid.capacity

@@ -95,6 +95,10 @@ class StackOptions:
 class LocalStack:
     """Start with ``start()``, stop with ``stop()`` (or use as a context manager)."""
 
+    def _rate_env(self) -> dict[str, float]:
+        rate = self.options.provider_create_rate
+        return {} if rate is None else {"PROVIDER_CREATE_RATE": rate}
+
     def __init__(self, options: StackOptions | None = None, *, clock: Clock | None = None) -> None:
         self.options = options or StackOptions()
         self.clock = clock or SystemClock()
@@ -213,7 +217,7 @@ class LocalStack:
             TRANSCRIPT_PROVIDER=self.options.transcript_provider or "none",
             LEAD_TIME_SECONDS=self.options.lead_time_seconds,
             SCHEDULE_MARGIN_SECONDS=self.options.schedule_margin_seconds,
-            **({} if self.options.provider_create_rate is None else {"PROVIDER_CREATE_RATE": self.options.provider_create_rate}),
+            **self._rate_env(),
             MEETSTREAM_TIMEOUT_SECONDS=5,
             MEETPILOT_TIME_SCALE=self.options.time_scale,
             LIVE_TRANSCRIPTS=self.options.live_transcripts,
