@@ -19,7 +19,7 @@ from tests.support.dynamodb_backends import (  # noqa: F401 - fixtures used by n
 NOW = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
 
 
-def test_concurrent_planners_never_overbook_a_slot(ddb_backend: DynamoBackend) -> None:
+def test_concurrent_planners_never_overbook_a_slot(ddb_backend: DynamoBackend) -> None:  # noqa: F811
     grid = SlotGrid.for_rate(3.0)
     deadline = NOW + timedelta(seconds=500)
 
@@ -40,7 +40,7 @@ def test_concurrent_planners_never_overbook_a_slot(ddb_backend: DynamoBackend) -
     assert stored == dict(per_slot)
 
 
-def test_a_full_range_is_refused_and_a_release_gives_its_place_back(ddb_backend: DynamoBackend) -> None:
+def test_a_full_range_is_refused_and_a_release_gives_its_place_back(ddb_backend: DynamoBackend) -> None:  # noqa: F811
     grid = SlotGrid.for_rate(1.0)
     book = DynamoSlotBook(ddb_backend.client, ddb_backend.table_name)
     deadline = NOW + timedelta(seconds=4)
@@ -55,7 +55,7 @@ def test_a_full_range_is_refused_and_a_release_gives_its_place_back(ddb_backend:
     assert book.counts(grid, NOW, NOW + timedelta(seconds=3600)) == {grid.slot_at_or_before(a): 1 for a in taken}
 
 
-def test_an_overload_of_429s_lowers_the_shared_rate_once(ddb_backend: DynamoBackend) -> None:
+def test_an_overload_of_429s_lowers_the_shared_rate_once(ddb_backend: DynamoBackend) -> None:  # noqa: F811
     control = RateControl(configured=10.0, cooldown_seconds=5)
     ticks = [0.0]
     reader = DynamoProviderRate(ddb_backend.client, ddb_backend.table_name, monotonic=lambda: ticks[0])
