@@ -65,22 +65,25 @@ class DynamoSlotBook(TableAdapter):
             keys = (resp.get("UnprocessedKeys") or {}).get(self._table, {}).get("Keys", [])
         return counts
 
-    def _take(self, grid: SlotGrid, slot: int, capacity: int) -> bool:
+    def _take(self, grid: SlotGrid, slot: int, capacity: int) -> int | None:
+        """Take a place in ``slot``: which one (1-based), or None when it is full."""
         bucket = bucket_of(slot)
         try:
-            self._ddb.update_item(
+            resp = self._ddb.update_item(
                 TableName=self._table,
                 Key=item(self._key(grid, bucket)),
                 UpdateExpression="ADD #s :one, #t :one SET expires_at = :exp",
                 ConditionExpression="attribute_not_exists(#s) OR #s < :cap",
                 ExpressionAttributeNames={"#s": f"s{slot - bucket * BUCKET_SLOTS}", "#t": "total"},
                 ExpressionAttributeValues=item({":one": 1, ":cap": capacity, ":exp": _expiry(grid, bucket)}),
+                ReturnValues="UPDATED_NEW",
             )
-            return True
         except ClientError as exc:
             if is_condition_failure(exc):
-                return False
+                return None
             raise
+        name = f"s{slot - bucket * BUCKET_SLOTS}"
+        return int(plain(resp.get("Attributes", {})).get(name, 1))
 
     def claim(
         self,
@@ -93,7 +96,7 @@ class DynamoSlotBook(TableAdapter):
     ) -> datetime | None:
         """Take a free slot in ``[earliest, latest]`` (the latest one, or the earliest); its start or None."""
         cap = capacity or grid.capacity
-        lo, hi = grid.slot_at_or_after(earliest), grid.slot_at_or_before(latest)
+        lo, hi = grid.slot_at_or_after(earliest), grid.last_slot_ending_by(latest)
         if hi < lo:
             return None
         step = -1 if latest_first else 1
@@ -107,8 +110,9 @@ class DynamoSlotBook(TableAdapter):
                 seen = counts[bucket]
                 first, last = bucket_range(bucket, lo, hi)
                 while (slot := pick(seen, cap, first, last)) is not None:
-                    if self._take(grid, slot, cap):
-                        return grid.start_of(slot)
+                    taken = self._take(grid, slot, cap)
+                    if taken is not None:
+                        return grid.place(slot, taken)
                     seen[slot] = cap  # another planner took its last place meanwhile: the next one
         return None
 

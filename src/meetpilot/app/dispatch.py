@@ -163,6 +163,8 @@ class Plan:
     schedule_name: str | None = None
 
 
+# A slot this close is waited for in the invocation (an SQS delay is whole seconds).
+HOLD_IN_PROCESS_SECONDS = 1.0
 # The name stored for a dispatch placed by a delayed SQS message rather than a schedule.
 QUEUED = "queued"
 
@@ -215,8 +217,9 @@ def _claim(
 
 
 def delay_until(at: datetime | None, now: datetime) -> int:
-    """Whole seconds from ``now`` to ``at`` (rounded up: never early), 0 when it has come."""
-    return max(0, math.ceil((at - now).total_seconds())) if at is not None else 0
+    """Whole seconds from ``now`` to ``at``, rounded down (the dispatcher waits out the rest), 0
+    when it has come."""
+    return max(0, math.floor((at - now).total_seconds())) if at is not None else 0
 
 
 def callback_url(base_url: str, session_id: str, secret: str) -> str:
@@ -271,7 +274,7 @@ def dispatch_meeting(
     if meeting.dispatch_state is DispatchState.FAILED:
         return DispatchResult(DispatchOutcome.SKIPPED, meeting_key, reason=meeting.failure_reason)
     wait = _wait_for_slot(meeting, config, guard, now)
-    if wait:
+    if wait > 0:
         return DispatchResult(DispatchOutcome.NOT_YET, meeting_key, retry_in=wait)
     now = clock.now()
 
@@ -390,13 +393,18 @@ def dispatch_meeting(
 
 
 def _wait_for_slot(meeting: Meeting, config: DispatchConfig, guard: RateGuard | None, now: datetime) -> int:
-    """Seconds to hold the message back: until the planned slot, then while the lowered rate's gate
-    has no place in the next moment. 0: create now."""
+    """Seconds to hold the message back: until (about) the planned slot, then while the lowered
+    rate's gate has no place in the next moment. 0: create now."""
     if config.plan_grid is None:
         return 0
-    early = delay_until(meeting.dispatch_at, now)
-    if early:
-        return early
+    sleep = guard.sleep if guard is not None else time.sleep
+    if meeting.dispatch_at is not None and meeting.dispatch_at > now:
+        # An SQS delay is whole seconds: wait for the slot's last second here, so the creates of
+        # one slot do not spill into the next one's and together exceed the rate.
+        early = (meeting.dispatch_at - now).total_seconds()
+        if early > HOLD_IN_PROCESS_SECONDS:
+            return math.floor(early)
+        sleep(early)
     control = config.rate_control
     if guard is None or control is None:
         return 0

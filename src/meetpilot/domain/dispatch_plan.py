@@ -49,11 +49,21 @@ class SlotGrid:
     def slot_at_or_before(self, when: datetime) -> int:
         return math.floor((when - _EPOCH).total_seconds() / self.slot_seconds)
 
+    def last_slot_ending_by(self, when: datetime) -> int:
+        """The last slot that is over by ``when``: any create placed in it goes out before then."""
+        return self.slot_at_or_before(when) - 1
+
     def slot_at_or_after(self, when: datetime) -> int:
         return math.ceil((when - _EPOCH).total_seconds() / self.slot_seconds)
 
     def start_of(self, slot: int) -> datetime:
         return _EPOCH + timedelta(seconds=slot * self.slot_seconds)
+
+    def place(self, slot: int, taken: int) -> datetime:
+        """The moment of the ``taken``-th create of ``slot`` (1-based): a slot's creates are spread
+        evenly over it, so they go out at the rate rather than in a burst at its start."""
+        offset = (min(max(taken, 1), self.capacity) - 1) * self.slot_seconds / self.capacity
+        return self.start_of(slot) + timedelta(seconds=offset)
 
 
 def bucket_of(slot: int) -> int:
@@ -97,9 +107,10 @@ class CapacityPlan:
         return self._counts
 
     def claim(self, *, latest: datetime, earliest: datetime) -> datetime | None:
-        """Take the latest free slot in ``[earliest, latest]``; its start, or None if all are full."""
+        """Take the latest free slot from ``earliest`` that is over by ``latest``; the create's moment
+        in it, or None if all are full."""
         grid = self.grid
-        lo, hi = grid.slot_at_or_after(earliest), grid.slot_at_or_before(latest)
+        lo, hi = grid.slot_at_or_after(earliest), grid.last_slot_ending_by(latest)
         full = grid.capacity * BUCKET_SLOTS
         for bucket in range(bucket_of(hi), bucket_of(lo) - 1, -1) if hi >= lo else ():
             if self._totals.get(bucket, 0) >= full:
@@ -109,7 +120,7 @@ class CapacityPlan:
             if slot is not None:
                 self._counts[slot] = self._counts.get(slot, 0) + 1
                 self._totals[bucket] = self._totals.get(bucket, 0) + 1
-                return grid.start_of(slot)
+                return grid.place(slot, self._counts[slot])
         return None
 
     def release(self, at: datetime) -> None:

@@ -112,7 +112,7 @@ def test_a_cancelled_meeting_gives_its_slot_to_the_next_one() -> None:
     start = T0 + timedelta(minutes=30)
     first = _submit(repo, clock, 1, start)
     planned = plan_dispatch(repo.get_meeting(first), scheduler=scheduler, repo=repo, config=config, clock=clock)
-    assert planned.dispatch_at == start - timedelta(seconds=LEAD)
+    assert planned.dispatch_at == start - timedelta(seconds=LEAD + 1)  # its one-second slot ends at the deadline
     withdrawn = withdraw_meeting_request(first, repo=repo, scheduler=scheduler, provider=provider, clock=clock)
     assert withdrawn == "cancelled"
     assert first not in scheduler.schedules
@@ -157,14 +157,14 @@ def test_the_rate_is_lowered_while_the_provider_answers_429_and_restored_when_it
     provider.failures["create_bot"] = [ProviderRateLimited("Request was throttled.", status=429, retry_after=1)]
     assert dispatch(keys[0]).outcome is DispatchOutcome.RETRY
     assert guard.rate.current().lowered_to == 5.0
-    # At 5 a second the gate admits five creates a second over the next moment (now and the two
-    # seconds after: 15) and sends the rest to come back later.
+    # At 5 a second the gate admits five creates a second over the next moment (the two seconds
+    # that are over by its horizon: 10) and sends the rest to come back later.
     outcomes = Counter(dispatch(k).outcome for k in keys[1:26])
     grid = SlotGrid.for_rate(5.0)
     per_slot = DynamoSlotBook.counts(guard.gate, grid, clock.now(), clock.now() + timedelta(seconds=3))  # type: ignore[arg-type]
     assert max(per_slot.values()) <= 5
-    assert outcomes == {DispatchOutcome.CREATED: 15, DispatchOutcome.NOT_YET: 10}
-    assert sum(per_slot.values()) == 15
+    assert outcomes == {DispatchOutcome.CREATED: 10, DispatchOutcome.NOT_YET: 15}
+    assert sum(per_slot.values()) == 10
     # The 429s stop: after the hold the rate climbs back, and at the configured rate the gate is off.
     clock.advance(30 + 120 + 1)
     assert dispatch(keys[0]).outcome is DispatchOutcome.CREATED
@@ -179,7 +179,7 @@ def test_a_dispatch_sends_join_at_the_start_and_the_bot_request_is_unchanged_by_
     start = T0 + timedelta(seconds=LEAD + 30)
     key = _submit(repo, clock, 7, start)
     plan = plan_dispatch(repo.get_meeting(key), scheduler=scheduler, repo=repo, config=CONFIG, clock=clock)
-    assert plan.dispatch_now and plan.dispatch_at == start - timedelta(seconds=LEAD)  # too close for a schedule
+    assert plan.dispatch_now and plan.dispatch_at == start - timedelta(seconds=LEAD + 1)  # too close for a schedule
     assert key not in scheduler.schedules
     clock.set(plan.dispatch_at)
     done = dispatch_meeting(

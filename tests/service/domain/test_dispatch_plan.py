@@ -69,7 +69,7 @@ def test_adds_moves_and_cancels_never_overbook_and_never_pass_the_deadline(
             if at is None:
                 # Refused only when every slot up to the deadline is taken.
                 grid = plan.grid
-                lo, hi = grid.slot_at_or_after(NOW), grid.slot_at_or_before(start - LEAD)
+                lo, hi = grid.slot_at_or_after(NOW), grid.last_slot_ending_by(start - LEAD)
                 assert all(plan.count(s) >= grid.capacity for s in range(lo, hi + 1))
             else:
                 placed[meeting] = (at, start)

@@ -82,7 +82,7 @@ def work_dispatch_message(
     retry = result.outcome is DispatchOutcome.RETRY
     if result.outcome is DispatchOutcome.NOT_YET:
         # Held back to its slot: the same attempt again, after exactly that long.
-        wait = replace(after, delay=math.ceil)  # a slot is clock time: not scaled, never early
+        wait = replace(after, delay=math.floor)  # a slot is clock time, not scaled; the rest is waited out
         held = FollowUps(retry=target, retry_in=result.retry_in or DISPATCH_RETRY_FALLBACK)
         return DispatchDone(target.meeting_key, target.attempt, result, follow_ups=carry_out(held, wait))
     follow_ups = FollowUps(
