@@ -130,11 +130,11 @@ def punctuality_section(r: dict[str, Any]) -> str:
         fits = over["rate"] * over["lead_seconds"]
         notes.append(
             f"Burst over the lead: {over['meetings']} meetings in one minute at {over['rate']:g} creates/s with a "
-            f"{over['lead_seconds']} s lead (rate × lead = {fits:.0f}; N ÷ rate = "
-            f"{over['meetings'] / over['rate']:.0f} s, {over['meetings'] / fits:.1f}× the lead; a short lead keeps the "
+            f"{over['lead_seconds']} s lead (rate x lead = {fits:.0f}; N ÷ rate = "
+            f"{over['meetings'] / over['rate']:.0f} s, {over['meetings'] / fits:.1f}x the lead; a short lead keeps the "
             f"run short): {over['on_time']} / {over['meetings']} created before their join time, "
-            f"{over['created_after_deadline']} after start − lead, {over['rate_limited_429']} 429s; the latest slot "
-            f"was {over['latest_slot_before_deadline_seconds']:.1f} s before start − lead and the first "
+            f"{over['created_after_deadline']} after start - lead, {over['rate_limited_429']} 429s; the latest slot "
+            f"was {over['latest_slot_before_deadline_seconds']:.1f} s before start - lead and the first "
             f"{over['meetings'] / over['rate']:.0f} s of creates were planned earlier than the lead."
         )
     return table + "\n\n" + "\n".join(f"- {n}" for n in notes)
