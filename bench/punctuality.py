@@ -258,8 +258,9 @@ def run_meetpilot(cfg: BurstConfig) -> dict[str, Any]:
         records.clear()
         invocations_before = dispatch_feeder.invocations
 
-        # Schedules fire up to two minutes ahead of their slot: jump to the first one's minute.
-        clock.jump_to((due - timedelta(seconds=60)).replace(second=0, microsecond=0))
+        # Jump to just before the first slot: every schedule set for up to then is due, and fires
+        # below; later ones fire as their minute comes.
+        clock.jump_to(due - timedelta(seconds=2))
         burst_started = time.monotonic()
         fired: dict[str, float] = {"count": 0}
 
