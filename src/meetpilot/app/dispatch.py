@@ -412,8 +412,7 @@ def _wait_for_slot(meeting: Meeting, config: DispatchConfig, guard: RateGuard | 
     if rate >= control.configured:
         return 0  # the plan already keeps every slot within the rate
     grid = SlotGrid.for_rate(rate)
-    horizon = timedelta(seconds=max(guard.wait_seconds, grid.slot_seconds))
-    at = guard.gate.claim(grid, latest=now + horizon, earliest=now, latest_first=False)
+    at = guard.gate.claim(grid, latest=_gate_horizon(grid, guard, now), earliest=now, latest_first=False)
     if at is None:
         # Every place in the next moment is taken: come back when the creates queued ahead of this
         # one have had their turn (spread, so the deferred do not all return in the same second).
@@ -421,6 +420,19 @@ def _wait_for_slot(meeting: Meeting, config: DispatchConfig, guard: RateGuard | 
     if at > now:
         guard.sleep((at - now).total_seconds())
     return 0
+
+
+def _gate_horizon(grid: SlotGrid, guard: RateGuard, now: datetime) -> datetime:
+    """The gate's ``latest`` for a claim at ``now``: every slot that *starts* within the next
+    ``max(wait_seconds, slot_seconds)`` is over by it.
+
+    A claim takes slots that are over by ``latest``; ``now + horizon`` alone holds no whole slot
+    when the horizon is one slot long and ``now`` falls inside a slot (a lowered rate under one
+    create every two seconds): the gate would then never admit a create and every meeting would
+    be deferred past its start. Rounding up to the next slot boundary always leaves the next slot.
+    """
+    horizon = timedelta(seconds=max(guard.wait_seconds, grid.slot_seconds))
+    return grid.start_of(grid.slot_at_or_after(now + horizon))
 
 
 def _slow_down(guard: RateGuard, config: DispatchConfig, now: datetime) -> None:

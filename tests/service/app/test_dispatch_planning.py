@@ -188,3 +188,43 @@ def test_a_dispatch_sends_join_at_the_start_and_the_bot_request_is_unchanged_by_
     assert done.outcome is DispatchOutcome.CREATED
     (bot,) = provider.bots.values()
     assert isinstance(bot.request, BotRequest) and bot.request.join_at == start
+
+
+def test_a_rate_lowered_below_one_create_every_two_seconds_still_admits_creates(guard: RateGuard) -> None:
+    # At 1 a second a 429 halves the rate to 0.5: the gate's slots are two seconds long. A dispatch
+    # that arrives inside a slot must get the next one, not be deferred for ever (no bot at all).
+    clock, repo, provider = FixedClock(T0), MemoryRepository(), MemoryBotProvider()
+    config = DispatchConfig(
+        bot_name="n",
+        public_base_url="https://h.test",
+        transcript_provider=None,
+        lead_time_seconds=LEAD,
+        create_rate_per_second=1.0,
+    )
+    start = T0 + timedelta(seconds=LEAD + 60)
+    keys = [_submit(repo, clock, i, start) for i in range(3)]
+
+    def dispatch(key: str):
+        return dispatch_meeting(
+            key,
+            attempt=0,
+            repo=repo,
+            provider=provider,
+            secrets=MemorySecrets(),
+            config=config,
+            clock=clock,
+            guard=guard,
+        )
+
+    provider.failures["create_bot"] = [ProviderRateLimited("Request was throttled.", status=429, retry_after=1)]
+    assert dispatch(keys[0]).outcome is DispatchOutcome.RETRY
+    assert guard.rate.current().lowered_to == 0.5
+    created = []
+    for offset in (0.5, 1.3, 0.7, 1.9, 0.4, 1.1):  # never on a slot boundary
+        clock.advance(offset)
+        created += [k for k in keys if k not in created and dispatch(k).outcome is DispatchOutcome.CREATED]
+    assert sorted(created) == sorted(keys)
+    # ...and never two in one gate slot: the lowered rate holds.
+    grid = SlotGrid.for_rate(0.5)
+    per_slot = DynamoSlotBook.counts(guard.gate, grid, T0, clock.now() + timedelta(seconds=4))  # type: ignore[arg-type]
+    assert sum(per_slot.values()) == 3 and max(per_slot.values()) == 1
