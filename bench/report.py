@@ -112,6 +112,31 @@ def punctuality_section(r: dict[str, Any]) -> str:
             "process that shares this machine's 2 cores with everything else, so the records per second follow the "
             f"emulator's speed more than the {pollers} pollers."
         )
+    emulator = r.get("emulator")
+    if emulator:
+        notes.insert(
+            0,
+            f"Emulator on this machine: {emulator['chains_per_second']:.1f} dispatch-shaped chains of "
+            f"{emulator['calls_per_chain']} AWS calls a second from {emulator['threads']} threads. "
+            + (r.get("rate_note") or "That is at least twice the provider's rate: the burst runs at it."),
+        )
+    notes.append(
+        f"Dispatch records per meeting: {ours.get('dispatch_records_per_meeting', 0):.2f} (a scheduled meeting "
+        "arrives ahead of its slot and is held back once with an SQS delay); the plan itself costs the planner "
+        "one BatchGetItem and one conditional UpdateItem per meeting, and the dispatcher no table call."
+    )
+    over = r.get("overfill")
+    if over:
+        fits = over["rate"] * over["lead_seconds"]
+        notes.append(
+            f"Burst over the lead: {over['meetings']} meetings in one minute at {over['rate']:g} creates/s with a "
+            f"{over['lead_seconds']} s lead (rate x lead = {fits:.0f}; N ÷ rate = "
+            f"{over['meetings'] / over['rate']:.0f} s, {over['meetings'] / fits:.1f}x the lead; a short lead keeps the "
+            f"run short): {over['on_time']} / {over['meetings']} created before their join time, "
+            f"{over['created_after_deadline']} after start - lead, {over['rate_limited_429']} 429s; the latest slot "
+            f"was {over['latest_slot_before_deadline_seconds']:.1f} s before start - lead and the first "
+            f"{over['meetings'] / over['rate']:.0f} s of creates were planned earlier than the lead."
+        )
     return table + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 

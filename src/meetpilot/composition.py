@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from meetpilot.adapters.public_http import DestinationGuard
     from meetpilot.adapters.session_listing import DynamoSessionListing
     from meetpilot.app.calendar_sync import GraphSubscriptions, SyncDeps
-    from meetpilot.app.dispatch import DispatchConfig
+    from meetpilot.app.dispatch import DispatchConfig, RateGuard
     from meetpilot.app.ports import (
         BotProvider,
         CalendarGrants,
@@ -174,14 +174,32 @@ class Container:
 
     @cached_property
     def dispatch_scheduler(self) -> DispatchScheduler:
+        from meetpilot.adapters.dispatch_plan import DynamoSlotBook
         from meetpilot.adapters.scheduler import EventBridgeDispatchScheduler
 
+        rate = self.settings.provider_create_rate or None
         return EventBridgeDispatchScheduler(
             self.lazy_client("scheduler"),
             group=self.settings.require("schedule_group"),
             target_arn=self.settings.require("dispatch_queue_arn"),
             role_arn=self.settings.require("scheduler_role_arn"),
             dead_letter_arn=self.settings.dispatch_dlq_arn or None,
+            plan=DynamoSlotBook(self.client("dynamodb"), self.settings.require("table_name")) if rate else None,
+            create_rate_per_second=rate,
+        )
+
+    @cached_property
+    def rate_guard(self) -> RateGuard | None:
+        """The provider's rate state and the gate dispatchers keep to while it answers 429."""
+        if not self.settings.provider_create_rate:
+            return None
+        from meetpilot.adapters.dispatch_plan import DynamoProviderRate, DynamoSlotBook
+        from meetpilot.app.dispatch import RateGuard
+
+        table = self.settings.require("table_name")
+        return RateGuard(
+            rate=DynamoProviderRate(self.client("dynamodb"), table),
+            gate=DynamoSlotBook(self.client("dynamodb"), table, kind="GATE"),
         )
 
     @cached_property
@@ -197,6 +215,7 @@ class Container:
             transcript_provider=self.settings.transcript_provider,
             lead_time_seconds=self.settings.lead_time_seconds,
             schedule_margin_seconds=self.settings.schedule_margin_seconds,
+            create_rate_per_second=self.settings.provider_create_rate or None,
             lease_seconds=self.settings.scaled(90),
             remove_bot_on_cancel=self.settings.remove_bot_on_cancel,
             live_transcripts=self.settings.wants_live_transcripts,

@@ -29,6 +29,7 @@ _ENV = {
     "public_base_url": "PUBLIC_BASE_URL",
     "lead_time_seconds": "LEAD_TIME_SECONDS",
     "schedule_margin_seconds": "SCHEDULE_MARGIN_SECONDS",
+    "provider_create_rate": "PROVIDER_CREATE_RATE",
     "transcript_provider": "TRANSCRIPT_PROVIDER",
     "bot_name": "BOT_NAME",
     "schedule_group": "SCHEDULE_GROUP",
@@ -71,6 +72,9 @@ class Settings:
     public_base_url: str = ""
     lead_time_seconds: int = 600
     schedule_margin_seconds: int = 60
+    # The provider's create_bot rate (creates a second) the dispatch plan keeps to; 0: no plan
+    # (every meeting dispatched at start minus lead, as the original design did).
+    provider_create_rate: float = 0.0
     transcript_provider: str | None = "deepgram"
     bot_name: str = "meetpilot notetaker"
     schedule_group: str = ""
@@ -128,6 +132,13 @@ class Settings:
                 values[f.name] = float(_int(raw, _ENV[f.name], minimum=1))
             elif f.name == "transcript_not_ready_budget_seconds":
                 values[f.name] = _int(raw, _ENV[f.name], minimum=1)
+            elif f.name == "provider_create_rate":
+                try:
+                    values[f.name] = float(raw)
+                except ValueError:
+                    raise ConfigurationError(f"PROVIDER_CREATE_RATE must be a number, got {raw[:40]!r}") from None
+                if not 0 <= values[f.name] <= 10_000:  # type: ignore[operator]
+                    raise ConfigurationError("PROVIDER_CREATE_RATE must be between 0 (no plan) and 10000")
             elif f.name == "time_scale":
                 try:
                     values[f.name] = float(raw)

@@ -1,5 +1,9 @@
 """EventBridge Scheduler: one one-time ``at()`` schedule per meeting that sends the meeting key to the
-dispatch queue at start minus lead time, and deletes itself after it fired."""
+dispatch queue ahead of its planned slot, and deletes itself after it fired; and the dispatch plan's
+slots (``adapters.dispatch_plan``), claimed and given back with the schedule they go with.
+
+Scheduler fires an ``at()`` anywhere in its minute, so a schedule is set a minute before the
+slot's minute and the dispatcher holds the message back (an SQS delay) until the slot itself."""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from meetpilot.adapters.dispatch_plan import DynamoSlotBook
 from meetpilot.app.messages import DispatchMeeting
+from meetpilot.domain.dispatch_plan import SlotGrid
 
 # A late dispatch is worthless once the meeting is well under way: give up retrying after this.
 MAX_EVENT_AGE_SECONDS = 900
@@ -34,7 +40,11 @@ class EventBridgeDispatchScheduler:
         target_arn: str,
         role_arn: str,
         dead_letter_arn: str | None = None,
+        plan: DynamoSlotBook | None = None,
+        create_rate_per_second: float | None = None,
     ) -> None:
+        self._plan = plan
+        self._grid = SlotGrid.for_rate(create_rate_per_second) if create_rate_per_second else None
         self._scheduler = client
         self._group = group
         self._target_arn = target_arn
@@ -70,6 +80,17 @@ class EventBridgeDispatchScheduler:
                 raise
             self._scheduler.update_schedule(**request)
         return name
+
+    def claim_slot(self, *, latest: datetime, earliest: datetime) -> datetime | None:
+        """The latest free slot of the plan in ``[earliest, latest]``, taken; None when all are full
+        (or no plan is kept: then every meeting is dispatched at its deadline, as before planning)."""
+        if self._plan is None or self._grid is None:
+            return latest
+        return self._plan.claim(self._grid, latest=latest, earliest=earliest)
+
+    def release_slot(self, at: datetime) -> None:
+        if self._plan is not None and self._grid is not None:
+            self._plan.release(self._grid, at)
 
     def unschedule(self, meeting_key: str) -> bool:
         """Delete the meeting's schedule; False if there was none (already fired or never made)."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from meetpilot.app.cancellation import cancel_meeting
-from meetpilot.app.dispatch import DispatchConfig, plan_dispatch
+from meetpilot.app.dispatch import DispatchConfig, delay_until, plan_dispatch
 from meetpilot.app.messages import CalendarSyncJob, DispatchMeeting
 from meetpilot.app.ports import (
     BotProvider,
@@ -326,7 +326,10 @@ def _attach(event: CalendarEvent, calendar: Calendar, key: str, deps: SyncDeps) 
         stored, scheduler=deps.scheduler, repo=deps.repo, config=deps.dispatch_config, clock=deps.clock
     )
     if plan.dispatch_now:
-        deps.dispatch_queue.send(DispatchMeeting(meeting_key=key, attempt=0, source="calendar").to_body())
+        # A slot of the plan closer than a schedule can place: the message's delay places it.
+        delay = delay_until(plan.dispatch_at, deps.clock.now())
+        body = DispatchMeeting(meeting_key=key, attempt=0, source="calendar").to_body()
+        deps.dispatch_queue.send(body, delay_seconds=delay)
 
 
 def leave_meeting(link: CalendarLink, deps: SyncDeps, *, keep_link: bool = False) -> str:

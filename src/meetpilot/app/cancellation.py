@@ -94,6 +94,8 @@ def cancel_meeting(
     if old is None:
         return "kept"
     scheduler.unschedule(key)
+    if old.dispatch_at is not None and old.dispatch_at > clock.now():
+        scheduler.release_slot(old.dispatch_at)  # its place in the plan goes to another meeting
     if not old.session_id:
         return "cancelled"
     return withdraw_bot(

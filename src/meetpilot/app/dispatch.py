@@ -7,8 +7,10 @@ and a retry reuses the stored Idempotency-Key, which MeetStream answers with the
 
 from __future__ import annotations
 
+import math
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -24,11 +26,14 @@ from meetpilot.app.ports import (
     DispatchScheduler,
     Meetings,
     MeetingsAndSessions,
+    ProviderRate,
     Secrets,
+    SlotGate,
 )
 from meetpilot.app.sessions import update_session
 from meetpilot.domain.bot_settings import EffectiveBot
 from meetpilot.domain.clock import Clock
+from meetpilot.domain.dispatch_plan import RateControl, SlotGrid, after_throttle, effective_rate
 from meetpilot.domain.meeting import DesiredState, DispatchState, Meeting
 from meetpilot.domain.retry import retry_delay
 from meetpilot.domain.session import Session, TranscriptMode
@@ -37,6 +42,7 @@ from meetpilot.domain.webhook_auth import capability_token
 from meetpilot.errors import (
     InvalidInput,
     ProviderAuthError,
+    ProviderRateLimited,
     ProviderRejected,
     ProviderRetryable,
 )
@@ -70,6 +76,29 @@ class DispatchConfig:
     # Ask for live transcription (its own capability-token URL); the settings turn it on for
     # streaming providers by default.
     live_transcripts: bool = False
+    # The provider's create rate (creates a second): dispatch times are planned so that no slot holds
+    # more creates than this. None: no plan, every meeting is dispatched at start minus lead time.
+    create_rate_per_second: float | None = None
+
+    @property
+    def plan_grid(self) -> SlotGrid | None:
+        return SlotGrid.for_rate(self.create_rate_per_second) if self.create_rate_per_second else None
+
+    @property
+    def rate_control(self) -> RateControl | None:
+        return RateControl(self.create_rate_per_second) if self.create_rate_per_second else None
+
+
+@dataclass(frozen=True)
+class RateGuard:
+    """What a dispatcher needs to keep to the provider's rate while it answers 429: the rate state
+    and the gate that spreads creates at the lowered rate (see ``domain.dispatch_plan.RateControl``)."""
+
+    rate: ProviderRate
+    gate: SlotGate
+    sleep: Callable[[float], None] = time.sleep
+    # A gate slot this close is waited for in the invocation; a later one is a delayed message.
+    wait_seconds: float = 2.0
 
 
 class DispatchOutcome(StrEnum):
@@ -78,6 +107,7 @@ class DispatchOutcome(StrEnum):
     ALREADY_DISPATCHED = "already_dispatched"
     SKIPPED = "skipped"  # cancelled, failed earlier, or unknown meeting
     RETRY = "retry"  # try again after retry_in seconds
+    NOT_YET = "not_yet"  # its planned slot (or the lowered rate's next free one) is retry_in seconds away
     FAILED = "failed"  # the provider refused the bot; the meeting is marked failed
     CANCELLED = "cancelled"  # the meeting was cancelled while its bot was being created; bot withdrawn
 
@@ -133,21 +163,63 @@ class Plan:
     schedule_name: str | None = None
 
 
+# A slot this close is waited for in the invocation (an SQS delay is whole seconds).
+HOLD_IN_PROCESS_SECONDS = 1.0
+# The name stored for a dispatch placed by a delayed SQS message rather than a schedule.
+QUEUED = "queued"
+
+
 def plan_dispatch(
     meeting: Meeting, *, scheduler: DispatchScheduler, repo: Meetings, config: DispatchConfig, clock: Clock
 ) -> Plan:
-    """Schedule the meeting's dispatch at start minus lead time, or say it is due now.
+    """Give the meeting its dispatch slot and schedule it, or say it is due now.
 
-    Scheduling the same meeting again moves its one schedule; it never makes a second.
+    With a create rate, the slot is the latest free one at or before start minus lead time (a
+    burst spreads earlier); a burst too big even for that takes the latest free slot before the
+    join time. The schedule fires a minute ahead of the slot (Scheduler's ``at()`` is precise to
+    the minute) and the dispatcher holds the message back to the slot. A slot closer than the
+    Scheduler can place comes back as ``dispatch_now`` with ``dispatch_at``: the caller sends the
+    message with that delay. Planning a meeting again keeps its slot and moves its one schedule.
     """
     if meeting.dispatch_state is not DispatchState.PENDING or meeting.desired is not DesiredState.RECORD:
         return Plan(meeting, dispatch_now=False)
-    at = meeting.start - timedelta(seconds=config.lead_time_seconds)
-    if at <= clock.now() + timedelta(seconds=config.schedule_margin_seconds):
-        return Plan(meeting, dispatch_now=True)
-    name = scheduler.schedule(meeting.meeting_key, at)
+    now = clock.now()
+    deadline = meeting.start - timedelta(seconds=config.lead_time_seconds)
+    grid = config.plan_grid
+    at = deadline
+    fire_at = deadline
+    if grid is not None:
+        claimed = meeting.dispatch_at or _claim(meeting, scheduler, deadline, config, now)
+        if claimed is None:
+            return Plan(meeting, dispatch_now=True)  # not a free slot before the join time: now
+        at = claimed
+        fire_at = (at - timedelta(seconds=60)).replace(second=0, microsecond=0)
+    if fire_at <= now + timedelta(seconds=config.schedule_margin_seconds):
+        if grid is None:
+            return Plan(meeting, dispatch_now=True)
+        if meeting.dispatch_at != at:
+            repo.set_dispatch_schedule(meeting.meeting_key, QUEUED, at)
+        return Plan(meeting, dispatch_now=True, dispatch_at=at)
+    name = scheduler.schedule(meeting.meeting_key, fire_at)
     repo.set_dispatch_schedule(meeting.meeting_key, name, at)
     return Plan(meeting, dispatch_now=False, dispatch_at=at, schedule_name=name)
+
+
+def _claim(
+    meeting: Meeting, scheduler: DispatchScheduler, deadline: datetime, config: DispatchConfig, now: datetime
+) -> datetime | None:
+    earliest = now + timedelta(seconds=1)
+    at = scheduler.claim_slot(latest=deadline, earliest=earliest)
+    if at is None:
+        join_by = meeting.start - timedelta(seconds=config.join_margin_seconds)
+        at = scheduler.claim_slot(latest=join_by, earliest=earliest)
+    return at
+
+
+def delay_until(at: datetime | None, now: datetime) -> int:
+    """Whole seconds from ``now`` to ``at``, rounded down (the dispatcher waits out the rest), 0
+    when it has come."""
+    return max(0, math.floor((at - now).total_seconds())) if at is not None else 0
 
 
 def callback_url(base_url: str, session_id: str, secret: str) -> str:
@@ -183,7 +255,9 @@ def dispatch_meeting(
     secrets: Secrets,
     config: DispatchConfig,
     clock: Clock,
+    guard: RateGuard | None = None,
 ) -> DispatchResult:
+    """Create the meeting's bot, not before its planned slot and not above the provider's rate."""
     now = clock.now()
     meeting = repo.get_meeting(meeting_key)
     if meeting is None:
@@ -199,6 +273,10 @@ def dispatch_meeting(
         )
     if meeting.dispatch_state is DispatchState.FAILED:
         return DispatchResult(DispatchOutcome.SKIPPED, meeting_key, reason=meeting.failure_reason)
+    wait = _wait_for_slot(meeting, config, guard, now)
+    if wait > 0:
+        return DispatchResult(DispatchOutcome.NOT_YET, meeting_key, retry_in=wait)
+    now = clock.now()
 
     try:
         claimed = repo.claim_meeting(
@@ -250,6 +328,8 @@ def dispatch_meeting(
         raise  # a configuration problem: let the message fail, reach the DLQ, and be redriven
     except ProviderRetryable as exc:
         repo.release_claim(meeting_key, session_id)
+        if isinstance(exc, ProviderRateLimited) and guard is not None:
+            _slow_down(guard, config, clock.now())
         if now > claimed.start + timedelta(seconds=config.give_up_after_start_seconds):
             reason = f"provider still unavailable {config.give_up_after_start_seconds // 60} min after start: {exc}"
             _fail(repo, meeting_key, session_id, reason, clock)
@@ -310,6 +390,59 @@ def dispatch_meeting(
         planned_at=_planned_at(claimed, config),
         calendar_event_ids=tuple(claimed.calendar_event_ids),
     )
+
+
+def _wait_for_slot(meeting: Meeting, config: DispatchConfig, guard: RateGuard | None, now: datetime) -> int:
+    """Seconds to hold the message back: until (about) the planned slot, then while the lowered
+    rate's gate has no place in the next moment. 0: create now."""
+    if config.plan_grid is None:
+        return 0
+    sleep = guard.sleep if guard is not None else time.sleep
+    if meeting.dispatch_at is not None and meeting.dispatch_at > now:
+        # An SQS delay is whole seconds: wait for the slot's last second here, so the creates of
+        # one slot do not spill into the next one's and together exceed the rate.
+        early = (meeting.dispatch_at - now).total_seconds()
+        if early > HOLD_IN_PROCESS_SECONDS:
+            return math.floor(early)
+        sleep(early)
+    control = config.rate_control
+    if guard is None or control is None:
+        return 0
+    rate = effective_rate(control, guard.rate.current(), now)
+    if rate >= control.configured:
+        return 0  # the plan already keeps every slot within the rate
+    grid = SlotGrid.for_rate(rate)
+    at = guard.gate.claim(grid, latest=_gate_horizon(grid, guard, now), earliest=now, latest_first=False)
+    if at is None:
+        # Every place in the next moment is taken: come back when the creates queued ahead of this
+        # one have had their turn (spread, so the deferred do not all return in the same second).
+        return max(1, math.ceil(grid.slot_seconds * (1 + (hash(meeting.meeting_key) % 10))))
+    if at > now:
+        guard.sleep((at - now).total_seconds())
+    return 0
+
+
+def _gate_horizon(grid: SlotGrid, guard: RateGuard, now: datetime) -> datetime:
+    """The gate's ``latest`` for a claim at ``now``: every slot that *starts* within the next
+    ``max(wait_seconds, slot_seconds)`` is over by it.
+
+    A claim takes slots that are over by ``latest``; ``now + horizon`` alone holds no whole slot
+    when the horizon is one slot long and ``now`` falls inside a slot (a lowered rate under one
+    create every two seconds): the gate would then never admit a create and every meeting would
+    be deferred past its start. Rounding up to the next slot boundary always leaves the next slot.
+    """
+    horizon = timedelta(seconds=max(guard.wait_seconds, grid.slot_seconds))
+    return grid.start_of(grid.slot_at_or_after(now + horizon))
+
+
+def _slow_down(guard: RateGuard, config: DispatchConfig, now: datetime) -> None:
+    """The provider answered 429: lower the shared rate, once per overload (the rule's cooldown)."""
+    control = config.rate_control
+    if control is None:
+        return
+    lowered = after_throttle(control, guard.rate.current(), now)
+    if lowered is not None:
+        guard.rate.lower(lowered, unless_since=now - timedelta(seconds=control.cooldown_seconds))
 
 
 def _planned_at(meeting: Meeting, config: DispatchConfig) -> datetime:

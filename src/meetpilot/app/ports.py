@@ -22,6 +22,7 @@ from meetpilot.domain.calendar import (
     SkippedSeries,
 )
 from meetpilot.domain.decisions import Decision, EventOverride, OverrideScope
+from meetpilot.domain.dispatch_plan import RateState, SlotGrid
 from meetpilot.domain.live_transcript import LiveSegment
 from meetpilot.domain.meeting import DispatchState, Meeting
 from meetpilot.domain.session import Session
@@ -221,6 +222,37 @@ class DispatchScheduler(Protocol):
     def schedule(self, meeting_key: str, at: datetime) -> str: ...
 
     def unschedule(self, meeting_key: str) -> bool: ...
+
+    def claim_slot(self, *, latest: datetime, earliest: datetime) -> datetime | None:
+        """Take a slot of the dispatch plan (the latest free one in the range); None when all are full.
+        Without a plan (no create rate configured): ``latest``."""
+        ...
+
+    def release_slot(self, at: datetime) -> None:
+        """Give back a slot ``claim_slot`` returned (the meeting was cancelled or moved)."""
+        ...
+
+
+class ProviderRate(Protocol):
+    """The provider's create-rate state: what the last 429 lowered it to, and when."""
+
+    def current(self) -> RateState: ...
+
+    def lower(self, state: RateState, *, unless_since: datetime) -> bool: ...
+
+
+class SlotGate(Protocol):
+    """Per-slot create counters at the lowered rate, taken earliest-first at dispatch time."""
+
+    def claim(
+        self,
+        grid: SlotGrid,
+        *,
+        latest: datetime,
+        earliest: datetime,
+        capacity: int | None = None,
+        latest_first: bool = True,
+    ) -> datetime | None: ...
 
 
 # --- calendars --------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ def handle_record(record: QueueRecord) -> str:
             config=c.dispatch_config,
             clock=c.clock,
             after=c.follow_up_step(lambda: c.dispatch_queue),
+            guard=c.rate_guard,
         )
         _log(done)
         return done.outcome
@@ -64,6 +65,9 @@ def _log(done: DispatchDone) -> None:
         "bot_id": result.bot_id,
         "attempt": done.attempt,
     }
+    if result.outcome is DispatchOutcome.NOT_YET:
+        logger.info("dispatch held to its slot", extra={**fields, "retry_in": done.follow_ups.retried_in})
+        return
     if result.outcome is DispatchOutcome.RETRY:
         retry_in = done.follow_ups.retried_in
         logger.info("dispatch retry scheduled", extra={**fields, "retry_in": retry_in, "reason": result.reason})

@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from meetpilot.domain.dispatch_plan import CapacityPlan, SlotGrid
+
 
 @dataclass(frozen=True)
 class SentMessage:
@@ -45,8 +47,9 @@ class MemoryQueue:
 class MemoryDispatchScheduler:
     """``app.ports.DispatchScheduler``: one schedule per meeting, moved when scheduled again."""
 
-    def __init__(self) -> None:
+    def __init__(self, create_rate_per_second: float | None = None) -> None:
         self.schedules: dict[str, datetime] = {}  # meeting key -> when
+        self.plan = CapacityPlan(SlotGrid.for_rate(create_rate_per_second)) if create_rate_per_second else None
 
     def schedule(self, meeting_key: str, at: datetime) -> str:
         self.schedules[meeting_key] = at
@@ -54,6 +57,13 @@ class MemoryDispatchScheduler:
 
     def unschedule(self, meeting_key: str) -> bool:
         return self.schedules.pop(meeting_key, None) is not None
+
+    def claim_slot(self, *, latest: datetime, earliest: datetime) -> datetime | None:
+        return latest if self.plan is None else self.plan.claim(latest=latest, earliest=earliest)
+
+    def release_slot(self, at: datetime) -> None:
+        if self.plan is not None:
+            self.plan.release(at)
 
 
 @dataclass

@@ -71,6 +71,8 @@ class StackOptions:
     transcript_provider: str | None = "deepgram"
     lead_time_seconds: int = 600
     schedule_margin_seconds: int = 60
+    # PROVIDER_CREATE_RATE for the functions (None: the template's default).
+    provider_create_rate: float | None = None
     scheduler_interval_seconds: float = 0.5
     # Shorter visibility timeouts than the template's, so failed records return in seconds.
     queue_visibility_seconds: int | None = None
@@ -93,6 +95,10 @@ class StackOptions:
 
 class LocalStack:
     """Start with ``start()``, stop with ``stop()`` (or use as a context manager)."""
+
+    def _rate_env(self) -> dict[str, float]:
+        rate = self.options.provider_create_rate
+        return {} if rate is None else {"PROVIDER_CREATE_RATE": rate}
 
     def __init__(self, options: StackOptions | None = None, *, clock: Clock | None = None) -> None:
         self.options = options or StackOptions()
@@ -214,6 +220,7 @@ class LocalStack:
             TRANSCRIPT_PROVIDER=self.options.transcript_provider or "none",
             LEAD_TIME_SECONDS=self.options.lead_time_seconds,
             SCHEDULE_MARGIN_SECONDS=self.options.schedule_margin_seconds,
+            **self._rate_env(),
             MEETSTREAM_TIMEOUT_SECONDS=5,
             MEETPILOT_TIME_SCALE=self.options.time_scale,
             LIVE_TRANSCRIPTS=self.options.live_transcripts,

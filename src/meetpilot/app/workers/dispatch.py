@@ -3,7 +3,8 @@ now); a meeting key is dispatched, and retried later when the provider or a leas
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 from meetpilot.app.dispatch import (
     DispatchConfig,
@@ -11,6 +12,7 @@ from meetpilot.app.dispatch import (
     DispatchResult,
     MeetingRequest,
     Plan,
+    RateGuard,
     dispatch_meeting,
     plan_dispatch,
     submit_meeting,
@@ -53,6 +55,7 @@ def work_dispatch_message(
     config: DispatchConfig,
     clock: Clock,
     after: FollowUpStep,
+    guard: RateGuard | None = None,
 ) -> DispatchDone:
     """A submitted meeting is stored and planned (a schedule, or a bot now); a meeting key is dispatched."""
     if isinstance(message, DispatchMeeting):
@@ -71,11 +74,17 @@ def work_dispatch_message(
         secrets=secrets,
         config=config,
         clock=clock,
+        guard=guard,
     )
     lateness = None
     if result.outcome is DispatchOutcome.CREATED and result.planned_at is not None:
         lateness = max(0.0, (clock.now() - result.planned_at).total_seconds())
     retry = result.outcome is DispatchOutcome.RETRY
+    if result.outcome is DispatchOutcome.NOT_YET:
+        # Held back to its slot: the same attempt again, after exactly that long.
+        wait = replace(after, delay=math.floor)  # a slot is clock time, not scaled; the rest is waited out
+        held = FollowUps(retry=target, retry_in=result.retry_in or DISPATCH_RETRY_FALLBACK)
+        return DispatchDone(target.meeting_key, target.attempt, result, follow_ups=carry_out(held, wait))
     follow_ups = FollowUps(
         retry=target.next_attempt() if retry else None,
         retry_in=(result.retry_in or DISPATCH_RETRY_FALLBACK) if retry else 0.0,
