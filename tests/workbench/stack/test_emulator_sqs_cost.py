@@ -87,5 +87,6 @@ def test_delay_visibility_and_retention_still_hold(sqs: Any) -> None:
 
     # Past the queue's retention period a message is no longer handed out.
     ready.visible_at = time.time() * 1000 - 1
-    ready.sent_timestamp = int((time.time() - 61) * 1000)  # type: ignore[assignment] - moto declares it None until sent
+    # moto declares the timestamp None until the message is sent.
+    ready.sent_timestamp = int((time.time() - 61) * 1000)  # type: ignore[assignment]
     assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
