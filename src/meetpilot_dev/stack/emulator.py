@@ -144,18 +144,18 @@ def partitioned_dynamodb_queries() -> None:
         finally:
             _QUERYING.table = _QUERYING.partition = None
 
-    def items_for_query(self: Any) -> Any:
-        if getattr(_QUERYING, "table", None) is not self:
-            return all_items(self)
+    def items_for_query(table: Any) -> Any:
+        if getattr(_QUERYING, "table", None) is not table:
+            return all_items(table)
         partition = _QUERYING.partition
         if partition is not None:
-            found = self.items.get(partition)  # a defaultdict: .get adds nothing
+            found = table.items.get(partition)  # a defaultdict: .get adds nothing
             if found is None:
                 return []
-            return list(found.values()) if self.range_key_attr else [found]
-        if not self.range_key_attr:
-            return list(self.items.values())
-        return [item for part in self.items.values() for item in part.values()]
+            return list(found.values()) if table.range_key_attr else [found]
+        if not table.range_key_attr:
+            return list(table.items.values())
+        return [item for part in table.items.values() for item in part.values()]
 
     setattr(Table, "query", partitioned_query)  # noqa: B010 - patching moto's class, not an instance
     setattr(Table, "all_items", items_for_query)  # noqa: B010

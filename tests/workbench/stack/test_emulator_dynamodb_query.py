@@ -61,7 +61,7 @@ def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def _pages(ddb: Any, **query: Any) -> tuple[list[tuple[str, str]], int]:
     keys, pages, start = [], 0, None
     while True:
-        extra = {"ExclusiveStartKey": start} if start else {}
+        extra: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
         answer = ddb.query(TableName="t", **query, **extra)
         keys += [(item["pk"]["S"], item["sk"]["S"]) for item in answer["Items"]]
         pages += 1
@@ -99,7 +99,7 @@ def test_an_index_query_answers_in_the_index_order_over_pages(ddb: Any, forward:
     answer_keys: list[tuple[str, str]] = []
     start = None
     while True:
-        extra = {"ExclusiveStartKey": start} if start else {}
+        extra: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
         answer = ddb.query(
             TableName="t",
             IndexName="by-status",
@@ -129,7 +129,7 @@ def test_an_index_query_answers_in_the_index_order_over_pages(ddb: Any, forward:
 def test_scan_still_walks_the_table_in_moto_order(ddb: Any) -> None:
     seen, start = [], None
     while True:
-        extra = {"ExclusiveStartKey": start} if start else {}
+        extra: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
         answer = ddb.scan(TableName="t", Limit=50, **extra)
         seen += [(item["pk"]["S"], item["sk"]["S"]) for item in answer["Items"]]
         start = answer.get("LastEvaluatedKey")
