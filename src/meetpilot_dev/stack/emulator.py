@@ -145,7 +145,8 @@ def partitioned_dynamodb_queries() -> None:
             _QUERYING.table = _QUERYING.partition = None
 
     def items_for_query(table: Any) -> Any:
-        if getattr(_QUERYING, "table", None) is not table:
+        querying: Any = getattr(_QUERYING, "table", None)
+        if querying is not table:
             return all_items(table)
         partition = _QUERYING.partition
         if partition is not None:
