@@ -23,7 +23,9 @@ NAMES = ("punctuality", "intake", "transcripts", "cost")
 def configs(quick: bool) -> dict[str, Any]:
     if quick:
         return {
-            "punctuality": punctuality.BurstConfig(meetings=20, rate_per_second=5.0, window_seconds=60),
+            "punctuality": punctuality.BurstConfig(
+                meetings=20, rate_per_second=5.0, window_seconds=60, calibration_meetings=10
+            ),
             "intake": intake.IntakeConfig(deliveries=300, warmup=20, cold_repeats=1, importtime=False),
             "transcripts": transcripts.TranscriptConfig(sizes_mb=(1, 2), profile_size_mb=None),
             "cost": cost.CostConfig(meetings=3, timeout_seconds=90, speed=120.0),

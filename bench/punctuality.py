@@ -75,12 +75,18 @@ class BurstConfig:
     # How long after the due moment the run waits for the last bot (wall seconds).
     window_seconds: float = 400.0
     setup_timeout_seconds: float = 300.0
-    # Measure the emulator first and lower the rate (and the meetings) to what it sustains.
+    # Measure what the local stack sustains first and lower the rate (and the meetings) to it.
     measure_emulator: bool = True
-    emulator_probe_seconds: float = 4.0
+    calibration_meetings: int = 100
     # The burst that cannot fit the lead: N / rate = overfill x lead.
     overfill_lead_seconds: int = 30
     overfill: float = 2.5
+
+
+# The burst runs at the provider's rate when the stack sustains this many times it.
+SPARE = 2.0
+# A provider rate no burst reaches: the simulator admits every create.
+UNLIMITED_RATE = 10_000.0
 
 
 def _meeting_url(i: int) -> str:
@@ -206,7 +212,26 @@ def template_dispatch_concurrency() -> int:
     raise RuntimeError("the dispatch function has no SQS event source in template.yaml")
 
 
-def run_meetpilot(cfg: BurstConfig) -> dict[str, Any]:
+class CallCounter:
+    """AWS calls made by one function (its handler and its event source's polling), by operation."""
+
+    def __init__(self, function_name: str) -> None:
+        from meetpilot_dev.stack.invoke import running_function
+
+        self._function, self._running = function_name, running_function
+        self.calls = Counter[str]()
+        self._lock = threading.Lock()
+
+    def attach(self, client: Any) -> None:
+        client.meta.events.register("before-call", self._on_call)
+
+    def _on_call(self, model: Any, **_: Any) -> None:
+        if self._running() == self._function:
+            with self._lock:
+                self.calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+
+def run_meetpilot(cfg: BurstConfig, *, planned: bool = True) -> dict[str, Any]:
     from meetpilot.domain.meeting import DispatchState
     from meetpilot_dev.simulator import Faults
     from meetpilot_dev.stack.embedded import LocalStack, StackOptions
@@ -215,7 +240,7 @@ def run_meetpilot(cfg: BurstConfig) -> dict[str, Any]:
     pollers = cfg.dispatch_concurrency or template_dispatch_concurrency()
     options = StackOptions(
         lead_time_seconds=cfg.lead_seconds,
-        provider_create_rate=cfg.rate_per_second,
+        provider_create_rate=cfg.rate_per_second if planned else None,
         schedule_margin_seconds=60,
         # Schedules are fired once, right after the due moment (below), not by the timer thread.
         scheduler_interval_seconds=3600,
@@ -238,6 +263,7 @@ def run_meetpilot(cfg: BurstConfig) -> dict[str, Any]:
             return run
 
         dispatch_feeder.wrap_handler(counting)
+        counter = CallCounter("DispatchFunction")
         # Far enough ahead that every meeting is still scheduled (not dispatched at once) when the
         # last submission is processed; the clock jump skips whatever wait is left.
         spread = cfg.meetings / cfg.rate_per_second
@@ -251,12 +277,14 @@ def run_meetpilot(cfg: BurstConfig) -> dict[str, Any]:
         if not _wait(lambda: _count_schedules(scheduler, group) >= cfg.meetings, cfg.setup_timeout_seconds):
             raise RuntimeError(f"only {_count_schedules(scheduler, group)} of {cfg.meetings} meetings were scheduled")
         setup_seconds = time.monotonic() - setup_started
-        planned = [m.dispatch_at for m in (c.repository.get_meeting(k) for k in keys) if m and m.dispatch_at]
+        slots = [m.dispatch_at for m in (c.repository.get_meeting(k) for k in keys) if m and m.dispatch_at]
         # The first due moment: the earliest slot of the plan (the burst is spread back from start - lead).
-        due = min(planned) if planned else join_at - timedelta(seconds=cfg.lead_seconds)
-        latest_slot = max(planned) if planned else due
+        due = min(slots) if slots else join_at - timedelta(seconds=cfg.lead_seconds)
+        latest_slot = max(slots) if slots else due
         records.clear()
         invocations_before = dispatch_feeder.invocations
+        for service in ("dynamodb", "sqs", "scheduler", "events", "ssm", "s3"):
+            counter.attach(c.client(service))
 
         # Jump to just before the first slot: every schedule set for up to then is due, and fires
         # below; later ones fire as their minute comes.
@@ -319,6 +347,7 @@ def run_meetpilot(cfg: BurstConfig) -> dict[str, Any]:
             latest_slot_before_deadline_seconds=(deadline - latest_slot).total_seconds(),
             created_after_deadline=sum(1 for t in created if t > deadline),
             dispatch_records_per_meeting=records["records"] / cfg.meetings if cfg.meetings else 0.0,
+            calls_per_meeting={k: n / cfg.meetings for k, n in sorted(counter.calls.items())},
         )
         return result
 
@@ -391,68 +420,44 @@ def run_original(cfg: BurstConfig) -> dict[str, Any]:
         return result
 
 
-def measure_emulator(cfg: BurstConfig) -> dict[str, Any]:
-    """Dispatch-shaped chains of AWS calls a second that the embedded emulator serves on this machine."""
-    from meetpilot_dev.stack.embedded import LocalStack, StackOptions
+def measure_dispatch(cfg: BurstConfig) -> dict[str, Any]:
+    """Creates a second the whole local stack sustains on this machine, when nothing else limits it.
 
-    threads = cfg.dispatch_concurrency or template_dispatch_concurrency()
-    with LocalStack(StackOptions(background_pollers=False, scheduler_interval_seconds=3600)) as stack:
-        assert stack.container is not None
-        c = stack.container
-        ddb, sqs = c.client("dynamodb"), c.client("sqs")
-        table, queue = c.settings.require("table_name"), c.settings.require("dispatch_queue_url")
-        chains = Counter[str]()
-        lock = threading.Lock()
-        stop_at = time.monotonic() + cfg.emulator_probe_seconds
-
-        def chain_loop(n: int) -> None:
-            i = 0
-            while time.monotonic() < stop_at:
-                key = {"pk": {"S": f"PROBE#{n}#{i}"}, "sk": {"S": "MEETING"}}
-                ddb.get_item(TableName=table, Key=key)
-                ddb.update_item(
-                    TableName=table,
-                    Key=key,
-                    UpdateExpression="SET s = :v",
-                    ExpressionAttributeValues={":v": {"S": "claimed"}},
-                )
-                ddb.put_item(
-                    TableName=table, Item={"pk": {"S": f"PROBE#{n}#{i}#S"}, "sk": {"S": "SESSION"}, "v": {"N": "1"}}
-                )
-                ddb.update_item(
-                    TableName=table,
-                    Key={"pk": {"S": f"PROBE#{n}#{i}#S"}, "sk": {"S": "SESSION"}},
-                    UpdateExpression="SET v = :v",
-                    ExpressionAttributeValues={":v": {"N": "2"}},
-                )
-                ddb.update_item(
-                    TableName=table,
-                    Key=key,
-                    UpdateExpression="SET s = :v",
-                    ExpressionAttributeValues={":v": {"S": "dispatched"}},
-                )
-                sqs.send_message(QueueUrl=queue, MessageBody="{}", DelaySeconds=900)
-                i += 1
-                with lock:
-                    chains["done"] += 1
-
-        began = time.monotonic()
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            list(pool.map(chain_loop, range(threads)))
-        elapsed = time.monotonic() - began
-    return {"threads": threads, "calls_per_chain": 6, "chains_per_second": chains["done"] / elapsed}
+    A calibration burst through the same path as the measured ones (schedules fired, dispatch
+    pollers, the dispatch function's every call, the simulator's create), with no plan and a
+    provider that admits every create: how fast the embedded emulator (one moto process on these
+    cores) lets the dispatch side go. The dispatch function's AWS calls are counted on the way.
+    """
+    probe = replace(
+        cfg,
+        meetings=cfg.calibration_meetings,
+        rate_per_second=UNLIMITED_RATE,
+        window_seconds=max(60.0, cfg.calibration_meetings),
+    )
+    result = run_meetpilot(probe, planned=False)
+    last = result["last_create_after_due_seconds"] or 0.0
+    first = result["first_create_after_due_seconds"] or 0.0
+    span = max(last - first, 1e-3)
+    return {
+        "meetings": probe.meetings,
+        "pollers": result["dispatch_pollers"],
+        "creates_per_second": (result["bots_created"] - 1) / span if result["bots_created"] > 1 else 0.0,
+        "seconds": result["burst_window_seconds"],
+        "calls_per_meeting": result["calls_per_meeting"],
+        "lost": result["lost"],
+    }
 
 
-def sustainable(cfg: BurstConfig, emulator: dict[str, Any] | None) -> tuple[BurstConfig, str | None]:
-    """The burst at the provider's rate, or at one the emulator sustains with room to spare."""
-    if emulator is None or emulator["chains_per_second"] >= 2 * cfg.rate_per_second:
+def sustainable(cfg: BurstConfig, measured: dict[str, Any] | None) -> tuple[BurstConfig, str | None]:
+    """The burst at the provider's rate, or at one the stack sustains here with room to spare."""
+    if measured is None or measured["creates_per_second"] >= SPARE * cfg.rate_per_second:
         return cfg, None
-    rate = max(1.0, float(int(emulator["chains_per_second"] / 2)))
+    rate = max(1.0, float(math.floor(measured["creates_per_second"] / SPARE)))
     meetings = min(cfg.meetings, int(rate * 60))
     note = (
-        f"the emulator sustains {emulator['chains_per_second']:.1f} dispatch-shaped call chains/s here, "
-        f"below twice the provider's {cfg.rate_per_second:g}/s: the burst runs at {rate:g} creates/s "
-        f"with {meetings} meetings (a minute's worth) instead"
+        f"the local stack sustains {measured['creates_per_second']:.1f} creates/s here (one emulator process "
+        f"answers every AWS call), below {SPARE:g}x the provider's {cfg.rate_per_second:g}/s: the burst runs at "
+        f"{rate:g} creates/s with {meetings} meetings (a minute's worth) instead"
     )
     return replace(cfg, rate_per_second=rate, meetings=meetings), note
 
@@ -460,11 +465,11 @@ def sustainable(cfg: BurstConfig, emulator: dict[str, Any] | None) -> tuple[Burs
 def run(cfg: BurstConfig | None = None) -> dict[str, Any]:
     cfg = cfg or BurstConfig()
     started = time.monotonic()
-    emulator = measure_emulator(cfg) if cfg.measure_emulator else None
+    emulator = measure_dispatch(cfg) if cfg.measure_emulator else None
     if emulator is not None:
         print(
-            f"punctuality: the embedded emulator sustains {emulator['chains_per_second']:.1f} "
-            "dispatch-shaped call chains/s"
+            f"punctuality: the local stack sustains {emulator['creates_per_second']:.1f} creates/s "
+            f"({emulator['meetings']} meetings, no plan, no provider limit)"
         )
     cfg, note = sustainable(cfg, emulator)
     if note:

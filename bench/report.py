@@ -44,6 +44,9 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+SPARE_NOTE = "twice"
+
+
 def _s(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -107,18 +110,27 @@ def punctuality_section(r: dict[str, Any]) -> str:
     if ours["rate_limited_429"] < ours["meetings"] / 10 and ours["throughput_share_of_limit"] < 0.9:
         notes.append(
             f"Why below the limit: only {ours['rate_limited_429']} 429s came back, so the provider was rarely the "
-            "bottleneck; the dispatch side was. Each dispatch record is a chain of sequential calls (claim, session, "
-            "create_bot, the status event's publish and outbox write), all but one answered by the single emulator "
-            "process that shares this machine's 2 cores with everything else, so the records per second follow the "
-            f"emulator's speed more than the {pollers} pollers."
+            "bottleneck; the dispatch side was. Each dispatch record is a chain of sequential calls (the meeting's "
+            "claim, its session, create_bot, the session's and the meeting's updates), all but one answered by the "
+            "single emulator process that shares this machine's cores with everything else, so the records per "
+            f"second follow the emulator's speed more than the {pollers} pollers."
         )
     emulator = r.get("emulator")
     if emulator:
         notes.insert(
             0,
-            f"Emulator on this machine: {emulator['chains_per_second']:.1f} dispatch-shaped chains of "
-            f"{emulator['calls_per_chain']} AWS calls a second from {emulator['threads']} threads. "
-            + (r.get("rate_note") or "That is at least twice the provider's rate: the burst runs at it."),
+            f"The local stack on this machine, measured first: {emulator['creates_per_second']:.1f} creates/s "
+            f"({emulator['meetings']} meetings due at once, no plan, a provider that admits every create, "
+            f"{emulator['pollers']} dispatch pollers, {emulator['seconds']:.0f} s). "
+            + (r.get("rate_note") or f"That is at least {SPARE_NOTE} the provider's rate: the burst runs at it."),
+        )
+    calls = (emulator or {}).get("calls_per_meeting") or ours.get("calls_per_meeting") or {}
+    if calls:
+        shown = ", ".join(f"{name} {n:.2f}" for name, n in sorted(calls.items(), key=lambda kv: -kv[1]))
+        notes.append(
+            f"AWS calls per dispatched meeting, the dispatch function's own (its handler and its queue's polling): "
+            f"{sum(calls.values()):.2f} in all: {shown}. In AWS the calls, not the emulator, set how fast one "
+            "poller goes: each is a few milliseconds of DynamoDB or SQS latency."
         )
     notes.append(
         f"Dispatch records per meeting: {ours.get('dispatch_records_per_meeting', 0):.2f} (a scheduled meeting "

@@ -65,12 +65,17 @@ class Container:
         clock: Clock | None = None,
         boto_session: Any = None,
         endpoint_url: str | None = None,
+        max_pool_connections: int | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env()
         self.clock: Clock = clock or SystemClock()
         # The local stack passes its own session and emulator endpoint; Lambda uses the defaults.
         self._boto_session = boto_session
         self._endpoint_url = endpoint_url
+        # A Lambda process serves one event at a time and botocore's pool of 10 is plenty; the local
+        # stack runs every function's pollers on one container, and past 10 threads botocore drops
+        # and reopens connections (each a new server thread in the emulator).
+        self._pool = {"max_pool_connections": max_pool_connections} if max_pool_connections else {}
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -89,7 +94,7 @@ class Container:
                 # Presigned transcript links must be SigV4 (SigV2 links are refused in newer regions).
                 extra = {"signature_version": "s3v4"} if service == "s3" else {}
                 self._clients[service] = session.client(
-                    service, config=Config(**_BOTO_CONFIG_KW, **extra), endpoint_url=self._endpoint_url
+                    service, config=Config(**_BOTO_CONFIG_KW, **self._pool, **extra), endpoint_url=self._endpoint_url
                 )
             return self._clients[service]
 

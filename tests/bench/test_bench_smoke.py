@@ -13,9 +13,14 @@ from bench import cost, intake, punctuality, transcripts
 
 
 def test_burst_benchmark_counts_every_meeting_once():
-    cfg = punctuality.BurstConfig(meetings=20, rate_per_second=5.0, window_seconds=60)
+    cfg = punctuality.BurstConfig(meetings=20, rate_per_second=5.0, window_seconds=60, calibration_meetings=10)
     result = punctuality.run(cfg)
     ours, original = result["meetpilot"], result["original"]
+    # The calibration burst dispatched every meeting, and the dispatch function's calls were counted.
+    calibration = result["emulator"]
+    assert calibration["lost"] == 0 and calibration["creates_per_second"] > 0
+    assert calibration["calls_per_meeting"]["dynamodb.UpdateItem"] >= 1
+    cfg = punctuality.sustainable(cfg, calibration)[0]
     assert ours["bots_created"] + ours["lost"] == cfg.meetings
     assert ours["duplicate_bots"] == 0
     assert ours["create_attempts"] == ours["bots_created"] + ours["rate_limited_429"]

@@ -46,6 +46,9 @@ LOCAL_SECRET_KEY = "local"  # noqa: S105
 SIM_API_KEY_LENGTH = 24
 # How long stop() waits for a poller to finish the batch it holds (a long transcript takes seconds).
 POLLER_STOP_SECONDS = 120.0
+# Every function's pollers, the stream and scheduler runners, the gateway and a bench's own threads
+# share the stack's clients: room for all of them, so no call waits for or reopens a connection.
+STACK_POOL_CONNECTIONS = 64
 _COUNT_ATTRIBUTES = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                      "ApproximateNumberOfMessagesDelayed")  # fmt: skip
 
@@ -228,7 +231,13 @@ class LocalStack:
             **google_env,
         )
         settings = Settings.from_env(env)
-        self.container = Container(settings, clock=self.clock, boto_session=session, endpoint_url=self.aws_endpoint)
+        self.container = Container(
+            settings,
+            clock=self.clock,
+            boto_session=session,
+            endpoint_url=self.aws_endpoint,
+            max_pool_connections=STACK_POOL_CONNECTIONS,
+        )
         use_container(self.container)
 
         self.event_tap = EventTap.create(
