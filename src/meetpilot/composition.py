@@ -380,15 +380,18 @@ class _LazyClient:
 class _BuiltOnFirstUse:
     """Builds an adapter on first attribute access, then forwards to it."""
 
-    __slots__ = ("_build", "_built")
+    __slots__ = ("_build", "_built", "_lock")
 
     def __init__(self, build: Callable[[], Any]) -> None:
         self._build = build
         self._built: Any = None
+        self._lock = threading.Lock()  # records handled side by side build it once
 
     def __getattr__(self, name: str) -> Any:
         if self._built is None:
-            self._built = self._build()
+            with self._lock:
+                if self._built is None:
+                    self._built = self._build()
         return getattr(self._built, name)
 
 

@@ -10,6 +10,7 @@ namespace ``meetpilot``.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -27,23 +28,26 @@ SERVICE = "meetpilot"
 CORRELATION_KEYS = ("bot_id", "meeting_key", "calendar_event_id", "session_id")
 
 _metrics: Any = None
+# Records of one batch may run on threads side by side (``run_batch``): they share the metrics.
+_metrics_lock = threading.Lock()
 
 
-def _get_metrics() -> Any:
+def _add_metric(name: str, unit: MetricUnit, value: float) -> None:
     global _metrics
-    if _metrics is None:
-        _metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-    return _metrics
+    with _metrics_lock:
+        if _metrics is None:
+            _metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+        _metrics.add_metric(name=name, unit=unit, value=value)
 
 
 def count(name: str, value: float = 1.0) -> None:
     """Add to a count metric (dimension: service), published when the invocation ends."""
-    _get_metrics().add_metric(name=name, unit=MetricUnit.Count, value=value)
+    _add_metric(name, MetricUnit.Count, value)
 
 
 def seconds(name: str, value: float) -> None:
     """Record a duration in seconds (dimension: service), published when the invocation ends."""
-    _get_metrics().add_metric(name=name, unit=MetricUnit.Seconds, value=round(value, 3))
+    _add_metric(name, MetricUnit.Seconds, round(value, 3))
 
 
 def count_by(name: str, dimension: str, value_of_dimension: str, value: float = 1.0) -> None:
@@ -84,8 +88,9 @@ def publish_punctuality(meeting_key: str, figures: Punctuality) -> None:
 
 def flush_metrics() -> None:
     """Write the metrics gathered so far as one EMF line (nothing when there are none)."""
-    if _metrics is not None and _metrics.metric_set:
-        _metrics.flush_metrics()
+    with _metrics_lock:
+        if _metrics is not None and _metrics.metric_set:
+            _metrics.flush_metrics()
 
 
 def instrumented(handler: Callable[[dict[str, Any], Any], Any]) -> Callable[[dict[str, Any], Any], Any]:
@@ -112,19 +117,23 @@ def instrumented(handler: Callable[[dict[str, Any], Any], Any]) -> Callable[[dic
 
 @contextmanager
 def correlated(**keys: Any) -> Iterator[None]:
-    """Put the given correlation keys (those not None) on every line logged inside the block."""
+    """Put the given correlation keys (those not None) on every line this thread logs inside the block.
+
+    The keys are the thread's own (Powertools' thread-safe keys): records of one batch handled
+    side by side, or the local stack's functions sharing a process, never lend each other theirs.
+    """
     present = {k: v for k, v in keys.items() if v is not None and v != ""}
-    logger.append_keys(**present)
+    logger.thread_safe_append_keys(**present)
     try:
         yield
     finally:
         # Also the keys ``correlate`` added inside the block: the next record starts clean.
-        logger.remove_keys([*present, *CORRELATION_KEYS])
+        logger.thread_safe_remove_keys([*present, *CORRELATION_KEYS])
 
 
 def correlate(**keys: Any) -> None:
     """Add correlation keys learnt in the middle of a ``correlated`` block (a bot id, say)."""
-    logger.append_keys(**{k: v for k, v in keys.items() if v is not None and v != ""})
+    logger.thread_safe_append_keys(**{k: v for k, v in keys.items() if v is not None and v != ""})
 
 
 def count_published(published: list[dict[str, Any]], failed: int) -> None:
