@@ -424,9 +424,10 @@ def measure_dispatch(cfg: BurstConfig) -> dict[str, Any]:
     """Creates a second the whole local stack sustains on this machine, when nothing else limits it.
 
     A calibration burst through the same path as the measured ones (schedules fired, dispatch
-    pollers, the dispatch function's every call, the simulator's create), with no plan and a
-    provider that admits every create: how fast the embedded emulator (one moto process on these
-    cores) lets the dispatch side go. The dispatch function's AWS calls are counted on the way.
+    pollers, the plan's hold and gate, the dispatch function's every call, the simulator's create),
+    planned at a rate no burst reaches and against a provider that admits every create: how fast
+    the embedded emulator (one moto process on these cores) lets the dispatch side go. The dispatch
+    function's AWS calls are counted on the way.
     """
     probe = replace(
         cfg,
@@ -434,7 +435,7 @@ def measure_dispatch(cfg: BurstConfig) -> dict[str, Any]:
         rate_per_second=UNLIMITED_RATE,
         window_seconds=max(60.0, cfg.calibration_meetings),
     )
-    result = run_meetpilot(probe, planned=False)
+    result = run_meetpilot(probe)
     last = result["last_create_after_due_seconds"] or 0.0
     first = result["first_create_after_due_seconds"] or 0.0
     span = max(last - first, 1e-3)
@@ -469,7 +470,7 @@ def run(cfg: BurstConfig | None = None) -> dict[str, Any]:
     if emulator is not None:
         print(
             f"punctuality: the local stack sustains {emulator['creates_per_second']:.1f} creates/s "
-            f"({emulator['meetings']} meetings, no plan, no provider limit)"
+            f"({emulator['meetings']} meetings, planned at {UNLIMITED_RATE:g}/s, no provider limit)"
         )
     cfg, note = sustainable(cfg, emulator)
     if note:

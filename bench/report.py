@@ -120,7 +120,8 @@ def punctuality_section(r: dict[str, Any]) -> str:
         notes.insert(
             0,
             f"The local stack on this machine, measured first: {emulator['creates_per_second']:.1f} creates/s "
-            f"({emulator['meetings']} meetings due at once, no plan, a provider that admits every create, "
+            f"({emulator['meetings']} meetings due at once, planned at a rate no burst reaches, a provider that admits "
+            "every create, "
             f"{emulator['pollers']} dispatch pollers, {emulator['seconds']:.0f} s). "
             + (r.get("rate_note") or f"That is at least {SPARE_NOTE} the provider's rate: the burst runs at it."),
         )
