@@ -408,15 +408,21 @@ def _wait_for_slot(meeting: Meeting, config: DispatchConfig, guard: RateGuard | 
     control = config.rate_control
     if guard is None or control is None:
         return 0
-    # Every create takes its place at the gate, at the configured rate or the lowered one: the plan
-    # spaces the creates, but a dispatcher that fell behind (a busy minute, a slow provider) would
-    # otherwise send its late creates together with the on-time ones, over the rate, and the 429s
-    # that follow would halve the rate for the rest of the burst.
     rate = effective_rate(control, guard.rate.current(), now)
+    planned = config.plan_grid
+    on_time = (
+        meeting.dispatch_at is None
+        or planned is None
+        or now < meeting.dispatch_at + timedelta(seconds=planned.slot_seconds)
+    )
+    if rate >= control.configured and on_time:
+        return 0  # the plan's place is this create's place at the rate
+    # A create that missed its slot (a dispatcher that fell behind: a busy minute, a slow provider)
+    # takes a place at the gate like one at a lowered rate: sent straight away, the late creates
+    # would go out together, over the rate, and the 429s that follow halve the rate for the rest
+    # of the burst.
     grid = SlotGrid.for_rate(rate)
-    # The slot under way counts: a create that comes at its planned slot takes that slot's place.
-    current = now - timedelta(seconds=grid.slot_seconds) + timedelta(microseconds=1)
-    at = guard.gate.claim(grid, latest=_gate_horizon(grid, guard, now), earliest=current, latest_first=False)
+    at = guard.gate.claim(grid, latest=_gate_horizon(grid, guard, now), earliest=now, latest_first=False)
     if at is None:
         # Every place in the next moment is taken: come back when the creates queued ahead of this
         # one have had their turn (spread, so the deferred do not all return in the same second).

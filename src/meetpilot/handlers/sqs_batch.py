@@ -67,10 +67,18 @@ def run_batch(
     """
     records = [SqsRecord(raw) for raw in event.get("Records") or ()]
     if concurrency > 1 and len(records) > 1:
+        import contextvars
         from concurrent.futures import ThreadPoolExecutor
 
+        # Each record runs in its own copy of the invocation's context: what the caller set in
+        # context variables (the local stack's "which function is running") holds on the threads
+        # too, and what one record sets stays its own.
+        contexts = [contextvars.copy_context() for _ in records]
         with ThreadPoolExecutor(max_workers=min(concurrency, len(records)), thread_name_prefix="record") as pool:
-            failed = list(pool.map(lambda record: _failed(record, record_handler), records))
+            futures = [
+                pool.submit(ctx.run, _failed, r, record_handler) for ctx, r in zip(contexts, records, strict=True)
+            ]
+            failed = [f.result() for f in futures]
     else:
         failed = [_failed(record, record_handler) for record in records]
     return {
