@@ -165,42 +165,12 @@ def test_the_rate_is_lowered_while_the_provider_answers_429_and_restored_when_it
     assert max(per_slot.values()) <= 5
     assert outcomes == {DispatchOutcome.CREATED: 10, DispatchOutcome.NOT_YET: 15}
     assert sum(per_slot.values()) == 10
-    # The 429s stop: after the hold the rate climbs back, and the gate admits the configured rate.
+    # The 429s stop: after the hold the rate climbs back, and at the configured rate the gate is off.
     clock.advance(30 + 120 + 1)
     assert dispatch(keys[0]).outcome is DispatchOutcome.CREATED
     created_before = len(provider.bots)
     assert all(dispatch(k).outcome is DispatchOutcome.CREATED for k in keys[26:40])
     assert len(provider.bots) == created_before + 14
-
-
-def test_creates_that_fell_behind_their_slots_still_keep_to_the_rate(guard: RateGuard) -> None:
-    """No 429 yet: thirty meetings whose slots have all passed (a dispatcher that fell behind) do
-    not go out together; the gate admits the configured rate's places over the next moment."""
-    clock, repo, provider = FixedClock(T0), MemoryRepository(), MemoryBotProvider()
-    config = DispatchConfig(
-        bot_name="n",
-        public_base_url="https://h.test",
-        transcript_provider=None,
-        lead_time_seconds=LEAD,
-        create_rate_per_second=10.0,
-    )
-    keys = [_submit(repo, clock, i, T0 + timedelta(seconds=LEAD + 30)) for i in range(30)]
-    for i, key in enumerate(keys):  # their slots were a few seconds ago
-        repo.set_dispatch_schedule(key, "queued", T0 - timedelta(seconds=5 + i / 10))
-    outcomes = Counter(
-        dispatch_meeting(
-            k, attempt=0, repo=repo, provider=provider, secrets=MemorySecrets(), config=config, clock=clock, guard=guard
-        ).outcome
-        for k in keys
-    )
-    grid = SlotGrid.for_rate(10.0)
-    per_slot = DynamoSlotBook.counts(
-        guard.gate, grid, clock.now() - timedelta(seconds=1), clock.now() + timedelta(seconds=3)
-    )  # type: ignore[arg-type]
-    assert max(per_slot.values()) <= grid.capacity
-    assert outcomes[DispatchOutcome.CREATED] == len(provider.bots) == sum(per_slot.values())
-    assert outcomes[DispatchOutcome.CREATED] <= 10 * 2  # the two seconds of the gate's horizon
-    assert outcomes[DispatchOutcome.NOT_YET] == 30 - outcomes[DispatchOutcome.CREATED] > 0
 
 
 def test_a_dispatch_sends_join_at_the_start_and_the_bot_request_is_unchanged_by_planning() -> None:
