@@ -7,7 +7,6 @@ these tests check the answers against the items themselves and count the compari
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,16 +21,10 @@ PARTITIONS, PER_PARTITION = 40, 12
 
 
 @pytest.fixture
-def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+def ddb(in_process_moto: str) -> Iterator[Any]:
     partitioned_dynamodb_queries()
     with moto.mock_aws():
-        client = boto3.client("dynamodb", region_name=os.environ["AWS_DEFAULT_REGION"])
+        client = boto3.client("dynamodb", region_name=in_process_moto)
         client.create_table(
             TableName="t",
             BillingMode="PAY_PER_REQUEST",

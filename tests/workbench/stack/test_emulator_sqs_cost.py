@@ -8,7 +8,6 @@ visibility and retention still behave as SQS's do.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,16 +21,10 @@ from meetpilot_dev.stack.emulator import linear_sqs_queues  # noqa: E402 - after
 
 
 @pytest.fixture
-def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+def sqs(in_process_moto: str) -> Iterator[Any]:
     linear_sqs_queues()
     with moto.mock_aws():
-        yield boto3.client("sqs", region_name=os.environ["AWS_DEFAULT_REGION"])
+        yield boto3.client("sqs", region_name=in_process_moto)
 
 
 def _delay_checks(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
