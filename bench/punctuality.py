@@ -231,7 +231,7 @@ class CallCounter:
                 self.calls[f"{model.service_model.service_name}.{model.name}"] += 1
 
 
-def run_meetpilot(cfg: BurstConfig, *, planned: bool = True) -> dict[str, Any]:
+def run_meetpilot(cfg: BurstConfig) -> dict[str, Any]:
     from meetpilot.domain.meeting import DispatchState
     from meetpilot_dev.simulator import Faults
     from meetpilot_dev.stack.embedded import LocalStack, StackOptions
@@ -240,7 +240,7 @@ def run_meetpilot(cfg: BurstConfig, *, planned: bool = True) -> dict[str, Any]:
     pollers = cfg.dispatch_concurrency or template_dispatch_concurrency()
     options = StackOptions(
         lead_time_seconds=cfg.lead_seconds,
-        provider_create_rate=cfg.rate_per_second if planned else None,
+        provider_create_rate=cfg.rate_per_second,
         schedule_margin_seconds=60,
         # Schedules are fired once, right after the due moment (below), not by the timer thread.
         scheduler_interval_seconds=3600,

@@ -73,11 +73,8 @@ def run_batch(
         # Each record runs in its own copy of the invocation's context: what the caller set in
         # context variables (the local stack's "which function is running") holds on the threads
         # too, and what one record sets stays its own.
-        contexts = [contextvars.copy_context() for _ in records]
         with ThreadPoolExecutor(max_workers=min(concurrency, len(records)), thread_name_prefix="record") as pool:
-            futures = [
-                pool.submit(ctx.run, _failed, r, record_handler) for ctx, r in zip(contexts, records, strict=True)
-            ]
+            futures = [pool.submit(contextvars.copy_context().run, _failed, r, record_handler) for r in records]
             failed = [f.result() for f in futures]
     else:
         failed = [_failed(record, record_handler) for record in records]
